@@ -1,0 +1,328 @@
+//! Create-time defaulting and validation hooks, per resource, as the API server applies them.
+
+use serde_json::{Map, Value, json};
+
+use crate::resources::ResourceDef;
+use crate::status::FieldError;
+use crate::validation::is_label_value;
+
+/// Largest ConfigMap or Secret the API server accepts, in bytes of its JSON form.
+pub const MAX_CONFIGMAP_BYTES: usize = 1_048_576;
+
+/// Applies the resource's defaults to a new object (its uid is already set).
+pub fn apply(def: &ResourceDef, obj: &mut Value) {
+    match (def.group, def.plural) {
+        ("batch", "jobs") => default_job(obj),
+        ("", "pods") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_pod_spec(spec);
+            }
+            if obj.get("status").is_none_or(|s| !s.is_object()) {
+                obj["status"] = json!({});
+            }
+            if obj.pointer("/status/phase").is_none() {
+                obj["status"]["phase"] = json!("Pending");
+                obj["status"]["qosClass"] = json!("BestEffort");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Validates a new or updated object: every cause found, empty when valid.
+pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
+    let mut causes = Vec::new();
+    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+        for v in labels.values() {
+            let v = v.as_str().unwrap_or_default();
+            if !is_label_value(v) {
+                causes.push(FieldError::invalid(
+                    "metadata.labels",
+                    v,
+                    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+                ));
+            }
+        }
+    }
+    match (def.group, def.plural) {
+        ("", "configmaps") => validate_configmap(obj, &mut causes),
+        ("", "pods") => {
+            if let Some(spec) = obj.get("spec") {
+                validate_pod_spec("spec", spec, &mut causes);
+            } else {
+                causes.push(FieldError::required("spec.containers", ""));
+            }
+        }
+        ("batch", "jobs") => match obj.pointer("/spec/template/spec") {
+            Some(spec) => {
+                validate_pod_spec("spec.template.spec", spec, &mut causes);
+                let policy = spec
+                    .get("restartPolicy")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Always");
+                if policy != "Never" && policy != "OnFailure" {
+                    causes.push(FieldError::not_supported(
+                        "spec.template.spec.restartPolicy",
+                        policy,
+                        &["OnFailure", "Never"],
+                    ));
+                }
+            }
+            None => causes.push(FieldError::required("spec.template.spec.containers", "")),
+        },
+        _ => {}
+    }
+    causes
+}
+
+fn default_job(job: &mut Value) {
+    let uid = job
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let name = job
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if !job.get("spec").is_some_and(Value::is_object) {
+        job["spec"] = json!({});
+    }
+    let spec = &mut job["spec"];
+    let manual = spec
+        .get("manualSelector")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if !manual {
+        spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+        if !spec.pointer("/template/metadata").is_some_and(Value::is_object) {
+            if !spec.get("template").is_some_and(Value::is_object) {
+                spec["template"] = json!({});
+            }
+            spec["template"]["metadata"] = json!({});
+        }
+        let tmeta = &mut spec["template"]["metadata"];
+        if !tmeta.get("labels").is_some_and(Value::is_object) {
+            tmeta["labels"] = json!({});
+        }
+        let labels = &mut tmeta["labels"];
+        labels["batch.kubernetes.io/controller-uid"] = json!(uid);
+        labels["batch.kubernetes.io/job-name"] = json!(name);
+        labels["controller-uid"] = json!(uid);
+        labels["job-name"] = json!(name);
+    }
+    let both_unset = spec.get("completions").is_none() && spec.get("parallelism").is_none();
+    if both_unset {
+        spec["completions"] = json!(1);
+        spec["parallelism"] = json!(1);
+    } else if spec.get("parallelism").is_none() {
+        spec["parallelism"] = json!(1);
+    }
+    set_default(spec, "backoffLimit", json!(6));
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    set_default(spec, "manualSelector", Value::Null);
+    if spec.get("manualSelector").is_some_and(Value::is_null) {
+        if let Some(m) = spec.as_object_mut() {
+            m.remove("manualSelector");
+        }
+    }
+    if let Some(pod_spec) = spec.pointer_mut("/template/spec") {
+        default_pod_spec(pod_spec);
+    }
+    if !job.get("status").is_some_and(Value::is_object) {
+        job["status"] = json!({});
+    }
+}
+
+fn set_default(obj: &mut Value, key: &str, value: Value) {
+    if let Some(m) = obj.as_object_mut() {
+        m.entry(key.to_owned()).or_insert(value);
+    }
+}
+
+fn image_pull_policy(image: &str) -> &'static str {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    match name.rsplit_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+fn default_containers(list: Option<&mut Value>) {
+    let Some(Value::Array(containers)) = list else {
+        return;
+    };
+    for c in containers {
+        let image = c
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+        set_default(c, "terminationMessagePolicy", json!("File"));
+        set_default(c, "imagePullPolicy", json!(image_pull_policy(&image)));
+        set_default(c, "resources", json!({}));
+    }
+}
+
+/// Applies the API server's pod spec defaults.
+pub fn default_pod_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    set_default(spec, "securityContext", json!({}));
+    set_default(spec, "enableServiceLinks", json!(true));
+    set_default(spec, "priority", json!(0));
+    let sa = spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .or_else(|| spec.get("serviceAccount").and_then(Value::as_str))
+        .unwrap_or("default")
+        .to_owned();
+    spec["serviceAccountName"] = json!(sa);
+    spec["serviceAccount"] = json!(sa);
+    default_containers(spec.get_mut("initContainers"));
+    default_containers(spec.get_mut("containers"));
+}
+
+fn validate_pod_spec(path: &str, spec: &Value, causes: &mut Vec<FieldError>) {
+    let containers = spec.get("containers").and_then(Value::as_array);
+    if containers.is_none_or(Vec::is_empty) {
+        causes.push(FieldError::required(&format!("{path}.containers"), ""));
+    }
+    let mut names = Vec::new();
+    for (list, items) in [
+        ("initContainers", spec.get("initContainers").and_then(Value::as_array)),
+        ("containers", containers),
+    ] {
+        for (i, c) in items.into_iter().flatten().enumerate() {
+            let field = format!("{path}.{list}[{i}]");
+            match c.get("name").and_then(Value::as_str) {
+                None | Some("") => causes.push(FieldError::required(&format!("{field}.name"), "")),
+                Some(n) => {
+                    if names.contains(&n) {
+                        causes.push(FieldError {
+                            field: format!("{field}.name"),
+                            reason: "FieldValueDuplicate",
+                            value: Some(n.to_owned()),
+                            detail: format!("Duplicate value: \"{n}\""),
+                        });
+                    }
+                    names.push(n);
+                }
+            }
+            if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+                causes.push(FieldError::required(&format!("{field}.image"), ""));
+            }
+        }
+    }
+}
+
+fn is_config_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 253
+        && k
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && k != "."
+        && k != ".."
+}
+
+fn validate_configmap(obj: &Value, causes: &mut Vec<FieldError>) {
+    let empty = Map::new();
+    let data = obj.get("data").and_then(Value::as_object).unwrap_or(&empty);
+    let binary = obj
+        .get("binaryData")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    for (field, map) in [("data", data), ("binaryData", binary)] {
+        for k in map.keys() {
+            if !is_config_key(k) {
+                causes.push(FieldError::invalid(
+                    &format!("{field}[{k}]"),
+                    k,
+                    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+                ));
+            }
+        }
+    }
+    for k in binary.keys() {
+        if data.contains_key(k) {
+            causes.push(FieldError::invalid(
+                &format!("binaryData[{k}]"),
+                k,
+                "duplicate of key present in data",
+            ));
+        }
+    }
+    let size: usize = data
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+        .chain(binary.iter().map(|(k, v)| {
+            // binaryData values are base64 in JSON: count the decoded bytes.
+            k.len() + v.as_str().map_or(0, |s| s.len() / 4 * 3)
+        }))
+        .sum();
+    if size > MAX_CONFIGMAP_BYTES {
+        causes.push(FieldError::too_long("", MAX_CONFIGMAP_BYTES));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::well_known;
+
+    #[test]
+    fn job_defaults_as_the_api_server() {
+        let mut job = json!({"metadata": {"name": "j", "uid": "u1"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox"}]}}}});
+        apply(well_known::jobs(), &mut job);
+        assert_eq!(
+            job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+            "u1"
+        );
+        let labels = &job["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(labels["job-name"], "j");
+        assert_eq!(labels["controller-uid"], "u1");
+        assert_eq!(labels["batch.kubernetes.io/job-name"], "j");
+        assert_eq!(job["spec"]["backoffLimit"], 6);
+        assert_eq!(job["spec"]["completions"], 1);
+        assert_eq!(job["spec"]["parallelism"], 1);
+        let c = &job["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["imagePullPolicy"], "Always");
+        assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(job["spec"]["template"]["spec"]["serviceAccountName"], "default");
+    }
+
+    #[test]
+    fn job_restart_policy_always_is_invalid() {
+        let job = json!({"spec": {"template": {"spec": {"restartPolicy": "Always",
+            "containers": [{"name": "c", "image": "busybox"}]}}}});
+        let causes = validate(well_known::jobs(), &job);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "spec.template.spec.restartPolicy");
+    }
+
+    #[test]
+    fn configmap_rules() {
+        let cm = json!({"data": {"a": "x", "bad/key": "y"}, "binaryData": {"a": "eA=="}});
+        let causes = validate(well_known::configmaps(), &cm);
+        let fields: Vec<_> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["data[bad/key]", "binaryData[a]"]);
+        let big = json!({"data": {"a": "x".repeat(MAX_CONFIGMAP_BYTES)}});
+        assert_eq!(validate(well_known::configmaps(), &big)[0].reason, "FieldValueTooLong");
+    }
+}

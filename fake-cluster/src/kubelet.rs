@@ -1,0 +1,343 @@
+//! The kubelet: runs a bound pod's init containers in order, then its containers, through a
+//! [`Runtime`], and writes the pod's status as a real kubelet does.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::api::ApiServer;
+use crate::env::{container_argv, container_env};
+use crate::resources::well_known;
+use crate::runtime::{ContainerSpec, Exit, Mount, OutputSink, PodApi, PullError, Runtime, stopped};
+use crate::store::meta_str;
+
+/// How long after `ErrImagePull` the kubelet reports `ImagePullBackOff`.
+pub const IMAGE_PULL_BACKOFF: Duration = Duration::from_secs(1);
+/// How often an image pull is retried.
+pub const IMAGE_PULL_RETRY: Duration = Duration::from_secs(10);
+
+/// The kubelet of the fake cluster's node(s).
+pub struct Kubelet {
+    pub(crate) api: Arc<ApiServer>,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) pod_api: PodApi,
+    pub(crate) volumes_root: PathBuf,
+}
+
+struct PodRun {
+    kubelet: Arc<Kubelet>,
+    ns: String,
+    name: String,
+    uid: String,
+    pod: Value,
+    stop: watch::Receiver<bool>,
+}
+
+fn now(k: &Kubelet) -> String {
+    k.api.store.clock().now_rfc3339_seconds()
+}
+
+fn container_id(pod_uid: &str, name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{pod_uid}/{name}").as_bytes());
+    format!("containerd://{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+impl Kubelet {
+    /// Runs a pod that was just bound to this node, until its containers end or it is
+    /// stopped through `stop`.
+    pub(crate) async fn run_pod(self: Arc<Self>, pod: Arc<Value>, stop: watch::Receiver<bool>) {
+        let run = PodRun {
+            ns: meta_str(&pod, "namespace").unwrap_or_default().to_owned(),
+            name: meta_str(&pod, "name").unwrap_or_default().to_owned(),
+            uid: meta_str(&pod, "uid").unwrap_or_default().to_owned(),
+            pod: (*pod).clone(),
+            kubelet: self,
+            stop,
+        };
+        run.run().await;
+    }
+
+    /// Removes a pod whose containers have all stopped (grace period zero).
+    pub(crate) fn finish_deletion(&self, ns: &str, name: &str, uid: &str) {
+        let _ = self.api.store.modify(well_known::pods(), ns, name, |pod| {
+            if meta_str(pod, "uid") != Some(uid) {
+                return Err(crate::status::ApiError::not_found(well_known::pods(), name));
+            }
+            pod["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            Ok(())
+        });
+        self.api.logs.remove_pod(uid);
+    }
+}
+
+fn waiting(name: &str, image: &str, reason: &str, message: Option<&str>) -> Value {
+    let mut w = json!({"reason": reason});
+    if let Some(m) = message {
+        w["message"] = json!(m);
+    }
+    json!({"name": name, "image": image, "imageID": "", "ready": false, "restartCount": 0,
+           "started": false, "state": {"waiting": w}})
+}
+
+impl PodRun {
+    fn containers(&self, list: &str) -> Vec<Value> {
+        self.pod
+            .pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Value)) -> bool {
+        let uid = self.uid.clone();
+        self.kubelet
+            .api
+            .store
+            .modify(well_known::pods(), &self.ns, &self.name, |pod| {
+                if meta_str(pod, "uid") != Some(uid.as_str()) {
+                    return Err(crate::status::ApiError::not_found(well_known::pods(), ""));
+                }
+                f(&mut pod["status"]);
+                Ok(())
+            })
+            .is_ok()
+    }
+
+    fn set_container(&self, list: &str, name: &str, status: Value) {
+        self.update(|s| {
+            if let Some(arr) = s.get_mut(list).and_then(Value::as_array_mut) {
+                for c in arr.iter_mut() {
+                    if c.get("name").and_then(Value::as_str) == Some(name) {
+                        *c = status.clone();
+                    }
+                }
+            }
+        });
+    }
+
+    fn set_condition(s: &mut Value, kind: &str, ok: bool, reason: Option<&str>, now: &str) {
+        if !s.get("conditions").is_some_and(Value::is_array) {
+            s["conditions"] = json!([]);
+        }
+        let mut c = json!({"type": kind, "status": if ok { "True" } else { "False" },
+                           "lastProbeTime": null, "lastTransitionTime": now});
+        if let Some(r) = reason {
+            c["reason"] = json!(r);
+        }
+        if let Some(arr) = s["conditions"].as_array_mut() {
+            match arr.iter_mut().find(|x| x["type"] == kind) {
+                Some(existing) if existing["status"] == c["status"] => {}
+                Some(existing) => *existing = c,
+                None => arr.push(c),
+            }
+        }
+    }
+
+    fn mounts(&self, container: &Value) -> Vec<Mount> {
+        let root = self.kubelet.volumes_root.join(&self.uid);
+        container
+            .get("volumeMounts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                let vol = m.get("name").and_then(Value::as_str)?;
+                Some(Mount {
+                    host_path: root.join(vol),
+                    mount_path: m.get("mountPath").and_then(Value::as_str)?.to_owned(),
+                    read_only: m.get("readOnly").and_then(Value::as_bool).unwrap_or(false),
+                })
+            })
+            .collect()
+    }
+
+    async fn run(self) {
+        let k = self.kubelet.clone();
+        let inits = self.containers("initContainers");
+        let mains = self.containers("containers");
+        let t = now(&k);
+        let has_inits = !inits.is_empty();
+        self.update(|s| {
+            s["phase"] = json!("Pending");
+            s["hostIP"] = json!("10.0.0.1");
+            s["hostIPs"] = json!([{"ip": "10.0.0.1"}]);
+            s["podIP"] = json!("10.244.0.2");
+            s["podIPs"] = json!([{"ip": "10.244.0.2"}]);
+            s["startTime"] = json!(t);
+            Self::set_condition(s, "PodReadyToStartContainers", true, None, &t);
+            Self::set_condition(s, "Initialized", !has_inits, has_inits.then_some("ContainersNotInitialized"), &t);
+            Self::set_condition(s, "Ready", false, Some("ContainersNotReady"), &t);
+            Self::set_condition(s, "ContainersReady", false, Some("ContainersNotReady"), &t);
+            Self::set_condition(s, "PodScheduled", true, None, &t);
+            if has_inits {
+                s["initContainerStatuses"] = Value::Array(
+                    inits.iter().map(|c| waiting(c["name"].as_str().unwrap_or_default(), c["image"].as_str().unwrap_or_default(), "PodInitializing", None)).collect(),
+                );
+            }
+            let reason = if has_inits { "PodInitializing" } else { "ContainerCreating" };
+            s["containerStatuses"] = Value::Array(
+                mains.iter().map(|c| waiting(c["name"].as_str().unwrap_or_default(), c["image"].as_str().unwrap_or_default(), reason, None)).collect(),
+            );
+        });
+        let mut init_failed = false;
+        for c in &inits {
+            match self.run_container("initContainerStatuses", c).await {
+                Some(Exit::Code(0)) => {}
+                _ => {
+                    init_failed = true;
+                    break;
+                }
+            }
+        }
+        let t = now(&k);
+        if init_failed {
+            self.update(|s| {
+                s["phase"] = json!("Failed");
+                Self::set_condition(s, "Initialized", false, Some("PodFailed"), &t);
+                Self::set_condition(s, "PodReadyToStartContainers", false, None, &t);
+            });
+        } else {
+            self.update(|s| Self::set_condition(s, "Initialized", true, None, &t));
+            let runs = mains.iter().map(|c| self.run_container("containerStatuses", c));
+            let exits = futures::future::join_all(runs).await;
+            let t = now(&k);
+            let ok = exits.iter().all(|e| *e == Some(Exit::Code(0)));
+            self.update(|s| {
+                s["phase"] = json!(if ok { "Succeeded" } else { "Failed" });
+                Self::set_condition(s, "Ready", false, Some(if ok { "PodCompleted" } else { "PodFailed" }), &t);
+                Self::set_condition(s, "ContainersReady", false, Some(if ok { "PodCompleted" } else { "PodFailed" }), &t);
+                Self::set_condition(s, "PodReadyToStartContainers", false, None, &t);
+            });
+        }
+        // A pod being deleted goes once its containers have stopped.
+        stopped(&mut self.stop.clone()).await;
+        k.finish_deletion(&self.ns, &self.name, &self.uid);
+    }
+
+    /// Runs one container; `None` when it never ran to an end (stopped while waiting).
+    async fn run_container(&self, list: &str, c: &Value) -> Option<Exit> {
+        let k = self.kubelet.clone();
+        let name = c["name"].as_str().unwrap_or_default().to_owned();
+        let image = c["image"].as_str().unwrap_or_default().to_owned();
+        // Image.
+        let image_id = loop {
+            match k.runtime.pull(&image).await {
+                Ok(id) => break id,
+                Err(e @ PullError::InvalidName(_)) => {
+                    self.set_container(list, &name, waiting(&name, &image, "InvalidImageName", Some(&e.to_string())));
+                    stopped(&mut self.stop.clone()).await;
+                    return None;
+                }
+                Err(e @ PullError::NotFound(_)) => {
+                    self.set_container(list, &name, waiting(&name, &image, "ErrImagePull", Some(&e.to_string())));
+                    if self.wait_or_stop(IMAGE_PULL_BACKOFF).await {
+                        return None;
+                    }
+                    let msg = format!("Back-off pulling image \"{image}\"");
+                    self.set_container(list, &name, waiting(&name, &image, "ImagePullBackOff", Some(&msg)));
+                    if self.wait_or_stop(IMAGE_PULL_RETRY).await {
+                        return None;
+                    }
+                }
+            }
+        };
+        // Config.
+        let pod_now = k
+            .api
+            .store
+            .get(well_known::pods(), &self.ns, &self.name)
+            .map(|p| (*p).clone())
+            .unwrap_or_else(|_| self.pod.clone());
+        let env = match container_env(&k.api.store, &pod_now, c) {
+            Ok(env) => env,
+            Err(e) => {
+                self.set_container(list, &name, waiting(&name, &image, "CreateContainerConfigError", Some(&e.0)));
+                stopped(&mut self.stop.clone()).await;
+                return None;
+            }
+        };
+        let argv = container_argv(c, &env);
+        let message_path = c["terminationMessagePath"].as_str().unwrap_or("/dev/termination-log").to_owned();
+        let fallback = c["terminationMessagePolicy"] == "FallbackToLogsOnError";
+        let grace = self.pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_u64).unwrap_or(30);
+        let spec = ContainerSpec {
+            namespace: self.ns.clone(),
+            pod_name: self.name.clone(),
+            pod_uid: self.uid.clone(),
+            name: name.clone(),
+            image: image.clone(),
+            argv,
+            env,
+            working_dir: c["workingDir"].as_str().map(str::to_owned),
+            mounts: self.mounts(c),
+            termination_message_path: message_path,
+            grace_period: Duration::from_secs(grace),
+        };
+        let started = now(&k);
+        let cid = container_id(&self.uid, &name);
+        self.set_container(list, &name, json!({"name": name, "image": image, "imageID": image_id,
+            "containerID": cid, "ready": list == "containerStatuses", "restartCount": 0, "started": true,
+            "state": {"running": {"startedAt": started}}}));
+        if list == "containerStatuses" {
+            let t = started.clone();
+            self.update(|s| {
+                s["phase"] = json!("Running");
+                let all_running = s["containerStatuses"].as_array().is_some_and(|a| a.iter().all(|c| c.pointer("/state/running").is_some()));
+                if all_running {
+                    Self::set_condition(s, "Ready", true, None, &t);
+                    Self::set_condition(s, "ContainersReady", true, None, &t);
+                }
+            });
+        }
+        let sink = OutputSink {
+            logs: k.api.logs.clone(),
+            pod_uid: self.uid.clone(),
+            container: name.clone(),
+            clock: k.api.store.clock().clone(),
+        };
+        let result = k.runtime.run(spec, sink.clone(), self.stop.clone(), k.pod_api.clone()).await;
+        sink.finish();
+        let finished_at = now(&k);
+        let (exit, reason, message) = match result {
+            Ok(f) => {
+                let code = f.exit.exit_code();
+                let mut message = f.termination_message.map(|m| {
+                    let m = &m[..m.len().min(4096)];
+                    String::from_utf8_lossy(m).into_owned()
+                });
+                if message.is_none() && fallback && code != 0 {
+                    let tail = k.api.logs.fallback_tail(&self.uid, &name);
+                    message = (!tail.is_empty()).then_some(tail);
+                }
+                let reason = if code == 0 { "Completed" } else { "Error" };
+                (f.exit, reason, message)
+            }
+            Err(e) => (Exit::Code(128), "StartError", Some(e.0)),
+        };
+        let mut terminated = json!({"exitCode": exit.exit_code(), "reason": reason,
+            "startedAt": started, "finishedAt": finished_at, "containerID": cid});
+        if reason == "StartError" {
+            terminated["startedAt"] = json!("1970-01-01T00:00:00Z");
+        }
+        if let Some(m) = message {
+            terminated["message"] = json!(m);
+        }
+        self.set_container(list, &name, json!({"name": name, "image": image, "imageID": image_id,
+            "containerID": cid, "ready": false, "restartCount": 0, "started": false,
+            "state": {"terminated": terminated}}));
+        Some(exit)
+    }
+
+    /// Waits `d`; true when the pod was stopped meanwhile.
+    async fn wait_or_stop(&self, d: Duration) -> bool {
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => false,
+            _ = stopped(&mut stop) => true,
+        }
+    }
+}

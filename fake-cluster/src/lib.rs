@@ -1,0 +1,254 @@
+//! An in-memory Kubernetes for tests of kube-rs clients: an API server (in-process as a
+//! `tower::Service`, or over HTTP on loopback), the Job controller, a garbage collector, a
+//! scheduler and a kubelet that runs containers through a scripted or a process runtime.
+//!
+//! ```no_run
+//! use cmdreporter_fake_cluster::FakeCluster;
+//! use k8s_openapi::api::core::v1::ConfigMap;
+//! use kube::api::{Api, PostParams};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let cluster = FakeCluster::builder().build().await?;
+//! let cms: Api<ConfigMap> = Api::namespaced(cluster.client(), "default");
+//! let mut cm = ConfigMap::default();
+//! cm.metadata.name = Some("hello".into());
+//! cms.create(&PostParams::default(), &cm).await?;
+//! assert_eq!(cluster.journal().len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod api;
+pub mod clock;
+mod controllers;
+pub mod defaults;
+pub mod env;
+pub mod journal;
+pub mod kubelet;
+pub mod logs;
+pub mod patch;
+pub mod resources;
+pub mod runtime;
+pub mod selector;
+pub mod server;
+pub mod service;
+pub mod status;
+pub mod store;
+pub mod validation;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::json;
+
+pub use api::{AdmissionCheck, ApiServer};
+pub use clock::Clock;
+pub use journal::{Journal, JournalEntry};
+pub use runtime::{ProcessRuntime, Runtime, ScriptedImage, ScriptedRuntime};
+pub use server::ServedCluster;
+pub use service::FakeService;
+pub use status::ApiError;
+pub use store::Store;
+
+use crate::kubelet::Kubelet;
+use crate::logs::LogStore;
+use crate::resources::well_known;
+use crate::runtime::PodApi;
+
+/// Errors starting the fake cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A local resource (a temporary directory, a socket) could not be set up.
+    #[error("fake cluster I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Namespaces present at start, as in a new cluster.
+pub const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Configures a [`FakeCluster`].
+#[must_use]
+pub struct Builder {
+    seed: u64,
+    history_limit: usize,
+    runtime: Option<Arc<dyn Runtime>>,
+    serve_for_pods: bool,
+    max_log_bytes: usize,
+}
+
+impl Builder {
+    /// The seed of uids, generated names and faults (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// How many changes the store keeps for watch resumption (default 10,000).
+    pub fn history_limit(mut self, n: usize) -> Self {
+        self.history_limit = n.max(1);
+        self
+    }
+
+    /// Runs containers in-process with this scripted runtime.
+    pub fn scripted(mut self, runtime: Arc<ScriptedRuntime>) -> Self {
+        self.runtime = Some(runtime);
+        self.serve_for_pods = false;
+        self
+    }
+
+    /// Runs containers as local processes; the cluster is then also served on loopback so
+    /// that programs in pods can reach it.
+    pub fn process(mut self, runtime: Arc<ProcessRuntime>) -> Self {
+        self.runtime = Some(runtime);
+        self.serve_for_pods = true;
+        self
+    }
+
+    /// Rotation size of container logs (default 10 MiB, as the kubelet's).
+    pub fn max_log_bytes(mut self, n: usize) -> Self {
+        self.max_log_bytes = n;
+        self
+    }
+
+    /// Starts the cluster: the store with its initial namespaces, node and service
+    /// accounts, the controllers and the kubelet. Must be called within a tokio runtime.
+    pub async fn build(self) -> Result<FakeCluster, Error> {
+        let clock = Clock::new();
+        let store = Arc::new(Store::new(self.seed, self.history_limit, clock));
+        let journal = Arc::new(Journal::default());
+        let logs = LogStore::new(self.max_log_bytes);
+        let api = Arc::new(ApiServer::new(store.clone(), journal.clone(), logs));
+        let runtime = match self.runtime {
+            Some(r) => r,
+            None => ScriptedRuntime::new(),
+        };
+        let scratch = tempfile::Builder::new().prefix("fake-cluster-").tempdir()?;
+        let mut served = None;
+        let mut pod_env = BTreeMap::new();
+        if self.serve_for_pods {
+            let s = server::serve(api.clone(), "127.0.0.1:0".parse().map_err(std::io::Error::other)?).await?;
+            let kubeconfig = scratch.path().join("pod-kubeconfig");
+            s.write_kubeconfig(&kubeconfig)?;
+            pod_env.insert("KUBERNETES_SERVICE_HOST".into(), s.addr().ip().to_string());
+            pod_env.insert("KUBERNETES_SERVICE_PORT".into(), s.addr().port().to_string());
+            pod_env.insert("KUBECONFIG".into(), kubeconfig.to_string_lossy().into_owned());
+            served = Some(s);
+        }
+        let client = kube::Client::new(FakeService::new(api.clone()), "default");
+        let kubelet = Arc::new(Kubelet {
+            api: api.clone(),
+            runtime: runtime.clone(),
+            pod_api: PodApi {
+                client: client.clone(),
+                env: pod_env,
+            },
+            volumes_root: scratch.path().join("volumes"),
+        });
+        controllers::Controllers::spawn(api.clone(), kubelet);
+        for ns in INITIAL_NAMESPACES {
+            create_namespace(&api, ns);
+        }
+        let _ = store.create(
+            well_known::nodes(),
+            "",
+            json!({"metadata": {"name": controllers::NODE_NAME,
+                "labels": {"kubernetes.io/hostname": controllers::NODE_NAME, "kubernetes.io/os": "linux"}},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        );
+        Ok(FakeCluster {
+            api,
+            client,
+            runtime,
+            served,
+            _scratch: scratch,
+        })
+    }
+}
+
+/// Creates a namespace with what every namespace has: the `default` service account and
+/// the `kube-root-ca.crt` ConfigMap.
+fn create_namespace(api: &ApiServer, ns: &str) {
+    let _ = api.store.create(well_known::namespaces(), "", json!({"metadata": {"name": ns},
+        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
+    let _ = api.store.create(well_known::serviceaccounts(), ns, json!({"metadata": {"name": "default"}}));
+    let _ = api.store.create(
+        well_known::configmaps(),
+        ns,
+        json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": ""}}),
+    );
+}
+
+/// A running fake cluster. Dropping it stops serving.
+pub struct FakeCluster {
+    api: Arc<ApiServer>,
+    client: kube::Client,
+    runtime: Arc<dyn Runtime>,
+    served: Option<ServedCluster>,
+    _scratch: tempfile::TempDir,
+}
+
+impl FakeCluster {
+    /// A builder with the defaults: seed 0, the scripted runtime with no images.
+    pub fn builder() -> Builder {
+        Builder {
+            seed: 0,
+            history_limit: 10_000,
+            runtime: None,
+            serve_for_pods: false,
+            max_log_bytes: logs::DEFAULT_MAX_LOG_BYTES,
+        }
+    }
+
+    /// A kube client talking to this cluster in-process (no sockets), default namespace
+    /// `default`.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// The request handler and its state.
+    pub fn api(&self) -> &Arc<ApiServer> {
+        &self.api
+    }
+
+    /// The object store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.api.store
+    }
+
+    /// The journal of client requests.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.api.journal
+    }
+
+    /// The container runtime.
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
+    /// Creates a namespace (with its default service account).
+    pub fn create_namespace(&self, ns: &str) {
+        create_namespace(&self.api, ns);
+    }
+
+    /// Adds an admission check run on every create.
+    pub fn add_admission(&self, check: Arc<dyn AdmissionCheck>) {
+        self.api.add_admission(check);
+    }
+
+    /// Serves the cluster over HTTP on `addr` (use port 0 for any free port).
+    pub async fn serve(&self, addr: std::net::SocketAddr) -> Result<ServedCluster, Error> {
+        Ok(server::serve(self.api.clone(), addr).await?)
+    }
+
+    /// The loopback server that pods of the process runtime use, if any.
+    pub fn pod_server(&self) -> Option<&ServedCluster> {
+        self.served.as_ref()
+    }
+
+    /// A directory that lives as long as the cluster.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self._scratch.path().to_path_buf()
+    }
+}

@@ -1,0 +1,183 @@
+//! Container logs as the kubelet keeps them: per pod uid and container, stdout and stderr
+//! interleaved, each line with its timestamp, rotated at a size limit with only the current
+//! file served.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::watch;
+
+/// Default rotation size, as the kubelet's `containerLogMaxSize`.
+pub const DEFAULT_MAX_LOG_BYTES: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, Default)]
+struct ContainerLog {
+    /// Lines of the current file: (RFC 3339 nanosecond timestamp, bytes including '\n').
+    lines: Vec<(String, Bytes)>,
+    size: usize,
+    /// A partial line not yet ended by '\n', per stream (0 stdout, 1 stderr).
+    partial: [BytesMut; 2],
+}
+
+/// Logs of every container the kubelet ran, until their pod is deleted.
+#[derive(Debug)]
+pub struct LogStore {
+    logs: Mutex<HashMap<(String, String), ContainerLog>>,
+    max_bytes: usize,
+    changed: watch::Sender<u64>,
+}
+
+/// Options of a log read, as the `pods/log` query gives them.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// Keep only the last N lines.
+    pub tail_lines: Option<usize>,
+    /// Cut the answer after this many bytes.
+    pub limit_bytes: Option<usize>,
+    /// Prefix each line with its RFC 3339 timestamp and a space.
+    pub timestamps: bool,
+}
+
+impl LogStore {
+    /// A store rotating each container's log at `max_bytes`.
+    pub fn new(max_bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            logs: Mutex::new(HashMap::new()),
+            max_bytes,
+            changed: watch::channel(0).0,
+        })
+    }
+
+    /// Appends output of one stream (0 stdout, 1 stderr) of a container.
+    pub fn append(&self, pod_uid: &str, container: &str, stream: usize, data: &[u8], now: &str) {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        let log = logs
+            .entry((pod_uid.to_owned(), container.to_owned()))
+            .or_default();
+        let mut partial = std::mem::take(&mut log.partial[stream.min(1)]);
+        partial.extend_from_slice(data);
+        while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
+            let line = partial.split_to(pos + 1).freeze();
+            Self::push_line(log, self.max_bytes, now, line);
+        }
+        log.partial[stream.min(1)] = partial;
+        drop(logs);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn push_line(log: &mut ContainerLog, max_bytes: usize, now: &str, line: Bytes) {
+        if log.size + line.len() > max_bytes && !log.lines.is_empty() {
+            // Rotation: the kubelet serves only the current file.
+            log.lines.clear();
+            log.size = 0;
+        }
+        log.size += line.len();
+        log.lines.push((now.to_owned(), line));
+    }
+
+    /// Flushes partial lines of a container that ended (they are logged without a newline).
+    pub fn finish(&self, pod_uid: &str, container: &str, now: &str) {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(log) = logs.get_mut(&(pod_uid.to_owned(), container.to_owned())) {
+            for i in 0..2 {
+                if !log.partial[i].is_empty() {
+                    let line = std::mem::take(&mut log.partial[i]).freeze();
+                    Self::push_line(log, self.max_bytes, now, line);
+                }
+            }
+        }
+        drop(logs);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Reads a container's current log file.
+    pub fn read(&self, pod_uid: &str, container: &str, q: &LogQuery) -> Bytes {
+        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(log) = logs.get(&(pod_uid.to_owned(), container.to_owned())) else {
+            return Bytes::new();
+        };
+        let start = q
+            .tail_lines
+            .map_or(0, |n| log.lines.len().saturating_sub(n));
+        let mut out = BytesMut::new();
+        for (ts, line) in &log.lines[start..] {
+            if q.timestamps {
+                out.extend_from_slice(ts.as_bytes());
+                out.extend_from_slice(b" ");
+            }
+            out.extend_from_slice(line);
+            if q.limit_bytes.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        if let Some(l) = q.limit_bytes {
+            out.truncate(l);
+        }
+        out.freeze()
+    }
+
+    /// The tail of a container's log, as `FallbackToLogsOnError` uses it: at most 2048 bytes
+    /// or 80 lines.
+    pub fn fallback_tail(&self, pod_uid: &str, container: &str) -> String {
+        let all = self.read(
+            pod_uid,
+            container,
+            &LogQuery {
+                tail_lines: Some(80),
+                ..Default::default()
+            },
+        );
+        let start = all.len().saturating_sub(2048);
+        String::from_utf8_lossy(&all[start..]).into_owned()
+    }
+
+    /// Forgets the logs of a deleted pod.
+    pub fn remove_pod(&self, pod_uid: &str) {
+        self.logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(uid, _), _| uid != pod_uid);
+    }
+
+    /// A receiver that changes whenever any log grows (for `follow`).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Number of containers whose logs are kept.
+    pub fn len(&self) -> usize {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no log is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_interleave_and_rotate() {
+        let logs = LogStore::new(12);
+        logs.append("u", "c", 0, b"hello\nwor", "t1");
+        logs.append("u", "c", 1, b"oops\n", "t2");
+        assert_eq!(&logs.read("u", "c", &LogQuery::default())[..], b"hello\noops\n");
+        logs.finish("u", "c", "t3");
+        // "wor" would overflow 12 bytes: the file rotates and only it is served.
+        assert_eq!(&logs.read("u", "c", &LogQuery::default())[..], b"wor");
+        let q = LogQuery { timestamps: true, ..Default::default() };
+        assert_eq!(&logs.read("u", "c", &q)[..], b"t3 wor");
+    }
+
+    #[test]
+    fn tail_and_limit() {
+        let logs = LogStore::new(1000);
+        logs.append("u", "c", 0, b"a\nb\nc\n", "t");
+        let q = LogQuery { tail_lines: Some(2), limit_bytes: Some(3), timestamps: false };
+        assert_eq!(&logs.read("u", "c", &q)[..], b"b\nc");
+    }
+}

@@ -1,0 +1,211 @@
+//! Label and field selectors, parsed from query strings and matched against JSON objects.
+
+use serde_json::Value;
+
+use crate::resources::ResourceDef;
+use crate::status::ApiError;
+
+#[derive(Debug, Clone, PartialEq)]
+enum LabelReq {
+    Eq(String, String),
+    NotEq(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+/// A parsed label selector (`a=b,c!=d,e in (f,g),h,!i`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabelSelector(Vec<LabelReq>);
+
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn parse_set(s: &str) -> Option<Vec<String>> {
+    let inner = s.trim().strip_prefix('(')?.strip_suffix(')')?;
+    Some(
+        inner
+            .split(',')
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect(),
+    )
+}
+
+impl LabelSelector {
+    /// Parses a selector; 400 BadRequest when it is malformed.
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let bad = || ApiError::bad_request(format!("unable to parse requirement: invalid label selector: {s:?}"));
+        let mut reqs = Vec::new();
+        for part in split_top_level(s) {
+            let req = if let Some(k) = part.strip_prefix('!') {
+                LabelReq::NotExists(k.trim().to_owned())
+            } else if let Some((k, v)) = part.split_once("!=") {
+                LabelReq::NotEq(k.trim().to_owned(), v.trim().to_owned())
+            } else if let Some((k, v)) = part.split_once("==") {
+                LabelReq::Eq(k.trim().to_owned(), v.trim().to_owned())
+            } else if let Some((k, v)) = part.split_once('=') {
+                LabelReq::Eq(k.trim().to_owned(), v.trim().to_owned())
+            } else if let Some((k, set)) = part.split_once(" notin ") {
+                LabelReq::NotIn(k.trim().to_owned(), parse_set(set).ok_or_else(bad)?)
+            } else if let Some((k, set)) = part.split_once(" in ") {
+                LabelReq::In(k.trim().to_owned(), parse_set(set).ok_or_else(bad)?)
+            } else if part.contains(' ') || part.contains('(') {
+                return Err(bad());
+            } else {
+                LabelReq::Exists(part.to_owned())
+            };
+            reqs.push(req);
+        }
+        Ok(Self(reqs))
+    }
+
+    /// Whether the object's labels satisfy every requirement.
+    pub fn matches(&self, obj: &Value) -> bool {
+        let labels = obj.pointer("/metadata/labels");
+        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        self.0.iter().all(|r| match r {
+            LabelReq::Eq(k, v) => get(k) == Some(v.as_str()),
+            LabelReq::NotEq(k, v) => get(k) != Some(v.as_str()),
+            LabelReq::In(k, set) => get(k).is_some_and(|x| set.iter().any(|s| s == x)),
+            LabelReq::NotIn(k, set) => !get(k).is_some_and(|x| set.iter().any(|s| s == x)),
+            LabelReq::Exists(k) => get(k).is_some(),
+            LabelReq::NotExists(k) => get(k).is_none(),
+        })
+    }
+}
+
+/// A parsed field selector (`metadata.name=x,status.phase!=Running`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FieldSelector(Vec<(String, bool, String)>);
+
+fn field_path(def: &ResourceDef, field: &str) -> Option<&'static str> {
+    let common = match field {
+        "metadata.name" => Some("/metadata/name"),
+        "metadata.namespace" => Some("/metadata/namespace"),
+        _ => None,
+    };
+    common.or(match (def.plural, field) {
+        ("pods", "status.phase") => Some("/status/phase"),
+        ("pods", "spec.nodeName") => Some("/spec/nodeName"),
+        ("pods", "spec.serviceAccountName") => Some("/spec/serviceAccountName"),
+        ("pods", "spec.restartPolicy") => Some("/spec/restartPolicy"),
+        ("pods", "spec.schedulerName") => Some("/spec/schedulerName"),
+        ("pods", "status.podIP") => Some("/status/podIP"),
+        ("pods", "status.nominatedNodeName") => Some("/status/nominatedNodeName"),
+        ("events", "involvedObject.kind") => Some("/involvedObject/kind"),
+        ("events", "involvedObject.name") => Some("/involvedObject/name"),
+        ("events", "involvedObject.namespace") => Some("/involvedObject/namespace"),
+        ("events", "involvedObject.uid") => Some("/involvedObject/uid"),
+        ("events", "involvedObject.apiVersion") => Some("/involvedObject/apiVersion"),
+        ("events", "involvedObject.resourceVersion") => Some("/involvedObject/resourceVersion"),
+        ("events", "involvedObject.fieldPath") => Some("/involvedObject/fieldPath"),
+        ("events", "reason") => Some("/reason"),
+        ("events", "type") => Some("/type"),
+        ("events", "source") => Some("/source/component"),
+        ("jobs", "status.successful") => Some("/status/succeeded"),
+        ("secrets", "type") => Some("/type"),
+        _ => None,
+    })
+}
+
+impl FieldSelector {
+    /// Parses a field selector for a resource; 400 for a field the resource does not support.
+    pub fn parse(def: &ResourceDef, s: &str) -> Result<Self, ApiError> {
+        let mut reqs = Vec::new();
+        for part in split_top_level(s) {
+            let (field, eq, value) = if let Some((k, v)) = part.split_once("!=") {
+                (k, false, v)
+            } else if let Some((k, v)) = part.split_once("==") {
+                (k, true, v)
+            } else if let Some((k, v)) = part.split_once('=') {
+                (k, true, v)
+            } else {
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                )));
+            };
+            let field = field.trim();
+            let Some(path) = field_path(def, field) else {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {field}"
+                )));
+            };
+            reqs.push((path.to_owned(), eq, value.trim().to_owned()));
+        }
+        Ok(Self(reqs))
+    }
+
+    /// Whether the object satisfies every requirement (a missing field reads as empty).
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.0.iter().all(|(path, eq, want)| {
+            let got = match obj.pointer(path) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(v) => v.to_string(),
+            };
+            (got == *want) == *eq
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::well_known;
+    use serde_json::json;
+
+    fn obj() -> Value {
+        json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "x", "tier": "db"}},
+               "status": {"phase": "Running"}})
+    }
+
+    #[test]
+    fn label_selector_operators() {
+        let o = obj();
+        for (sel, want) in [
+            ("app=x", true),
+            ("app==x", true),
+            ("app!=x", false),
+            ("app in (x, y)", true),
+            ("app notin (x)", false),
+            ("tier", true),
+            ("!tier", false),
+            ("!missing,app=x", true),
+            ("app=x,tier=web", false),
+        ] {
+            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&o), want, "{sel}");
+        }
+    }
+
+    #[test]
+    fn field_selector_by_resource() {
+        let o = obj();
+        let pods = well_known::pods();
+        assert!(FieldSelector::parse(pods, "status.phase=Running").unwrap().matches(&o));
+        assert!(!FieldSelector::parse(pods, "metadata.name!=p").unwrap().matches(&o));
+        let err = FieldSelector::parse(well_known::configmaps(), "status.phase=Running").unwrap_err();
+        assert_eq!(err.message, "field label not supported: status.phase");
+    }
+}

@@ -1,0 +1,55 @@
+//! The in-process `tower::Service` for `kube::Client::new`: requests never touch a socket.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+
+use crate::api::{ApiServer, ResponseBody, collect_body, json_response};
+use crate::status::ApiError;
+
+/// A `tower::Service` answering Kubernetes API requests from the fake cluster.
+#[derive(Clone)]
+pub struct FakeService {
+    api: Arc<ApiServer>,
+}
+
+impl FakeService {
+    /// A service over this API server.
+    pub fn new(api: Arc<ApiServer>) -> Self {
+        Self { api }
+    }
+}
+
+impl<B> tower::Service<Request<B>> for FakeService
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Display,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let api = self.api.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let body = match collect_body(body).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let err = ApiError::bad_request(format!("reading the request body: {e}"));
+                    return Ok(json_response(400, &err.to_status()));
+                }
+            };
+            Ok(api.handle(Request::from_parts(parts, body)).await)
+        })
+    }
+}

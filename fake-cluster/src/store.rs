@@ -1,0 +1,635 @@
+//! The store: JSON objects by resource, namespace and name, one global resourceVersion,
+//! uids and generated names from a seed, and a bounded history of changes for watches.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Map, Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::clock::Clock;
+use crate::resources::{Propagation, ResourceDef, well_known};
+use crate::status::{ApiError, FieldError};
+use crate::{defaults, validation};
+
+/// Result of store operations.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeType {
+    /// Created.
+    Added,
+    /// Updated (including deletionTimestamp being set).
+    Modified,
+    /// Removed from the store.
+    Deleted,
+}
+
+impl ChangeType {
+    /// The watch event type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to the store, as watches and controllers see it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Added, modified or deleted.
+    pub kind: ChangeType,
+    /// The resource of the object.
+    pub resource: &'static ResourceDef,
+    /// The namespace (empty for cluster-scoped objects).
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+    /// The object after the change (for a deletion, its last state with the deletion's
+    /// resourceVersion).
+    pub object: Arc<Value>,
+    /// The object before the change, if it existed.
+    pub previous: Option<Arc<Value>>,
+    /// The resourceVersion of the change.
+    pub rv: u64,
+}
+
+/// Options of a delete.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Explicit propagation policy; `None` uses the resource's default.
+    pub propagation: Option<Propagation>,
+    /// Precondition on the uid.
+    pub uid: Option<String>,
+    /// Precondition on the resourceVersion.
+    pub resource_version: Option<String>,
+    /// Grace period in seconds, for pods.
+    pub grace_period_seconds: Option<i64>,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone)]
+pub enum Deleted {
+    /// The object is gone; its last state.
+    Gone(Arc<Value>),
+    /// The object is terminating (finalizers or a graceful pod delete); its new state.
+    Terminating(Arc<Value>),
+}
+
+type ObjectKey = (String, String);
+type ResourceKey = (&'static str, &'static str);
+
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<ResourceKey, BTreeMap<ObjectKey, Arc<Value>>>,
+    history: VecDeque<Arc<Change>>,
+    history_limit: usize,
+    /// Changes with a resourceVersion at or below this are no longer in the history.
+    compacted_rv: u64,
+    rng: ChaCha8Rng,
+}
+
+/// The in-memory object store. Cheap to share behind an `Arc`.
+pub struct Store {
+    inner: Mutex<Inner>,
+    watchers: broadcast::Sender<Arc<Change>>,
+    controllers: Mutex<Vec<mpsc::UnboundedSender<Arc<Change>>>>,
+    clock: Clock,
+}
+
+const GENERATE_NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn key(def: &'static ResourceDef) -> ResourceKey {
+    (def.group, def.plural)
+}
+
+fn meta(obj: &Value) -> Option<&Map<String, Value>> {
+    obj.get("metadata").and_then(Value::as_object)
+}
+
+/// `metadata.<field>` as a string, if set.
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    meta(obj).and_then(|m| m.get(field)).and_then(Value::as_str)
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    match obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        Some(m) => m,
+        None => unreachable!("metadata was just made an object"),
+    }
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// A new store whose uids and generated names come from `seed`, keeping at most
+    /// `history_limit` changes for watch resumption.
+    pub fn new(seed: u64, history_limit: usize, clock: Clock) -> Self {
+        let (watchers, _) = broadcast::channel(8192);
+        Self {
+            inner: Mutex::new(Inner {
+                rv: 0,
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                history_limit,
+                compacted_rv: 0,
+                rng: ChaCha8Rng::seed_from_u64(seed),
+            }),
+            watchers,
+            controllers: Mutex::new(Vec::new()),
+            clock,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The clock the store stamps objects with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The current resourceVersion of the whole store.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// A receiver of every change, in order, for an in-process controller. Never lags.
+    pub fn subscribe_controller(&self) -> mpsc::UnboundedReceiver<Arc<Change>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.controllers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        rx
+    }
+
+    /// Number of objects held, over every resource.
+    pub fn object_count(&self) -> usize {
+        self.lock().objects.values().map(BTreeMap::len).sum()
+    }
+
+    /// Drops the whole change history: a watch from any earlier resourceVersion gets 410.
+    pub fn compact(&self) {
+        let mut inner = self.lock();
+        inner.history.clear();
+        inner.compacted_rv = inner.rv;
+    }
+
+    fn publish(&self, inner: &mut Inner, change: Change) {
+        let change = Arc::new(change);
+        inner.history.push_back(change.clone());
+        while inner.history.len() > inner.history_limit {
+            if let Some(old) = inner.history.pop_front() {
+                inner.compacted_rv = old.rv;
+            }
+        }
+        // Sent under the lock, so every subscriber sees changes in resourceVersion order.
+        let _ = self.watchers.send(change.clone());
+        let mut controllers = self.controllers.lock().unwrap_or_else(|e| e.into_inner());
+        controllers.retain(|tx| tx.send(change.clone()).is_ok());
+    }
+
+    fn next_rv(inner: &mut Inner) -> u64 {
+        inner.rv += 1;
+        inner.rv
+    }
+
+    fn uid(inner: &mut Inner) -> String {
+        let b: [u8; 16] = inner.rng.random();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            u16::from_be_bytes([b[4], b[5]]),
+            u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
+            (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
+            u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]]),
+        )
+    }
+
+    fn namespace_exists(inner: &Inner, ns: &str) -> bool {
+        inner
+            .objects
+            .get(&key(well_known::namespaces()))
+            .is_some_and(|m| m.contains_key(&(String::new(), ns.to_owned())))
+    }
+
+    /// Creates an object. Fills name (from generateName), namespace, uid, resourceVersion,
+    /// creationTimestamp and generation.
+    pub fn create(&self, def: &'static ResourceDef, ns: &str, mut obj: Value) -> Result<Arc<Value>> {
+        let ns = if def.namespaced { ns } else { "" };
+        let mut inner = self.lock();
+        if def.namespaced && !Self::namespace_exists(&inner, ns) {
+            return Err(ApiError::namespace_not_found(ns));
+        }
+        let name = match meta_str(&obj, "name").filter(|n| !n.is_empty()) {
+            Some(n) => n.to_owned(),
+            None => match meta_str(&obj, "generateName").filter(|n| !n.is_empty()) {
+                Some(prefix) => {
+                    let prefix = prefix.to_owned();
+                    let mut suffix = String::with_capacity(5);
+                    for _ in 0..5 {
+                        let i = inner.rng.random_range(0..GENERATE_NAME_ALPHABET.len());
+                        suffix.push(GENERATE_NAME_ALPHABET[i] as char);
+                    }
+                    format!("{prefix}{suffix}")
+                }
+                None => {
+                    return Err(ApiError::invalid(
+                        def,
+                        "",
+                        vec![FieldError::required(
+                            "metadata.name",
+                            "name or generateName is required",
+                        )],
+                    ));
+                }
+            },
+        };
+        validation::validate_name(def, &name)?;
+        let objects = inner.objects.entry(key(def)).or_default();
+        if objects.contains_key(&(ns.to_owned(), name.clone())) {
+            return Err(ApiError::already_exists(def, &name));
+        }
+        let uid = Self::uid(&mut inner);
+        obj["apiVersion"] = json!(def.api_version());
+        obj["kind"] = json!(def.kind);
+        let m = meta_mut(&mut obj);
+        m.insert("name".into(), json!(name));
+        if def.namespaced {
+            m.insert("namespace".into(), json!(ns));
+        } else {
+            m.remove("namespace");
+        }
+        m.insert("uid".into(), json!(uid));
+        m.remove("resourceVersion");
+        m.insert(
+            "creationTimestamp".into(),
+            json!(self.clock.now_rfc3339_seconds()),
+        );
+        m.remove("deletionTimestamp");
+        m.remove("deletionGracePeriodSeconds");
+        if def.has_generation {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
+        defaults::apply(def, &mut obj);
+        let causes = defaults::validate(def, &obj);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(def, &name, causes));
+        }
+        let rv = Self::next_rv(&mut inner);
+        meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
+        let obj = Arc::new(obj);
+        inner
+            .objects
+            .entry(key(def))
+            .or_default()
+            .insert((ns.to_owned(), name.clone()), obj.clone());
+        self.publish(
+            &mut inner,
+            Change {
+                kind: ChangeType::Added,
+                resource: def,
+                namespace: ns.to_owned(),
+                name,
+                object: obj.clone(),
+                previous: None,
+                rv,
+            },
+        );
+        Ok(obj)
+    }
+
+    /// Gets one object.
+    pub fn get(&self, def: &'static ResourceDef, ns: &str, name: &str) -> Result<Arc<Value>> {
+        let ns = if def.namespaced { ns } else { "" };
+        self.lock()
+            .objects
+            .get(&key(def))
+            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(def, name))
+    }
+
+    /// Lists objects of a resource, in one namespace or all (`None`), ordered by namespace
+    /// and name, with the store's current resourceVersion.
+    pub fn list(&self, def: &'static ResourceDef, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
+        let inner = self.lock();
+        let items = match inner.objects.get(&key(def)) {
+            None => Vec::new(),
+            Some(m) => match ns.filter(|_| def.namespaced) {
+                Some(ns) => m
+                    .range((ns.to_owned(), String::new())..)
+                    .take_while(|((n, _), _)| n == ns)
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+                None => m.values().cloned().collect(),
+            },
+        };
+        (items, inner.rv)
+    }
+
+    /// Replaces an object (the main resource, or its `status` subresource).
+    ///
+    /// A resourceVersion in the new object must match the stored one (409 Conflict otherwise).
+    pub fn update(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        new: Value,
+        subresource: Option<&str>,
+    ) -> Result<Arc<Value>> {
+        if meta_str(&new, "name").is_some_and(|n| n != name) {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta_str(&new, "name").unwrap_or_default()
+            )));
+        }
+        let precondition = meta_str(&new, "resourceVersion").map(str::to_owned);
+        self.modify(def, ns, name, |current| {
+            if let Some(rv) = &precondition {
+                if meta_str(current, "resourceVersion") != Some(rv.as_str()) {
+                    return Err(ApiError::stale(def, name));
+                }
+            }
+            let mut next = new;
+            match subresource {
+                Some("status") => {
+                    let status = next.get("status").cloned().unwrap_or(Value::Null);
+                    next = current.clone();
+                    next["status"] = status;
+                }
+                _ => {
+                    let causes = defaults::validate(def, &next);
+                    if !causes.is_empty() {
+                        return Err(ApiError::invalid(def, name, causes));
+                    }
+                    if let Some(status) = current.get("status") {
+                        if def.subresources.contains(&"status") {
+                            next["status"] = status.clone();
+                        }
+                    }
+                    let keep = ["uid", "creationTimestamp", "deletionTimestamp", "generation"];
+                    let cur_meta = meta(current).cloned().unwrap_or_default();
+                    let m = meta_mut(&mut next);
+                    for k in keep {
+                        match cur_meta.get(k) {
+                            Some(v) => m.insert(k.into(), v.clone()),
+                            None => m.remove(k),
+                        };
+                    }
+                }
+            }
+            *current = next;
+            Ok(())
+        })
+    }
+
+    /// Read-modify-write of one object under the store's lock: the closure changes the object
+    /// and the store stamps the new resourceVersion (and generation on a spec change). An
+    /// object that is terminating and has no finalizers left is removed.
+    pub fn modify(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value) -> Result<()>,
+    ) -> Result<Arc<Value>> {
+        let ns = if def.namespaced { ns } else { "" };
+        let mut inner = self.lock();
+        let k = (ns.to_owned(), name.to_owned());
+        let current = inner
+            .objects
+            .get(&key(def))
+            .and_then(|m| m.get(&k))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(def, name))?;
+        let mut next = (*current).clone();
+        f(&mut next)?;
+        next["apiVersion"] = json!(def.api_version());
+        next["kind"] = json!(def.kind);
+        {
+            let cur_meta = meta(&current).cloned().unwrap_or_default();
+            let m = meta_mut(&mut next);
+            for k in ["name", "namespace", "uid", "creationTimestamp"] {
+                match cur_meta.get(k) {
+                    Some(v) => m.insert(k.into(), v.clone()),
+                    None => m.remove(k),
+                };
+            }
+        }
+        if next == *current {
+            // No-op writes do not bump the resourceVersion, as on the real server.
+            return Ok(current);
+        }
+        if def.has_generation && next.get("spec") != current.get("spec") {
+            let generation = meta(&current)
+                .and_then(|m| m.get("generation"))
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            meta_mut(&mut next).insert("generation".into(), json!(generation + 1));
+        }
+        let rv = Self::next_rv(&mut inner);
+        meta_mut(&mut next).insert("resourceVersion".into(), json!(rv.to_string()));
+        let terminating = meta_str(&next, "deletionTimestamp").is_some();
+        let next = Arc::new(next);
+        if terminating && finalizers(&next).is_empty() && !Self::awaits_kubelet(def, &next) {
+            if let Some(m) = inner.objects.get_mut(&key(def)) {
+                m.remove(&k);
+            }
+            self.publish(
+                &mut inner,
+                Change {
+                    kind: ChangeType::Deleted,
+                    resource: def,
+                    namespace: ns.to_owned(),
+                    name: name.to_owned(),
+                    object: next.clone(),
+                    previous: Some(current),
+                    rv,
+                },
+            );
+            return Ok(next);
+        }
+        inner
+            .objects
+            .entry(key(def))
+            .or_default()
+            .insert(k, next.clone());
+        self.publish(
+            &mut inner,
+            Change {
+                kind: ChangeType::Modified,
+                resource: def,
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+                object: next.clone(),
+                previous: Some(current),
+                rv,
+            },
+        );
+        Ok(next)
+    }
+
+    /// A pod that is bound to a node and being deleted gracefully stays until the kubelet
+    /// has stopped its containers and deletes it with a zero grace period.
+    fn awaits_kubelet(def: &'static ResourceDef, obj: &Value) -> bool {
+        def == well_known::pods()
+            && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some()
+            && obj
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .is_some_and(|g| g > 0)
+    }
+
+    /// Deletes an object, honouring preconditions, finalizers, propagation and pod grace.
+    pub fn delete(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted> {
+        let propagation = opts.propagation.unwrap_or(def.default_propagation);
+        let is_pod = def == well_known::pods();
+        let now = self.clock.now_rfc3339_seconds();
+        let mut gone = false;
+        let obj = self.modify(def, ns, name, |obj| {
+            if let Some(uid) = &opts.uid {
+                if meta_str(obj, "uid") != Some(uid.as_str()) {
+                    return Err(ApiError::conflict(
+                        def,
+                        name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            meta_str(obj, "uid").unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            if let Some(rv) = &opts.resource_version {
+                if meta_str(obj, "resourceVersion") != Some(rv.as_str()) {
+                    return Err(ApiError::conflict(
+                        def,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            meta_str(obj, "resourceVersion").unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            let mut fins = finalizers(obj);
+            let add = match propagation {
+                Propagation::Orphan => Some("orphan"),
+                Propagation::Foreground => Some("foregroundDeletion"),
+                Propagation::Background => None,
+            };
+            if let Some(f) = add {
+                if !fins.iter().any(|x| x == f) {
+                    fins.push(f.to_owned());
+                }
+            }
+            let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some();
+            let grace = if is_pod && bound {
+                let default = obj
+                    .pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(30);
+                let requested = opts.grace_period_seconds.unwrap_or(default).max(0);
+                // A second delete can only shorten the grace period.
+                match obj
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                {
+                    Some(current) => current.min(requested),
+                    None => requested,
+                }
+            } else {
+                0
+            };
+            let m = meta_mut(obj);
+            if !fins.is_empty() {
+                m.insert("finalizers".into(), json!(fins));
+            }
+            if !m.contains_key("deletionTimestamp") {
+                m.insert("deletionTimestamp".into(), json!(now));
+            }
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            gone = fins.is_empty() && grace == 0;
+            Ok(())
+        })?;
+        if gone {
+            Ok(Deleted::Gone(obj))
+        } else {
+            Ok(Deleted::Terminating(obj))
+        }
+    }
+
+    /// Registers a watcher on every change from now on, and returns, atomically with the
+    /// registration, either the current objects (for a watch with no resourceVersion) or
+    /// the changes after `from` in the history (410 if they are no longer kept).
+    pub fn watch(
+        &self,
+        def: &'static ResourceDef,
+        from: Option<u64>,
+    ) -> Result<(WatchStart, broadcast::Receiver<Arc<Change>>)> {
+        let inner = self.lock();
+        let rx = self.watchers.subscribe();
+        let start = match from {
+            None => WatchStart::Initial(
+                inner
+                    .objects
+                    .get(&key(def))
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default(),
+                inner.rv,
+            ),
+            Some(rv) => {
+                if rv < inner.compacted_rv {
+                    return Err(ApiError::expired(rv, inner.compacted_rv + 1));
+                }
+                WatchStart::Resume(
+                    inner
+                        .history
+                        .iter()
+                        .filter(|c| c.rv > rv && c.resource == def)
+                        .cloned()
+                        .collect(),
+                )
+            }
+        };
+        Ok((start, rx))
+    }
+}
+
+/// How a watch begins.
+pub enum WatchStart {
+    /// Every current object, sent as synthetic ADDED events, and the store's resourceVersion.
+    Initial(Vec<Arc<Value>>, u64),
+    /// The changes after the requested resourceVersion.
+    Resume(Vec<Arc<Change>>),
+}

@@ -1,0 +1,226 @@
+//! Watch streams: synthetic ADDED events or resumption from the history, selector
+//! transitions, bookmarks, timeouts, and a clear end for watchers that fall behind.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::api::ResponseBody;
+use crate::resources::ResourceDef;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::store::{Change, ChangeType, Store, WatchStart, meta_str};
+
+/// How long a watch lasts when the client gives no `timeoutSeconds` (the API server's
+/// `--min-request-timeout`).
+pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// How often a bookmark is sent to a watcher that asked for them.
+pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+
+struct Filter {
+    namespace: Option<String>,
+    name: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn matches(&self, obj: &Value) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| meta_str(obj, "namespace") == Some(ns))
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|n| meta_str(obj, "name") == Some(n))
+            && self.labels.matches(obj)
+            && self.fields.matches(obj)
+    }
+}
+
+fn event_line(kind: &str, obj: &Value) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    // Serialising a `Value` cannot fail.
+    let _ = serde_json::to_writer(&mut out, obj);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+fn bookmark(def: &ResourceDef, rv: u64, initial_end: bool) -> Bytes {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    event_line(
+        "BOOKMARK",
+        &json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta}),
+    )
+}
+
+/// What one change means for a watcher with this filter: the event to send, if any.
+fn translate(filter: &Filter, change: &Change) -> Option<Bytes> {
+    let now = filter.matches(&change.object);
+    let before = change.previous.as_deref().is_some_and(|p| filter.matches(p));
+    let kind = match change.kind {
+        ChangeType::Added if now => "ADDED",
+        ChangeType::Deleted if now || before => "DELETED",
+        ChangeType::Modified => match (before, now) {
+            (true, true) => "MODIFIED",
+            (false, true) => "ADDED",
+            (true, false) => "DELETED",
+            (false, false) => return None,
+        },
+        _ => return None,
+    };
+    Some(event_line(kind, &change.object))
+}
+
+fn flag(q: &HashMap<String, String>, key: &str) -> bool {
+    matches!(q.get(key).map(String::as_str), Some("true" | "1"))
+}
+
+/// Starts a watch: the response body streams newline-delimited events.
+pub fn start(
+    store: &Arc<Store>,
+    def: &'static ResourceDef,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    q: &HashMap<String, String>,
+) -> Result<ResponseBody, ApiError> {
+    let filter = Filter {
+        namespace: namespace.map(str::to_owned),
+        name: name.map(str::to_owned),
+        labels: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
+        fields: FieldSelector::parse(def, q.get("fieldSelector").map_or("", String::as_str))?,
+    };
+    let from = match q.get("resourceVersion").map(String::as_str) {
+        None | Some("") | Some("0") => None,
+        Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid resource version: {rv}"))
+        })?),
+    };
+    let bookmarks = flag(q, "allowWatchBookmarks");
+    let send_initial = flag(q, "sendInitialEvents");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
+
+    let (start, mut rx) = match store.watch(def, from) {
+        Ok(s) => s,
+        Err(e) if e.code == 410 => {
+            // A watch from a compacted resourceVersion answers 200 with one ERROR event.
+            let line = event_line("ERROR", &e.to_status());
+            let stream = futures::stream::iter([Ok::<_, Infallible>(Frame::data(line))]);
+            return Ok(StreamBody::new(stream).boxed_unsync());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut initial: Vec<Bytes> = Vec::new();
+    let mut last_rv = 0;
+    match start {
+        WatchStart::Initial(objects, rv) => {
+            initial.extend(
+                objects
+                    .iter()
+                    .filter(|o| filter.matches(o))
+                    .map(|o| event_line("ADDED", o)),
+            );
+            last_rv = rv;
+            if send_initial && bookmarks {
+                initial.push(bookmark(def, rv, true));
+            }
+        }
+        WatchStart::Resume(changes) => {
+            for c in changes {
+                last_rv = c.rv;
+                if c.namespace_matches(&filter) {
+                    initial.extend(translate(&filter, &c));
+                }
+            }
+        }
+    }
+
+    let deadline = tokio::time::Instant::now() + timeout;
+    let live = async_stream(move |out| async move {
+        let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                biased;
+                msg = rx.recv() => match msg {
+                    Ok(change) => {
+                        if change.resource != def || !change.namespace_matches(&filter) {
+                            continue;
+                        }
+                        last_rv = change.rv;
+                        if let Some(line) = translate(&filter, &change) {
+                            if out.send(line).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        let e = ApiError::new(
+                            410,
+                            "Expired",
+                            format!("the watcher fell {n} events behind and was closed; watch again from resourceVersion {last_rv} or relist"),
+                        );
+                        let _ = out.send(event_line("ERROR", &e.to_status())).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = out.closed() => return,
+                _ = ticker.tick(), if bookmarks => {
+                    if out.send(bookmark(def, last_rv, false)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let stream = futures::stream::iter(initial)
+        .chain(live)
+        .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+    Ok(StreamBody::new(stream).boxed_unsync())
+}
+
+impl Change {
+    fn namespace_matches(&self, filter: &Filter) -> bool {
+        filter
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| self.namespace == ns)
+    }
+}
+
+/// A stream fed by a task through a small channel: the task ends when the stream is dropped.
+fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Bytes> + Send + 'static
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Bytes>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    tokio_stream_from(rx)
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> impl futures::Stream<Item = Bytes> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

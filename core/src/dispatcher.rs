@@ -1,0 +1,330 @@
+//! The [`Dispatcher`] trait and [`JobDispatcher`]: creates the run's Job, follows its pod
+//! to a typed error as soon as the pod can never deliver, and deletes the Job.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event as K8sEvent, Pod};
+use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy, WatchParams};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::classify::{PodSignal, classify};
+use crate::error::{Error, Phase, api_code, is_transient};
+use crate::job::{CourierSpec, build_job};
+use crate::request::Request;
+use crate::watch::{Event, watch as resumable_watch};
+
+/// One run, as every part sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunContext {
+    /// The run id (also in the Job's name and labels).
+    pub run_id: String,
+    /// Namespace of the Job.
+    pub namespace: String,
+    /// Name of the Job.
+    pub job_name: String,
+}
+
+/// The Job as created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchedJob {
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Uid, set by the API server.
+    pub uid: String,
+}
+
+/// Where the run stands, shared between the progress watch and the runner's timeout.
+#[derive(Debug, Clone)]
+pub struct PhaseCell(Arc<Mutex<Phase>>);
+
+impl PhaseCell {
+    /// A cell starting at `phase`.
+    pub fn new(phase: Phase) -> Self {
+        Self(Arc::new(Mutex::new(phase)))
+    }
+
+    /// Sets the phase.
+    pub fn set(&self, phase: Phase) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = phase;
+    }
+
+    /// The current phase.
+    pub fn get(&self) -> Phase {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Creates, follows and removes the run's workload. Object-safe.
+#[async_trait]
+pub trait Dispatcher: Send + Sync {
+    /// Creates the run's Job in one request.
+    async fn dispatch(
+        &self,
+        req: &Request,
+        run: &RunContext,
+        courier: &CourierSpec,
+    ) -> Result<DispatchedJob, Error>;
+
+    /// Follows the Job's pod; returns only with the error that ends the run early. Every
+    /// pod state seen is sent on `pods`, and the phase kept in `phase`.
+    async fn progress(
+        &self,
+        job: &DispatchedJob,
+        pods: watch::Sender<Option<Pod>>,
+        phase: PhaseCell,
+    ) -> Error;
+
+    /// Deletes what the run created (idempotent: gone already is success).
+    async fn cleanup(&self, run: &RunContext) -> Result<(), Error>;
+}
+
+/// How long a pod may show a condition that can still clear before it ends the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GracePeriods {
+    /// `ErrImagePull` / `ImagePullBackOff` (a registry hiccup can clear).
+    pub image_pull: Duration,
+    /// `Unschedulable` (an autoscaler may add a node).
+    pub unschedulable: Duration,
+    /// No pod at all: then the Job's `FailedCreate` events are watched.
+    pub pod_creation: Duration,
+    /// The courier ended with an error: how long its report may still arrive.
+    pub report_after_exit: Duration,
+}
+
+impl Default for GracePeriods {
+    fn default() -> Self {
+        Self {
+            image_pull: Duration::from_secs(10),
+            unschedulable: Duration::from_secs(30),
+            pod_creation: Duration::from_secs(2),
+            report_after_exit: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The Job-based dispatcher.
+#[derive(Clone)]
+pub struct JobDispatcher {
+    client: kube::Client,
+    graces: GracePeriods,
+}
+
+impl JobDispatcher {
+    /// A dispatcher using `client`, with the default grace periods.
+    pub fn new(client: kube::Client) -> Self {
+        Self {
+            client,
+            graces: GracePeriods::default(),
+        }
+    }
+
+    /// Sets the grace periods.
+    #[must_use]
+    pub fn graces(mut self, graces: GracePeriods) -> Self {
+        self.graces = graces;
+        self
+    }
+}
+
+/// Retries `f` on transient API errors, with backoff, at most `attempts` times.
+pub async fn retry<T, F, Fut>(attempts: u32, mut f: F) -> Result<T, kube::Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f(attempt).await {
+            Err(e) if is_transient(&e) && attempt + 1 < attempts => {
+                attempt += 1;
+                let wait = Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6));
+                tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn signal_error(signal: PodSignal) -> Option<Error> {
+    Some(match signal {
+        PodSignal::Progress(_) => return None,
+        PodSignal::ImagePull {
+            image,
+            reason,
+            message,
+        } => Error::ImagePull {
+            image,
+            reason,
+            message,
+        },
+        PodSignal::Unschedulable { message } => Error::Unschedulable { message },
+        PodSignal::ContainerConfig { container, message } => {
+            Error::ContainerConfig { container, message }
+        }
+        PodSignal::InitFailed { exit_code, message } => Error::InitContainerFailed {
+            container: crate::job::INIT_CONTAINER.into(),
+            exit_code,
+            message,
+        },
+        PodSignal::CourierEnded { exit_code, message } => {
+            Error::CourierFailed { exit_code, message }
+        }
+        PodSignal::PodFailed { reason, message } => Error::JobFailed { reason, message },
+    })
+}
+
+#[async_trait]
+impl Dispatcher for JobDispatcher {
+    async fn dispatch(
+        &self,
+        req: &Request,
+        run: &RunContext,
+        courier: &CourierSpec,
+    ) -> Result<DispatchedJob, Error> {
+        let api: Api<Job> = Api::namespaced(self.client.clone(), &run.namespace);
+        let job = build_job(req, &run.run_id, courier);
+        let created = retry(5, |attempt| {
+            let api = api.clone();
+            let job = job.clone();
+            let name = run.job_name.clone();
+            async move {
+                match api.create(&PostParams::default(), &job).await {
+                    // A retry after a lost response: the Job is ours if it carries our run id.
+                    Err(e) if attempt > 0 && api_code(&e) == Some(409) => {
+                        let existing = api.get(&name).await?;
+                        let ours = existing.metadata.labels.as_ref().and_then(|l| l.get(crate::job::RUN_ID_LABEL))
+                            == job.metadata.labels.as_ref().and_then(|l| l.get(crate::job::RUN_ID_LABEL));
+                        if ours { Ok(existing) } else { Err(e) }
+                    }
+                    other => other,
+                }
+            }
+        })
+        .await?;
+        let uid = created.metadata.uid.clone().unwrap_or_default();
+        tracing::debug!(job = %run.job_name, %uid, "job created");
+        Ok(DispatchedJob {
+            name: run.job_name.clone(),
+            namespace: run.namespace.clone(),
+            uid,
+        })
+    }
+
+    async fn progress(
+        &self,
+        job: &DispatchedJob,
+        pods_tx: watch::Sender<Option<Pod>>,
+        phase: PhaseCell,
+    ) -> Error {
+        phase.set(Phase::WaitingForPod);
+        let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
+        let selector = format!("batch.kubernetes.io/controller-uid={}", job.uid);
+        let mut pods = resumable_watch(pods_api, WatchParams::default().labels(&selector)).boxed();
+        let mut events: Option<BoxStream<'static, kube::Result<Event<K8sEvent>>>> = None;
+        let events_after = tokio::time::sleep(self.graces.pod_creation);
+        tokio::pin!(events_after);
+        let mut pod_uid: Option<String> = None;
+        // The pending error and when it becomes final (a grace period).
+        let mut pending: Option<(Instant, Error)> = None;
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        loop {
+            let deadline = pending.as_ref().map_or(far, |(at, _)| *at);
+            tokio::select! {
+                biased;
+                ev = pods.next() => match ev {
+                    Some(Ok(Event::Applied(pod))) => {
+                        let uid = pod.metadata.uid.clone().unwrap_or_default();
+                        // Only the first pod of the Job counts.
+                        if pod_uid.get_or_insert_with(|| uid.clone()) != &uid {
+                            continue;
+                        }
+                        let signal = classify(&pod);
+                        let _ = pods_tx.send(Some(pod));
+                        let now = Instant::now();
+                        match signal {
+                            PodSignal::Progress(p) => {
+                                phase.set(p);
+                                pending = None;
+                            }
+                            PodSignal::CourierEnded { exit_code: 0, .. } => {
+                                phase.set(Phase::Reporting);
+                                pending = None;
+                            }
+                            s @ PodSignal::ImagePull { .. } => {
+                                let invalid = matches!(&s, PodSignal::ImagePull { reason, .. } if reason == "InvalidImageName");
+                                let grace = if invalid { Duration::ZERO } else { self.graces.image_pull };
+                                let at = pending.as_ref().filter(|(_, e)| matches!(e, Error::ImagePull { .. })).map_or(now + grace, |(at, _)| *at);
+                                pending = signal_error(s).map(|e| (at, e));
+                            }
+                            s @ PodSignal::Unschedulable { .. } => {
+                                let at = pending.as_ref().filter(|(_, e)| matches!(e, Error::Unschedulable { .. })).map_or(now + self.graces.unschedulable, |(at, _)| *at);
+                                pending = signal_error(s).map(|e| (at, e));
+                            }
+                            s @ (PodSignal::CourierEnded { .. } | PodSignal::PodFailed { .. }) => {
+                                phase.set(Phase::Reporting);
+                                if pending.is_none() {
+                                    pending = signal_error(s).map(|e| (now + self.graces.report_after_exit, e));
+                                }
+                            }
+                            s => {
+                                if let Some(e) = signal_error(s) {
+                                    return e;
+                                }
+                            }
+                        }
+                    }
+                    Some(Ok(Event::Deleted(pod))) => {
+                        if pod.metadata.uid == pod_uid && pending.is_none() {
+                            pending = Some((Instant::now() + self.graces.report_after_exit, Error::JobFailed {
+                                reason: "PodDeleted".into(),
+                                message: format!("pod {} was deleted before it reported", pod.metadata.name.unwrap_or_default()),
+                            }));
+                        }
+                    }
+                    Some(Ok(Event::Restarted)) => {}
+                    Some(Err(e)) => return Error::from(e),
+                    None => return Error::JobFailed { reason: "WatchEnded".into(), message: "the pod watch ended".into() },
+                },
+                ev = async { match events.as_mut() { Some(s) => s.next().await, None => futures::future::pending().await } } => match ev {
+                    Some(Ok(Event::Applied(e))) if e.reason.as_deref() == Some("FailedCreate") && pod_uid.is_none() => {
+                        return Error::PodRejected { message: e.message.unwrap_or_default() };
+                    }
+                    Some(Err(e)) => return Error::from(e),
+                    None => events = None,
+                    _ => {}
+                },
+                _ = &mut events_after, if events.is_none() && pod_uid.is_none() => {
+                    let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &job.namespace);
+                    let wp = WatchParams::default().fields(&format!("involvedObject.uid={}", job.uid));
+                    events = Some(resumable_watch(api, wp).boxed());
+                }
+                _ = tokio::time::sleep_until(deadline), if pending.is_some() => {
+                    if let Some((_, e)) = pending.take() {
+                        return e;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn cleanup(&self, run: &RunContext) -> Result<(), Error> {
+        let api: Api<Job> = Api::namespaced(self.client.clone(), &run.namespace);
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..Default::default()
+        };
+        match retry(8, |_| api.delete(&run.job_name, &dp)).await {
+            Ok(_) => Ok(()),
+            Err(e) if api_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

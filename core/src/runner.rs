@@ -1,0 +1,202 @@
+//! The [`Runner`] trait and [`JobRunner`]: validate, prepare, dispatch, await the report and
+//! the pod's progress together under the timeout, and clean up on every path.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::channel::ResultChannel;
+use crate::dispatcher::{Dispatcher, JobDispatcher, PhaseCell, RunContext};
+use crate::error::{Error, Phase};
+use crate::report::{Outcome, Report, ReportedExit};
+use crate::request::{RUN_ID_LEN, Request};
+
+/// Runs requests to their outcome. Object-safe.
+#[async_trait]
+pub trait Runner: Send + Sync {
+    /// Runs one request: the command's outcome, or the typed error that ended the run.
+    async fn run(&self, request: Request) -> Result<Outcome, Error>;
+}
+
+/// Runs requests as Jobs, with one transport.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use cmdreporter_core::{JobRunner, Request, ResultChannel, Runner};
+/// # async fn demo(client: kube::Client, channel: Arc<dyn ResultChannel>) -> Result<(), cmdreporter_core::Error> {
+/// let runner = JobRunner::new(client, channel);
+/// let outcome = runner.run(Request::new("busybox:1.36", ["uname", "-r"])).await?;
+/// println!("{}", String::from_utf8_lossy(&outcome.stdout.data));
+/// runner.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct JobRunner {
+    dispatcher: Arc<dyn Dispatcher>,
+    channel: Arc<dyn ResultChannel>,
+    cleanups: TaskTracker,
+    ids: Mutex<StdRng>,
+}
+
+const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Deletes the run's objects when dropped unless already done: a dropped run future hands
+/// its cleanup to the runner's tracker.
+struct CleanupGuard {
+    dispatcher: Arc<dyn Dispatcher>,
+    run: Option<RunContext>,
+    tracker: TaskTracker,
+}
+
+impl CleanupGuard {
+    async fn finish(mut self) {
+        if let Some(run) = self.run.take() {
+            if let Err(e) = self.dispatcher.cleanup(&run).await {
+                tracing::warn!(job = %run.job_name, error = %e, "cleanup failed");
+            }
+        }
+    }
+}
+
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        let Some(run) = self.run.take() else { return };
+        if tokio::runtime::Handle::try_current().is_err() {
+            tracing::warn!(job = %run.job_name, "run dropped outside a runtime; the Job's TTL will remove it");
+            return;
+        }
+        let dispatcher = self.dispatcher.clone();
+        self.tracker.spawn(async move {
+            if let Err(e) = dispatcher.cleanup(&run).await {
+                tracing::warn!(job = %run.job_name, error = %e, "cleanup of a dropped run failed");
+            }
+        });
+    }
+}
+
+impl JobRunner {
+    /// A runner creating Jobs with `client` and receiving reports through `channel`.
+    pub fn new(client: kube::Client, channel: Arc<dyn ResultChannel>) -> Self {
+        Self::with_dispatcher(Arc::new(JobDispatcher::new(client)), channel)
+    }
+
+    /// A runner with its own dispatcher.
+    pub fn with_dispatcher(dispatcher: Arc<dyn Dispatcher>, channel: Arc<dyn ResultChannel>) -> Self {
+        Self {
+            dispatcher,
+            channel,
+            cleanups: TaskTracker::new(),
+            ids: Mutex::new(StdRng::from_os_rng()),
+        }
+    }
+
+    /// Draws run ids from a seeded generator (for reproducible tests).
+    #[must_use]
+    pub fn seed_run_ids(self, seed: u64) -> Self {
+        *self.ids.lock().unwrap_or_else(|e| e.into_inner()) = StdRng::seed_from_u64(seed);
+        self
+    }
+
+    fn run_id(&self) -> String {
+        let mut rng = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        (0..RUN_ID_LEN)
+            .map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char)
+            .collect()
+    }
+
+    /// Waits for every pending cleanup (of dropped runs) to finish.
+    pub async fn shutdown(&self) {
+        self.cleanups.close();
+        self.cleanups.wait().await;
+        self.cleanups.reopen();
+    }
+
+    async fn run_inner(&self, req: &Request, run: &RunContext, phase: &PhaseCell, started: Instant) -> Result<Outcome, Error> {
+        let courier = self.channel.courier(run);
+        self.channel.prepare(run).await?;
+        let job = self.dispatcher.dispatch(req, run, &courier).await?;
+        phase.set(Phase::WaitingForPod);
+        let (pods_tx, pods_rx) = tokio::sync::watch::channel(None);
+        let report: Report = tokio::select! {
+            biased;
+            report = self.channel.receive(run, &job, pods_rx.clone()) => report?,
+            err = self.dispatcher.progress(&job, pods_tx, phase.clone()) => return Err(err),
+        };
+        if report.run_id != run.run_id {
+            return Err(Error::CorruptReport(format!(
+                "report of run {:?} received for run {:?}",
+                report.run_id, run.run_id
+            )));
+        }
+        report.check_version()?;
+        let image_id = pods_rx.borrow().as_ref().and_then(|p| {
+            p.status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .iter()
+                .find(|c| c.name == crate::job::MAIN_CONTAINER)
+                .map(|c| c.image_id.clone())
+                .filter(|i| !i.is_empty())
+        });
+        match report.exit {
+            ReportedExit::Exited(exit) => Ok(Outcome {
+                exit,
+                stdout: report.stdout,
+                stderr: report.stderr,
+                run_id: run.run_id.clone(),
+                job_name: run.job_name.clone(),
+                image_id,
+                elapsed: started.elapsed(),
+            }),
+            ReportedExit::NotStarted { not_found, message } => Err(Error::CommandNotStarted {
+                command: req.argv.first().cloned().unwrap_or_default(),
+                not_found,
+                message,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Runner for JobRunner {
+    async fn run(&self, req: Request) -> Result<Outcome, Error> {
+        req.validate()?;
+        let run_id = self.run_id();
+        let run = RunContext {
+            job_name: req.job_name(&run_id),
+            namespace: req.namespace.clone(),
+            run_id,
+        };
+        let span = tracing::info_span!("run", job = %run.job_name, transport = self.channel.name());
+        async {
+            let started = Instant::now();
+            let phase = PhaseCell::new(Phase::Dispatching);
+            let guard = CleanupGuard {
+                dispatcher: self.dispatcher.clone(),
+                run: Some(run.clone()),
+                tracker: self.cleanups.clone(),
+            };
+            let result = match tokio::time::timeout(req.timeout, self.run_inner(&req, &run, &phase, started)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout {
+                    timeout: req.timeout,
+                    phase: phase.get(),
+                }),
+            };
+            guard.finish().await;
+            match &result {
+                Ok(o) => tracing::debug!(exit = ?o.exit, "run finished"),
+                Err(e) => tracing::debug!(error = %e, "run failed"),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+}

@@ -1,0 +1,119 @@
+//! Raw watches that start with resourceVersion unset (the synthetic ADDED events stand in
+//! for a LIST), resume from the last resourceVersion after a disconnect, and start over
+//! after 410 Gone.
+
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use kube::api::{Api, WatchEvent, WatchParams};
+use kube::core::Resource;
+use serde::de::DeserializeOwned;
+
+use crate::error::is_transient;
+
+/// What a resumable watch yields.
+#[derive(Debug)]
+pub enum Event<K> {
+    /// An object was added (or is there at the start).
+    Applied(K),
+    /// An object was deleted.
+    Deleted(K),
+    /// The watch started over after 410 Gone: what follows is the full current state.
+    Restarted,
+}
+
+struct State<K: Clone + 'static> {
+    api: Api<K>,
+    params: WatchParams,
+    rv: String,
+    inner: Option<BoxStream<'static, kube::Result<WatchEvent<K>>>>,
+    failures: u32,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+fn backoff(failures: u32) -> Duration {
+    (Duration::from_millis(50) * 2u32.saturating_pow(failures.min(10))).min(MAX_BACKOFF)
+}
+
+/// Watches `api` with `params` for as long as the stream is polled. Permanent errors end it
+/// with one `Err`; transient ones are retried with backoff.
+pub fn watch<K>(api: Api<K>, params: WatchParams) -> impl Stream<Item = kube::Result<Event<K>>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let state = State {
+        api,
+        params,
+        rv: String::new(),
+        inner: None,
+        failures: 0,
+    };
+    futures::stream::unfold(Some(state), |state| async move {
+        let mut s = state?;
+        loop {
+            let Some(inner) = s.inner.as_mut() else {
+                match s.api.watch(&s.params, &s.rv).await {
+                    Ok(stream) => {
+                        s.inner = Some(stream.boxed());
+                        continue;
+                    }
+                    Err(e) if is_transient(&e) => {
+                        s.failures += 1;
+                        tokio::time::sleep(backoff(s.failures)).await;
+                        continue;
+                    }
+                    Err(e) => return Some((Err(e), None)),
+                }
+            };
+            match inner.next().await {
+                None => {
+                    // The server ended the stream (timeout, dropped connection): resume.
+                    s.inner = None;
+                }
+                Some(Ok(ev)) => {
+                    s.failures = 0;
+                    match ev {
+                        WatchEvent::Added(o) | WatchEvent::Modified(o) => {
+                            if let Some(rv) = o.meta().resource_version.clone() {
+                                s.rv = rv;
+                            }
+                            return Some((Ok(Event::Applied(o)), Some(s)));
+                        }
+                        WatchEvent::Deleted(o) => {
+                            if let Some(rv) = o.meta().resource_version.clone() {
+                                s.rv = rv;
+                            }
+                            return Some((Ok(Event::Deleted(o)), Some(s)));
+                        }
+                        WatchEvent::Bookmark(b) => s.rv = b.metadata.resource_version,
+                        WatchEvent::Error(e) if e.code == 410 => {
+                            s.rv.clear();
+                            s.inner = None;
+                            return Some((Ok(Event::Restarted), Some(s)));
+                        }
+                        WatchEvent::Error(e) => {
+                            let err = kube::Error::Api(e);
+                            if is_transient(&err) {
+                                s.inner = None;
+                                s.failures += 1;
+                                tokio::time::sleep(backoff(s.failures)).await;
+                            } else {
+                                return Some((Err(err), None));
+                            }
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    s.inner = None;
+                    if !is_transient(&e) && !matches!(e, kube::Error::ReadEvents(_) | kube::Error::HttpError(_)) {
+                        return Some((Err(e), None));
+                    }
+                    s.failures += 1;
+                    tokio::time::sleep(backoff(s.failures)).await;
+                }
+            }
+        }
+    })
+}

@@ -43,7 +43,13 @@ pub mod env {
     pub const POD_UID: &str = "CMDREPORTER_POD_UID";
     /// The pod's namespace.
     pub const NAMESPACE: &str = "CMDREPORTER_NAMESPACE";
+    /// Where the courier writes its termination message (the container's
+    /// `terminationMessagePath`).
+    pub const TERMINATION_LOG: &str = "CMDREPORTER_TERMINATION_LOG";
 }
+
+/// The container's `terminationMessagePath` (the Kubernetes default).
+pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
 /// What the transport needs of the courier and the pod.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -142,6 +148,11 @@ pub fn build_job(req: &Request, run_id: &str, courier: &CourierSpec) -> Job {
     ));
     env.push(field_env(env::POD_UID, "metadata.uid"));
     env.push(field_env(env::NAMESPACE, "metadata.namespace"));
+    env.push(EnvVar {
+        name: env::TERMINATION_LOG.into(),
+        value: Some(TERMINATION_MESSAGE_PATH.into()),
+        ..Default::default()
+    });
 
     let mut mounts = vec![bin_mount.clone()];
     mounts.extend(req.volume_mounts.iter().cloned());
@@ -175,6 +186,7 @@ pub fn build_job(req: &Request, run_id: &str, courier: &CourierSpec) -> Job {
         resources: req.resources.clone(),
         volume_mounts: Some(mounts),
         security_context: Some(security),
+        termination_message_path: Some(TERMINATION_MESSAGE_PATH.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
     };

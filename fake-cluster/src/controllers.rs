@@ -156,6 +156,8 @@ impl Controllers {
                     let _ = tx.send(true);
                 }
                 self.api.logs.remove_pod(&uid);
+                self.kubelet.runtime.forget_pod(&uid);
+                let _ = std::fs::remove_dir_all(self.kubelet.volumes_root.join(&uid));
             }
         }
     }

@@ -134,6 +134,9 @@ pub trait Runtime: Send + Sync + 'static {
         stop: StopSignal,
         api: PodApi,
     ) -> Result<Finished, StartError>;
+
+    /// Forgets what the runtime kept for a pod that was deleted (its volumes).
+    fn forget_pod(&self, _pod_uid: &str) {}
 }
 
 /// A container that ran to its end.

@@ -123,6 +123,9 @@ impl Runtime for ProcessRuntime {
     ) -> Result<Finished, StartError> {
         let dir = self.scratch.path().join(&spec.pod_uid).join(&spec.name);
         std::fs::create_dir_all(&dir).map_err(|e| StartError(e.to_string()))?;
+        for m in &spec.mounts {
+            std::fs::create_dir_all(&m.host_path).map_err(|e| StartError(e.to_string()))?;
+        }
         let message_file = dir.join("termination-log");
         std::fs::write(&message_file, b"").map_err(|e| StartError(e.to_string()))?;
         let argv: Vec<String> = spec

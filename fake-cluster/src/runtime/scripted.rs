@@ -351,13 +351,11 @@ impl Runtime for ScriptedRuntime {
             .take();
         Ok(Finished { exit, termination_message: message })
     }
-}
 
-/// The pod's files are dropped with the pod.
-impl ScriptedRuntime {
-    /// Forgets the in-memory volumes of a deleted pod.
-    pub fn forget_pod(&self, uid: &str) {
+    fn forget_pod(&self, uid: &str) {
         self.pods.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
     }
 }
+
+
 

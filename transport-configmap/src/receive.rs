@@ -1,0 +1,68 @@
+//! Operator side: watch the one ConfigMap name, accept only the one owned by the run's Job.
+
+use async_trait::async_trait;
+use cmdreporter_core::channel::{PodState, ResultChannel};
+use cmdreporter_core::dispatcher::{DispatchedJob, RunContext};
+use cmdreporter_core::job::{CourierSpec, RUN_ID_LABEL};
+use cmdreporter_core::watch::{watch, Event};
+use cmdreporter_core::{Error, Report};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, WatchParams};
+
+use crate::format::decode;
+
+/// Receives reports from ConfigMaps.
+#[derive(Clone)]
+pub struct ConfigMapChannel {
+    client: kube::Client,
+}
+
+impl ConfigMapChannel {
+    /// A channel using `client` to watch ConfigMaps.
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
+    }
+}
+
+fn accept(cm: &ConfigMap, run: &RunContext, job: &DispatchedJob) -> bool {
+    let owned = cm
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == job.uid && o.kind == "Job");
+    let labelled = cm.metadata.labels.as_ref().and_then(|l| l.get(RUN_ID_LABEL)) == Some(&run.run_id);
+    owned && labelled
+}
+
+#[async_trait]
+impl ResultChannel for ConfigMapChannel {
+    fn name(&self) -> &str {
+        crate::TRANSPORT
+    }
+
+    fn courier(&self, _run: &RunContext) -> CourierSpec {
+        CourierSpec {
+            args: vec!["--transport".into(), crate::TRANSPORT.into()],
+            env: Vec::new(),
+            needs_api_token: true,
+        }
+    }
+
+    async fn receive(&self, run: &RunContext, job: &DispatchedJob, _pod: PodState) -> Result<Report, Error> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &run.namespace);
+        let wp = WatchParams::default().fields(&format!("metadata.name={}", run.job_name));
+        let mut events = watch(api, wp).boxed();
+        while let Some(ev) = events.next().await {
+            match ev? {
+                Event::Applied(cm) if accept(&cm, run, job) => return decode(&cm),
+                Event::Applied(cm) => {
+                    tracing::debug!(name = ?cm.metadata.name, "ignoring a ConfigMap not owned by this run's Job");
+                }
+                Event::Deleted(_) | Event::Restarted => {}
+            }
+        }
+        Err(Error::CorruptReport("the ConfigMap watch ended".into()))
+    }
+}

@@ -32,7 +32,9 @@ impl CourierHost for OsHost {
     }
 
     async fn client(&self) -> Result<kube::Client, String> {
-        kube::Client::try_default().await.map_err(|e| format!("no API access: {e}"))
+        kube::Client::try_default()
+            .await
+            .map_err(|e| format!("no API access: {e}"))
     }
 
     async fn write_stdout(&self, data: &[u8]) -> io::Result<()> {

@@ -8,7 +8,11 @@ use cmdreporter_cli::run::{RunOptions, exit_code, run};
 use cmdreporter_cli::{EXIT_CMDREPORTER_ERROR, OsHost, courier_main};
 
 #[derive(Debug, Parser)]
-#[command(name = "cmdreporter", version, about = "Run a one-off command in a container image as a Kubernetes Job and get its output back")]
+#[command(
+    name = "cmdreporter",
+    version,
+    about = "Run a one-off command in a container image as a Kubernetes Job and get its output back"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,7 +63,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let raw: Vec<String> = std::env::args().collect();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cmdreporter: cannot start the async runtime: {e}");
@@ -75,11 +82,23 @@ fn main() {
             Ok(c) => c,
             Err(e) => {
                 let _ = e.print();
-                return if e.use_stderr() { EXIT_CMDREPORTER_ERROR } else { 0 };
+                return if e.use_stderr() {
+                    EXIT_CMDREPORTER_ERROR
+                } else {
+                    0
+                };
             }
         };
         match cli.command {
-            Command::Run { fake, namespace, image, reporter_image, name, timeout, argv } => {
+            Command::Run {
+                fake,
+                namespace,
+                image,
+                reporter_image,
+                name,
+                timeout,
+                argv,
+            } => {
                 let opts = RunOptions {
                     fake,
                     namespace,

@@ -72,8 +72,12 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome, RunError> {
 pub fn exit_code(result: &Result<Outcome, RunError>) -> i32 {
     match result {
         Ok(o) => o.exit.shell_code(),
-        Err(RunError::Run(Error::CommandNotStarted { not_found: true, .. })) => 127,
-        Err(RunError::Run(Error::CommandNotStarted { not_found: false, .. })) => 126,
+        Err(RunError::Run(Error::CommandNotStarted {
+            not_found: true, ..
+        })) => 127,
+        Err(RunError::Run(Error::CommandNotStarted {
+            not_found: false, ..
+        })) => 126,
         Err(_) => crate::EXIT_CMDREPORTER_ERROR,
     }
 }

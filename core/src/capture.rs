@@ -42,8 +42,14 @@ impl Exec for OsExec {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()?;
-        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout pipe"))?;
-        let stderr = child.stderr.take().ok_or_else(|| io::Error::other("no stderr pipe"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout pipe"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| io::Error::other("no stderr pipe"))?;
         Ok(Spawned {
             stdout: Box::pin(stdout),
             stderr: Box::pin(stderr),
@@ -217,10 +223,25 @@ mod tests {
         )
         .await;
         assert_eq!(exit, ReportedExit::Exited(ExitStatus::Code(3)));
-        assert_eq!((out.data.as_slice(), err.data.as_slice()), (&b"out"[..], &b"err"[..]));
-        let (exit, _, _) = execute(&OsExec, &argv(&["sh", "-c", "kill -9 $$"]), CaptureLimits::split(8)).await;
+        assert_eq!(
+            (out.data.as_slice(), err.data.as_slice()),
+            (&b"out"[..], &b"err"[..])
+        );
+        let (exit, _, _) = execute(
+            &OsExec,
+            &argv(&["sh", "-c", "kill -9 $$"]),
+            CaptureLimits::split(8),
+        )
+        .await;
         assert_eq!(exit, ReportedExit::Exited(ExitStatus::Signal(9)));
-        let (exit, _, _) = execute(&OsExec, &argv(&["/no/such/cmd"]), CaptureLimits::split(8)).await;
-        assert!(matches!(exit, ReportedExit::NotStarted { not_found: true, .. }));
+        let (exit, _, _) =
+            execute(&OsExec, &argv(&["/no/such/cmd"]), CaptureLimits::split(8)).await;
+        assert!(matches!(
+            exit,
+            ReportedExit::NotStarted {
+                not_found: true,
+                ..
+            }
+        ));
     }
 }

@@ -120,7 +120,9 @@ pub fn classify(pod: &Pod) -> PodSignal {
         };
     }
     let unschedulable = status.conditions.iter().flatten().find(|c| {
-        c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
     });
     if let Some(c) = unschedulable {
         return PodSignal::Unschedulable {
@@ -148,20 +150,41 @@ mod tests {
 
     #[test]
     fn reads_the_kubelet_states() {
-        let p = pod(json!({"spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Pending",
+        let p = pod(
+            json!({"spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Pending",
             "containerStatuses": [{"name": "cmd", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}}));
-        assert!(matches!(classify(&p), PodSignal::ImagePull { reason, .. } if reason == "ImagePullBackOff"));
-        let p = pod(json!({"spec": {"containers": []}, "status": {"phase": "Pending", "conditions": [
-            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]}}));
-        assert_eq!(classify(&p), PodSignal::Unschedulable { message: "0/1 nodes are available".into() });
-        let p = pod(json!({"spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Failed",
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}}),
+        );
+        assert!(
+            matches!(classify(&p), PodSignal::ImagePull { reason, .. } if reason == "ImagePullBackOff")
+        );
+        let p = pod(
+            json!({"spec": {"containers": []}, "status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]}}),
+        );
+        assert_eq!(
+            classify(&p),
+            PodSignal::Unschedulable {
+                message: "0/1 nodes are available".into()
+            }
+        );
+        let p = pod(
+            json!({"spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Failed",
             "initContainerStatuses": [{"name": "install-reporter", "image": "r", "imageID": "", "ready": false, "restartCount": 0,
-                "state": {"terminated": {"exitCode": 2, "message": "no space"}}}]}}));
-        assert_eq!(classify(&p), PodSignal::InitFailed { exit_code: 2, message: "no space".into() });
-        let p = pod(json!({"spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Running",
+                "state": {"terminated": {"exitCode": 2, "message": "no space"}}}]}}),
+        );
+        assert_eq!(
+            classify(&p),
+            PodSignal::InitFailed {
+                exit_code: 2,
+                message: "no space".into()
+            }
+        );
+        let p = pod(
+            json!({"spec": {"nodeName": "n", "containers": []}, "status": {"phase": "Running",
             "containerStatuses": [{"name": "cmd", "image": "x", "imageID": "", "ready": true, "restartCount": 0,
-                "state": {"running": {}}}]}}));
+                "state": {"running": {}}}]}}),
+        );
         assert_eq!(classify(&p), PodSignal::Progress(Phase::Running));
     }
 }

@@ -200,8 +200,16 @@ impl Dispatcher for JobDispatcher {
                     // A retry after a lost response: the Job is ours if it carries our run id.
                     Err(e) if attempt > 0 && api_code(&e) == Some(409) => {
                         let existing = api.get(&name).await?;
-                        let ours = existing.metadata.labels.as_ref().and_then(|l| l.get(crate::job::RUN_ID_LABEL))
-                            == job.metadata.labels.as_ref().and_then(|l| l.get(crate::job::RUN_ID_LABEL));
+                        let ours = existing
+                            .metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get(crate::job::RUN_ID_LABEL))
+                            == job
+                                .metadata
+                                .labels
+                                .as_ref()
+                                .and_then(|l| l.get(crate::job::RUN_ID_LABEL));
                         if ours { Ok(existing) } else { Err(e) }
                     }
                     other => other,

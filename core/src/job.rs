@@ -222,7 +222,9 @@ pub fn build_job(req: &Request, run_id: &str, courier: &CourierSpec) -> Job {
         },
         spec: Some(JobSpec {
             backoff_limit: Some(0),
-            active_deadline_seconds: Some(i64::try_from(req.timeout.as_secs().max(1)).unwrap_or(i64::MAX)),
+            active_deadline_seconds: Some(
+                i64::try_from(req.timeout.as_secs().max(1)).unwrap_or(i64::MAX),
+            ),
             ttl_seconds_after_finished: Some(ttl_seconds(req)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -274,7 +276,17 @@ mod tests {
         let cmd = pod.containers[0].command.clone().unwrap();
         assert_eq!(
             cmd,
-            [COURIER_PATH, "report", "--transport", "configmap", "--run-id", "abc", "--", "echo", "$$(HOME)"]
+            [
+                COURIER_PATH,
+                "report",
+                "--transport",
+                "configmap",
+                "--run-id",
+                "abc",
+                "--",
+                "echo",
+                "$$(HOME)"
+            ]
         );
         let sc = pod.containers[0].security_context.clone().unwrap();
         assert_eq!(sc.allow_privilege_escalation, Some(false));

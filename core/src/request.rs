@@ -292,13 +292,19 @@ impl Request {
         if !is_dns1123_label(&self.job_name(&"a".repeat(RUN_ID_LEN))) {
             return bad(
                 "name",
-                format!("{:?} must consist of lowercase alphanumerics and '-', starting with an alphanumeric", self.name),
+                format!(
+                    "{:?} must consist of lowercase alphanumerics and '-', starting with an alphanumeric",
+                    self.name
+                ),
             );
         }
         if !is_dns1123_label(&self.namespace) {
             return bad(
                 "namespace",
-                format!("{:?} is not a valid namespace name (a DNS-1123 label)", self.namespace),
+                format!(
+                    "{:?} is not a valid namespace name (a DNS-1123 label)",
+                    self.namespace
+                ),
             );
         }
         match self.argv.first() {
@@ -307,12 +313,18 @@ impl Request {
             _ => {}
         }
         if !is_image_reference(&self.image) {
-            return bad("image", format!("{:?} is not a well-formed image reference", self.image));
+            return bad(
+                "image",
+                format!("{:?} is not a well-formed image reference", self.image),
+            );
         }
         if !is_image_reference(&self.reporter_image) {
             return bad(
                 "reporter_image",
-                format!("{:?} is not a well-formed image reference", self.reporter_image),
+                format!(
+                    "{:?} is not a well-formed image reference",
+                    self.reporter_image
+                ),
             );
         }
         if self.timeout.is_zero() {
@@ -336,7 +348,10 @@ impl Request {
         }
         for (k, v) in &self.labels {
             if !is_label_value(v) {
-                return bad(&format!("labels[{k}]"), format!("{v:?} is not a valid label value"));
+                return bad(
+                    &format!("labels[{k}]"),
+                    format!("{v:?} is not a valid label value"),
+                );
             }
         }
         for (i, o) in self.owners.iter().enumerate() {
@@ -451,10 +466,16 @@ mod tests {
         assert_eq!(field(Request::new("busybox", Vec::<String>::new())), "argv");
         assert_eq!(field(Request::new("busybox", [""])), "argv[0]");
         assert_eq!(field(Request::new("Busy Box", ["true"])), "image");
-        assert_eq!(field(ok.clone().reporter_image("x@sha256:zz")), "reporter_image");
+        assert_eq!(
+            field(ok.clone().reporter_image("x@sha256:zz")),
+            "reporter_image"
+        );
         assert_eq!(field(ok.clone().timeout(Duration::ZERO)), "timeout");
         assert_eq!(field(ok.clone().env("1X", "y")), "env[0].name");
-        assert_eq!(field(ok.clone().image_pull_policy("Sometimes")), "image_pull_policy");
+        assert_eq!(
+            field(ok.clone().image_pull_policy("Sometimes")),
+            "image_pull_policy"
+        );
         assert_eq!(field(ok.clone().label("a", "-x")), "labels[a]");
         let owner = OwnerReference {
             api_version: "v1".into(),
@@ -467,7 +488,12 @@ mod tests {
             field(ok.clone().owner(owner.clone(), Some("other".into()))),
             "owners[0].namespace"
         );
-        assert!(ok.clone().owner(owner.clone(), Some("default".into())).validate().is_ok());
+        assert!(
+            ok.clone()
+                .owner(owner.clone(), Some("default".into()))
+                .validate()
+                .is_ok()
+        );
         assert!(ok.owner(owner, None).validate().is_ok());
     }
 }

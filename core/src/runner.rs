@@ -86,7 +86,10 @@ impl JobRunner {
     }
 
     /// A runner with its own dispatcher.
-    pub fn with_dispatcher(dispatcher: Arc<dyn Dispatcher>, channel: Arc<dyn ResultChannel>) -> Self {
+    pub fn with_dispatcher(
+        dispatcher: Arc<dyn Dispatcher>,
+        channel: Arc<dyn ResultChannel>,
+    ) -> Self {
         Self {
             dispatcher,
             channel,
@@ -116,7 +119,13 @@ impl JobRunner {
         self.cleanups.reopen();
     }
 
-    async fn run_inner(&self, req: &Request, run: &RunContext, phase: &PhaseCell, started: Instant) -> Result<Outcome, Error> {
+    async fn run_inner(
+        &self,
+        req: &Request,
+        run: &RunContext,
+        phase: &PhaseCell,
+        started: Instant,
+    ) -> Result<Outcome, Error> {
         let courier = self.channel.courier(run);
         self.channel.prepare(run).await?;
         let job = self.dispatcher.dispatch(req, run, &courier).await?;
@@ -182,7 +191,12 @@ impl Runner for JobRunner {
                 run: Some(run.clone()),
                 tracker: self.cleanups.clone(),
             };
-            let result = match tokio::time::timeout(req.timeout, self.run_inner(&req, &run, &phase, started)).await {
+            let result = match tokio::time::timeout(
+                req.timeout,
+                self.run_inner(&req, &run, &phase, started),
+            )
+            .await
+            {
                 Ok(r) => r,
                 Err(_) => Err(Error::Timeout {
                     timeout: req.timeout,

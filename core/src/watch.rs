@@ -39,7 +39,10 @@ fn backoff(failures: u32) -> Duration {
 
 /// Watches `api` with `params` for as long as the stream is polled. Permanent errors end it
 /// with one `Err`; transient ones are retried with backoff.
-pub fn watch<K>(api: Api<K>, params: WatchParams) -> impl Stream<Item = kube::Result<Event<K>>> + Send
+pub fn watch<K>(
+    api: Api<K>,
+    params: WatchParams,
+) -> impl Stream<Item = kube::Result<Event<K>>> + Send
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
@@ -107,7 +110,9 @@ where
                 }
                 Some(Err(e)) => {
                     s.inner = None;
-                    if !is_transient(&e) && !matches!(e, kube::Error::ReadEvents(_) | kube::Error::HttpError(_)) {
+                    if !is_transient(&e)
+                        && !matches!(e, kube::Error::ReadEvents(_) | kube::Error::HttpError(_))
+                    {
                         return Some((Err(e), None));
                     }
                     s.failures += 1;

@@ -100,7 +100,10 @@ fn route(path: &str) -> Option<Route> {
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return None,
     };
-    if !RESOURCES.iter().any(|r| r.group == group && r.version == version) {
+    if !RESOURCES
+        .iter()
+        .any(|r| r.group == group && r.version == version)
+    {
         return None;
     }
     let gv = if group.is_empty() {
@@ -108,11 +111,15 @@ fn route(path: &str) -> Option<Route> {
     } else {
         format!("{group}/{version}")
     };
-    let namespaced = |plural: &str| resources::find(group, version, plural).filter(|d| d.namespaced);
+    let namespaced =
+        |plural: &str| resources::find(group, version, plural).filter(|d| d.namespaced);
     let (namespace, rest) = match rest {
-        ["namespaces", ns, plural, more @ ..] if namespaced(plural).is_some() => {
-            (Some((*ns).to_owned()), std::iter::once(*plural).chain(more.iter().copied()).collect::<Vec<_>>())
-        }
+        ["namespaces", ns, plural, more @ ..] if namespaced(plural).is_some() => (
+            Some((*ns).to_owned()),
+            std::iter::once(*plural)
+                .chain(more.iter().copied())
+                .collect::<Vec<_>>(),
+        ),
         _ => (None, rest.to_vec()),
     };
     let (plural, name, sub) = match rest.as_slice() {
@@ -226,7 +233,9 @@ impl ApiServer {
             Some(Route::Version) => ("get".into(), json_response(200, &version())),
             Some(Route::ApiVersions) => ("get".into(), json_response(200, &api_versions())),
             Some(Route::ApiGroups) => ("get".into(), json_response(200, &api_groups())),
-            Some(Route::ResourceList(gv)) => ("get".into(), json_response(200, &resource_list(&gv))),
+            Some(Route::ResourceList(gv)) => {
+                ("get".into(), json_response(200, &resource_list(&gv)))
+            }
             Some(Route::Resource(target)) => self.resource(req, target, &query).await,
         };
         self.journal.record(JournalEntry {
@@ -255,7 +264,12 @@ impl ApiServer {
             (&Method::PATCH, Some(_), _) => "patch",
             (&Method::DELETE, Some(_), _) => "delete",
             (&Method::DELETE, None, _) => "deletecollection",
-            _ => return (method.as_str().to_lowercase(), error_response(&ApiError::method_not_allowed())),
+            _ => {
+                return (
+                    method.as_str().to_lowercase(),
+                    error_response(&ApiError::method_not_allowed()),
+                );
+            }
         };
         let ns = t.namespace.clone().unwrap_or_default();
         if !t.def.namespaced && t.namespace.is_some() {
@@ -274,9 +288,7 @@ impl ApiServer {
         let result = match verb {
             "list" => self.list(&t, query),
             "watch" => return (verb.into(), self.watch(&t, query)),
-            "get" if t.subresource.as_deref() == Some("log") => {
-                self.log(&t, &ns, query)
-            }
+            "get" if t.subresource.as_deref() == Some("log") => self.log(&t, &ns, query),
             "get" => self
                 .store
                 .get(t.def, &ns, t.name.as_deref().unwrap_or_default())
@@ -284,7 +296,13 @@ impl ApiServer {
             "create" => self.create_request(&t, &ns, &body),
             "update" => parse_body(&body).and_then(|obj| {
                 self.store
-                    .update(t.def, &ns, t.name.as_deref().unwrap_or_default(), obj, t.subresource.as_deref())
+                    .update(
+                        t.def,
+                        &ns,
+                        t.name.as_deref().unwrap_or_default(),
+                        obj,
+                        t.subresource.as_deref(),
+                    )
                     .map(|o| json_response(200, &o))
             }),
             "patch" => self.patch(&t, &ns, &content_type, &body),
@@ -294,7 +312,12 @@ impl ApiServer {
         (verb.into(), result.unwrap_or_else(|e| error_response(&e)))
     }
 
-    fn create_request(&self, t: &Target, ns: &str, body: &[u8]) -> Result<Response<ResponseBody>, ApiError> {
+    fn create_request(
+        &self,
+        t: &Target,
+        ns: &str,
+        body: &[u8],
+    ) -> Result<Response<ResponseBody>, ApiError> {
         if t.subresource.is_some() {
             return Err(ApiError::method_not_allowed());
         }
@@ -310,7 +333,9 @@ impl ApiServer {
             if kind != t.def.kind {
                 return Err(ApiError::bad_request(format!(
                     "the API version in the data ({}) does not match the expected API version ({})",
-                    obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
+                    obj.get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
                     t.def.api_version()
                 )));
             }
@@ -318,15 +343,23 @@ impl ApiServer {
         self.create(t.def, ns, obj).map(|o| json_response(201, &o))
     }
 
-    fn list(&self, t: &Target, q: &HashMap<String, String>) -> Result<Response<ResponseBody>, ApiError> {
+    fn list(
+        &self,
+        t: &Target,
+        q: &HashMap<String, String>,
+    ) -> Result<Response<ResponseBody>, ApiError> {
         let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
-        let fields = FieldSelector::parse(t.def, q.get("fieldSelector").map_or("", String::as_str))?;
+        let fields =
+            FieldSelector::parse(t.def, q.get("fieldSelector").map_or("", String::as_str))?;
         let (items, rv) = self.store.list(t.def, t.namespace.as_deref());
         let start_after = match q.get("continue").filter(|c| !c.is_empty()) {
             Some(token) => Some(decode_continue(token)?),
             None => None,
         };
-        let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+        let limit = q
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0);
         let mut selected = Vec::new();
         let mut remaining = 0usize;
         for item in items.iter() {
@@ -360,7 +393,13 @@ impl ApiServer {
     }
 
     fn watch(&self, t: &Target, q: &HashMap<String, String>) -> Response<ResponseBody> {
-        match watch::start(&self.store, t.def, t.namespace.as_deref(), t.name.as_deref(), q) {
+        match watch::start(
+            &self.store,
+            t.def,
+            t.namespace.as_deref(),
+            t.name.as_deref(),
+            q,
+        ) {
             Ok(body) => {
                 let mut resp = Response::new(body);
                 resp.headers_mut().insert(
@@ -373,7 +412,13 @@ impl ApiServer {
         }
     }
 
-    fn patch(&self, t: &Target, ns: &str, content_type: &str, body: &[u8]) -> Result<Response<ResponseBody>, ApiError> {
+    fn patch(
+        &self,
+        t: &Target,
+        ns: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Response<ResponseBody>, ApiError> {
         let name = t.name.as_deref().unwrap_or_default();
         let ct = content_type.split(';').next().unwrap_or_default().trim();
         let p = parse_body(body)?;
@@ -387,7 +432,9 @@ impl ApiServer {
                 return Err(ApiError::new(
                     415,
                     "UnsupportedMediaType",
-                    format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other})"),
+                    format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other})"
+                    ),
                 ));
             }
         }
@@ -480,7 +527,12 @@ impl ApiServer {
         Ok(resp)
     }
 
-    fn log(&self, t: &Target, ns: &str, q: &HashMap<String, String>) -> Result<Response<ResponseBody>, ApiError> {
+    fn log(
+        &self,
+        t: &Target,
+        ns: &str,
+        q: &HashMap<String, String>,
+    ) -> Result<Response<ResponseBody>, ApiError> {
         let name = t.name.as_deref().unwrap_or_default();
         let pod = self.store.get(t.def, ns, name)?;
         let names = |list: &str| -> Vec<String> {
@@ -513,7 +565,10 @@ impl ApiServer {
         }
         let status = ["containerStatuses", "initContainerStatuses"]
             .iter()
-            .filter_map(|l| pod.pointer(&format!("/status/{l}")).and_then(Value::as_array))
+            .filter_map(|l| {
+                pod.pointer(&format!("/status/{l}"))
+                    .and_then(Value::as_array)
+            })
             .flatten()
             .find(|s| s.get("name").and_then(Value::as_str) == Some(container.as_str()));
         let waiting = status.and_then(|s| s.pointer("/state/waiting"));
@@ -540,7 +595,11 @@ impl ApiServer {
             timestamps: matches!(q.get("timestamps").map(String::as_str), Some("true" | "1")),
         };
         let uid = meta_str(&pod, "uid").unwrap_or_default();
-        Ok(bytes_response(200, "text/plain", self.logs.read(uid, &container, &query)))
+        Ok(bytes_response(
+            200,
+            "text/plain",
+            self.logs.read(uid, &container, &query),
+        ))
     }
 }
 
@@ -631,12 +690,24 @@ mod tests {
         let Some(Route::Resource(t)) = route("/api/v1/namespaces/ns1/configmaps/cm") else {
             panic!("no route")
         };
-        assert_eq!((t.def.plural, t.namespace.as_deref(), t.name.as_deref()), ("configmaps", Some("ns1"), Some("cm")));
-        let Some(Route::Resource(t)) = route("/api/v1/namespaces/ns1") else { panic!() };
-        assert_eq!((t.def.plural, t.name.as_deref()), ("namespaces", Some("ns1")));
-        let Some(Route::Resource(t)) = route("/api/v1/namespaces/ns1/status") else { panic!() };
+        assert_eq!(
+            (t.def.plural, t.namespace.as_deref(), t.name.as_deref()),
+            ("configmaps", Some("ns1"), Some("cm"))
+        );
+        let Some(Route::Resource(t)) = route("/api/v1/namespaces/ns1") else {
+            panic!()
+        };
+        assert_eq!(
+            (t.def.plural, t.name.as_deref()),
+            ("namespaces", Some("ns1"))
+        );
+        let Some(Route::Resource(t)) = route("/api/v1/namespaces/ns1/status") else {
+            panic!()
+        };
         assert_eq!(t.subresource.as_deref(), Some("status"));
-        let Some(Route::Resource(t)) = route("/apis/batch/v1/jobs") else { panic!() };
+        let Some(Route::Resource(t)) = route("/apis/batch/v1/jobs") else {
+            panic!()
+        };
         assert!(t.namespace.is_none() && t.name.is_none());
         assert!(route("/apis/batch/v2/jobs").is_none());
         assert!(route("/api/v1/namespaces/a/configmaps/b/log").is_none());

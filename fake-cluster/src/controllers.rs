@@ -110,7 +110,13 @@ impl Controllers {
             }
         } else if c.resource == pods {
             self.on_pod(c);
-            for owner in c.object.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten() {
+            for owner in c
+                .object
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if owner["kind"] == "Job" && owner["controller"] == true {
                     if let Some(name) = owner["name"].as_str() {
                         self.reconcile_job(&c.namespace, name);
@@ -132,7 +138,10 @@ impl Controllers {
             }
             ChangeType::Modified => {
                 let bound = c.object.pointer("/spec/nodeName").is_some();
-                let was_bound = c.previous.as_ref().is_some_and(|p| p.pointer("/spec/nodeName").is_some());
+                let was_bound = c
+                    .previous
+                    .as_ref()
+                    .is_some_and(|p| p.pointer("/spec/nodeName").is_some());
                 if bound && !was_bound && !self.pods.contains_key(&uid) {
                     let (tx, rx) = watch::channel(false);
                     self.pods.insert(uid.clone(), tx);
@@ -140,7 +149,11 @@ impl Controllers {
                 }
                 if meta_str(&c.object, "deletionTimestamp").is_some() {
                     if let Some(tx) = self.pods.get(&uid) {
-                        let grace = c.object.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_u64).unwrap_or(0);
+                        let grace = c
+                            .object
+                            .pointer("/metadata/deletionGracePeriodSeconds")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0);
                         let tx = tx.clone();
                         if grace == 0 {
                             let _ = tx.send(true);
@@ -165,7 +178,9 @@ impl Controllers {
     fn schedule(&self, ns: &str, name: &str) {
         let now = self.api.store.clock().now_rfc3339_seconds();
         let _ = self.api.store.modify(well_known::pods(), ns, name, |pod| {
-            if pod.pointer("/spec/nodeName").is_none() && pod.pointer("/metadata/deletionTimestamp").is_none() {
+            if pod.pointer("/spec/nodeName").is_none()
+                && pod.pointer("/metadata/deletionTimestamp").is_none()
+            {
                 pod["spec"]["nodeName"] = json!(NODE_NAME);
                 pod["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "True",
                     "lastProbeTime": null, "lastTransitionTime": now}]);
@@ -176,11 +191,18 @@ impl Controllers {
 
     // ---- garbage collector ----
 
-    fn dependents(&self, owner: &Change) -> Vec<(&'static ResourceDef, String, String, Arc<Value>)> {
+    fn dependents(
+        &self,
+        owner: &Change,
+    ) -> Vec<(&'static ResourceDef, String, String, Arc<Value>)> {
         let uid = meta_str(&owner.object, "uid").unwrap_or_default();
         let mut out = Vec::new();
         for def in RESOURCES.iter() {
-            let ns = if owner.resource.namespaced { Some(owner.namespace.as_str()) } else { None };
+            let ns = if owner.resource.namespaced {
+                Some(owner.namespace.as_str())
+            } else {
+                None
+            };
             let (items, _) = self.api.store.list(def, ns);
             for item in items {
                 if owner_uids(&item).iter().any(|u| u == uid) {
@@ -238,7 +260,10 @@ impl Controllers {
         if fins.iter().any(|f| f == "orphan") {
             for (def, ns, name, _) in self.dependents(c) {
                 let _ = self.api.store.modify(def, &ns, &name, |d| {
-                    if let Some(refs) = d.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                    if let Some(refs) = d
+                        .pointer_mut("/metadata/ownerReferences")
+                        .and_then(Value::as_array_mut)
+                    {
                         refs.retain(|r| r["uid"] != uid.as_str());
                         if refs.is_empty() {
                             if let Some(m) = d["metadata"].as_object_mut() {
@@ -255,13 +280,19 @@ impl Controllers {
             let blocking: Vec<_> = deps
                 .iter()
                 .filter(|(_, _, _, d)| {
-                    d.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten()
+                    d.pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
                         .any(|r| r["uid"] == uid.as_str() && r["blockOwnerDeletion"] == true)
                 })
                 .collect();
             for (def, ns, name, d) in &deps {
                 if meta_str(d, "deletionTimestamp").is_none() {
-                    let opts = DeleteOptions { propagation: Some(Propagation::Foreground), ..Default::default() };
+                    let opts = DeleteOptions {
+                        propagation: Some(Propagation::Foreground),
+                        ..Default::default()
+                    };
                     let _ = self.api.store.delete(def, ns, name, &opts);
                 }
             }
@@ -272,18 +303,27 @@ impl Controllers {
     }
 
     fn remove_finalizer(&self, c: &Change, finalizer: &str) {
-        let _ = self.api.store.modify(c.resource, &c.namespace, &c.name, |o| {
-            if let Some(f) = o.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
-                f.retain(|x| x != finalizer);
-            }
-            Ok(())
-        });
+        let _ = self
+            .api
+            .store
+            .modify(c.resource, &c.namespace, &c.name, |o| {
+                if let Some(f) = o
+                    .pointer_mut("/metadata/finalizers")
+                    .and_then(Value::as_array_mut)
+                {
+                    f.retain(|x| x != finalizer);
+                }
+                Ok(())
+            });
     }
 
     // ---- Job controller ----
 
     fn start_job_deadline(&self, job: &Value) {
-        let Some(secs) = job.pointer("/spec/activeDeadlineSeconds").and_then(Value::as_u64) else {
+        let Some(secs) = job
+            .pointer("/spec/activeDeadlineSeconds")
+            .and_then(Value::as_u64)
+        else {
             return;
         };
         let ns = meta_str(job, "namespace").unwrap_or_default().to_owned();
@@ -297,7 +337,9 @@ impl Controllers {
 
     fn job_pods(&self, ns: &str, uid: &str) -> Vec<Arc<Value>> {
         let (pods, _) = self.api.store.list(well_known::pods(), Some(ns));
-        pods.into_iter().filter(|p| is_controlled_by(p, uid)).collect()
+        pods.into_iter()
+            .filter(|p| is_controlled_by(p, uid))
+            .collect()
     }
 
     fn reconcile_job(&self, ns: &str, name: &str) {
@@ -305,65 +347,161 @@ impl Controllers {
         let Ok(job) = self.api.store.get(jobs, ns, name) else {
             return;
         };
-        if meta_str(&job, "deletionTimestamp").is_some() || has_condition(&job, "Complete") || has_condition(&job, "Failed") {
+        if meta_str(&job, "deletionTimestamp").is_some()
+            || has_condition(&job, "Complete")
+            || has_condition(&job, "Failed")
+        {
             return;
         }
         let uid = meta_str(&job, "uid").unwrap_or_default().to_owned();
         let pods = self.job_pods(ns, &uid);
-        let phase = |p: &Value| p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending").to_owned();
-        let terminating = pods.iter().filter(|p| meta_str(p, "deletionTimestamp").is_some() && !matches!(phase(p).as_str(), "Succeeded" | "Failed")).count();
-        let active = pods.iter().filter(|p| meta_str(p, "deletionTimestamp").is_none() && !matches!(phase(p).as_str(), "Succeeded" | "Failed")).count();
+        let phase = |p: &Value| {
+            p.pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("Pending")
+                .to_owned()
+        };
+        let terminating = pods
+            .iter()
+            .filter(|p| {
+                meta_str(p, "deletionTimestamp").is_some()
+                    && !matches!(phase(p).as_str(), "Succeeded" | "Failed")
+            })
+            .count();
+        let active = pods
+            .iter()
+            .filter(|p| {
+                meta_str(p, "deletionTimestamp").is_none()
+                    && !matches!(phase(p).as_str(), "Succeeded" | "Failed")
+            })
+            .count();
         let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count();
         let failed = pods.iter().filter(|p| phase(p) == "Failed").count();
-        let ready = pods.iter().filter(|p| {
-            p.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
-        }).count();
-        let backoff_limit = job.pointer("/spec/backoffLimit").and_then(Value::as_u64).unwrap_or(6) as usize;
-        let completions = job.pointer("/spec/completions").and_then(Value::as_u64).unwrap_or(1) as usize;
+        let ready = pods
+            .iter()
+            .filter(|p| {
+                p.pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .count();
+        let backoff_limit = job
+            .pointer("/spec/backoffLimit")
+            .and_then(Value::as_u64)
+            .unwrap_or(6) as usize;
+        let completions = job
+            .pointer("/spec/completions")
+            .and_then(Value::as_u64)
+            .unwrap_or(1) as usize;
         let now = self.api.store.clock().now_rfc3339_seconds();
-        let deadline_passed = job.pointer("/spec/activeDeadlineSeconds").and_then(Value::as_u64).is_some_and(|secs| {
-            let created = job.pointer("/status/startTime").and_then(Value::as_str).and_then(|t| t.parse::<jiff::Timestamp>().ok());
-            let nowts = now.parse::<jiff::Timestamp>().ok();
-            match (created, nowts) {
-                (Some(c), Some(n)) => (n.as_second() - c.as_second()) as u64 >= secs,
-                _ => false,
-            }
-        });
-        let failure_target = job.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten()
-            .find(|c| c["type"] == "FailureTarget" && c["status"] == "True").cloned();
+        let deadline_passed = job
+            .pointer("/spec/activeDeadlineSeconds")
+            .and_then(Value::as_u64)
+            .is_some_and(|secs| {
+                let created = job
+                    .pointer("/status/startTime")
+                    .and_then(Value::as_str)
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+                let nowts = now.parse::<jiff::Timestamp>().ok();
+                match (created, nowts) {
+                    (Some(c), Some(n)) => (n.as_second() - c.as_second()) as u64 >= secs,
+                    _ => false,
+                }
+            });
+        let failure_target = job
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "FailureTarget" && c["status"] == "True")
+            .cloned();
 
-        let mut conditions: Vec<Value> = job.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
-        let cond = |kind: &str, reason: &str, message: &str| json!({"type": kind, "status": "True",
-            "reason": reason, "message": message, "lastProbeTime": now, "lastTransitionTime": now});
+        let mut conditions: Vec<Value> = job
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let cond = |kind: &str, reason: &str, message: &str| {
+            json!({"type": kind, "status": "True",
+            "reason": reason, "message": message, "lastProbeTime": now, "lastTransitionTime": now})
+        };
         let mut create_pod = false;
         let mut complete = false;
         if let Some(target) = failure_target {
             if active + terminating == 0 {
-                conditions.push(cond("Failed", target["reason"].as_str().unwrap_or_default(), target["message"].as_str().unwrap_or_default()));
+                conditions.push(cond(
+                    "Failed",
+                    target["reason"].as_str().unwrap_or_default(),
+                    target["message"].as_str().unwrap_or_default(),
+                ));
             }
         } else if succeeded >= completions {
             if !has_condition(&job, "SuccessCriteriaMet") {
-                conditions.push(cond("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"));
+                conditions.push(cond(
+                    "SuccessCriteriaMet",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                ));
             }
             if active + terminating == 0 {
-                conditions.push(cond("Complete", "CompletionsReached", "Reached expected number of succeeded pods"));
+                conditions.push(cond(
+                    "Complete",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                ));
                 complete = true;
             }
         } else if failed > backoff_limit {
-            let c = cond("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit");
+            let c = cond(
+                "FailureTarget",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            );
             conditions.push(c);
-            self.event(&job, "Warning", "BackoffLimitExceeded", "Job has reached the specified backoff limit");
+            self.event(
+                &job,
+                "Warning",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            );
             if active + terminating == 0 {
-                conditions.push(cond("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"));
+                conditions.push(cond(
+                    "Failed",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                ));
             }
         } else if deadline_passed {
-            conditions.push(cond("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"));
-            self.event(&job, "Warning", "DeadlineExceeded", "Job was active longer than specified deadline");
-            for p in pods.iter().filter(|p| !matches!(phase(p).as_str(), "Succeeded" | "Failed")) {
-                let _ = self.api.store.delete(well_known::pods(), ns, meta_str(p, "name").unwrap_or_default(), &DeleteOptions::default());
+            conditions.push(cond(
+                "FailureTarget",
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            ));
+            self.event(
+                &job,
+                "Warning",
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            );
+            for p in pods
+                .iter()
+                .filter(|p| !matches!(phase(p).as_str(), "Succeeded" | "Failed"))
+            {
+                let _ = self.api.store.delete(
+                    well_known::pods(),
+                    ns,
+                    meta_str(p, "name").unwrap_or_default(),
+                    &DeleteOptions::default(),
+                );
             }
             if active + terminating == 0 {
-                conditions.push(cond("Failed", "DeadlineExceeded", "Job was active longer than specified deadline"));
+                conditions.push(cond(
+                    "Failed",
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                ));
             }
         } else if active == 0 && terminating == 0 {
             create_pod = true;
@@ -426,7 +564,12 @@ impl Controllers {
                 true
             }
             Err(e) => {
-                self.event(job, "Warning", "FailedCreate", &format!("Error creating: {}", e.message));
+                self.event(
+                    job,
+                    "Warning",
+                    "FailedCreate",
+                    &format!("Error creating: {}", e.message),
+                );
                 false
             }
         }

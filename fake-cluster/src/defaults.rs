@@ -96,7 +96,10 @@ fn default_job(job: &mut Value) {
         .unwrap_or(false);
     if !manual {
         spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
-        if !spec.pointer("/template/metadata").is_some_and(Value::is_object) {
+        if !spec
+            .pointer("/template/metadata")
+            .is_some_and(Value::is_object)
+        {
             if !spec.get("template").is_some_and(Value::is_object) {
                 spec["template"] = json!({});
             }
@@ -203,7 +206,10 @@ fn validate_pod_spec(path: &str, spec: &Value, causes: &mut Vec<FieldError>) {
     }
     let mut names = Vec::new();
     for (list, items) in [
-        ("initContainers", spec.get("initContainers").and_then(Value::as_array)),
+        (
+            "initContainers",
+            spec.get("initContainers").and_then(Value::as_array),
+        ),
         ("containers", containers),
     ] {
         for (i, c) in items.into_iter().flatten().enumerate() {
@@ -222,7 +228,10 @@ fn validate_pod_spec(path: &str, spec: &Value, causes: &mut Vec<FieldError>) {
                     names.push(n);
                 }
             }
-            if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if c.get("image")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 causes.push(FieldError::required(&format!("{field}.image"), ""));
             }
         }
@@ -232,8 +241,7 @@ fn validate_pod_spec(path: &str, spec: &Value, causes: &mut Vec<FieldError>) {
 fn is_config_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 253
-        && k
-            .bytes()
+        && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && k != "."
         && k != ".."
@@ -304,7 +312,10 @@ mod tests {
         let c = &job["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["imagePullPolicy"], "Always");
         assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
-        assert_eq!(job["spec"]["template"]["spec"]["serviceAccountName"], "default");
+        assert_eq!(
+            job["spec"]["template"]["spec"]["serviceAccountName"],
+            "default"
+        );
     }
 
     #[test]
@@ -323,6 +334,9 @@ mod tests {
         let fields: Vec<_> = causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, ["data[bad/key]", "binaryData[a]"]);
         let big = json!({"data": {"a": "x".repeat(MAX_CONFIGMAP_BYTES)}});
-        assert_eq!(validate(well_known::configmaps(), &big)[0].reason, "FieldValueTooLong");
+        assert_eq!(
+            validate(well_known::configmaps(), &big)[0].reason,
+            "FieldValueTooLong"
+        );
     }
 }

@@ -50,9 +50,17 @@ pub fn expand(input: &str, env: &[(String, String)]) -> String {
 }
 
 fn field_ref(pod: &Value, path: &str) -> Result<String, ConfigError> {
-    let s = |p: &str| pod.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let s = |p: &str| {
+        pod.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let map_key = |prefix: &str, map: &str| -> Option<String> {
-        let key = path.strip_prefix(prefix)?.strip_prefix("['")?.strip_suffix("']")?;
+        let key = path
+            .strip_prefix(prefix)?
+            .strip_prefix("['")?
+            .strip_suffix("']")?;
         Some(
             pod.pointer(&format!("/metadata/{map}"))
                 .and_then(|m| m.get(key))
@@ -73,13 +81,20 @@ fn field_ref(pod: &Value, path: &str) -> Result<String, ConfigError> {
         "status.podIPs" => s("/status/podIP"),
         p if p.starts_with("metadata.labels") => map_key("metadata.labels", "labels")
             .ok_or_else(|| ConfigError(format!("unsupported fieldRef: {p}")))?,
-        p if p.starts_with("metadata.annotations") => map_key("metadata.annotations", "annotations")
-            .ok_or_else(|| ConfigError(format!("unsupported fieldRef: {p}")))?,
+        p if p.starts_with("metadata.annotations") => {
+            map_key("metadata.annotations", "annotations")
+                .ok_or_else(|| ConfigError(format!("unsupported fieldRef: {p}")))?
+        }
         p => return Err(ConfigError(format!("unsupported fieldRef: {p}"))),
     })
 }
 
-fn key_ref(store: &Store, ns: &str, r: &Value, secret: bool) -> Result<Option<String>, ConfigError> {
+fn key_ref(
+    store: &Store,
+    ns: &str,
+    r: &Value,
+    secret: bool,
+) -> Result<Option<String>, ConfigError> {
     let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
     let key = r.get("key").and_then(Value::as_str).unwrap_or_default();
     let optional = r.get("optional").and_then(Value::as_bool).unwrap_or(false);
@@ -128,11 +143,27 @@ fn key_ref(store: &Store, ns: &str, r: &Value, secret: bool) -> Result<Option<St
 }
 
 /// Builds the environment of a container of `pod`.
-pub fn container_env(store: &Store, pod: &Value, container: &Value) -> Result<Vec<(String, String)>, ConfigError> {
-    let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+pub fn container_env(
+    store: &Store,
+    pod: &Value,
+    container: &Value,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let ns = pod
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let mut env: Vec<(String, String)> = Vec::new();
-    for e in container.get("env").and_then(Value::as_array).into_iter().flatten() {
-        let name = e.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    for e in container
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = e
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let value = if let Some(v) = e.get("value").and_then(Value::as_str) {
             Some(expand(v, &env))
         } else if let Some(from) = e.get("valueFrom") {
@@ -182,7 +213,14 @@ mod tests {
     fn downward_api_fields() {
         let pod = json!({"metadata": {"name": "p", "namespace": "n", "uid": "u",
             "labels": {"batch.kubernetes.io/controller-uid": "j"}}, "spec": {"nodeName": "node-1"}});
-        assert_eq!(field_ref(&pod, "metadata.labels['batch.kubernetes.io/controller-uid']").unwrap(), "j");
+        assert_eq!(
+            field_ref(
+                &pod,
+                "metadata.labels['batch.kubernetes.io/controller-uid']"
+            )
+            .unwrap(),
+            "j"
+        );
         assert_eq!(field_ref(&pod, "metadata.uid").unwrap(), "u");
         assert_eq!(field_ref(&pod, "spec.nodeName").unwrap(), "node-1");
         assert!(field_ref(&pod, "spec.bogus").is_err());

@@ -18,7 +18,11 @@ pub struct JournalEntry {
 
 impl std::fmt::Display for JournalEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} {} ({})", self.status, self.verb, self.path, self.user_agent)
+        write!(
+            f,
+            "{} {} {} ({})",
+            self.status, self.verb, self.path, self.user_agent
+        )
     }
 }
 

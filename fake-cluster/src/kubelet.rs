@@ -43,7 +43,10 @@ fn now(k: &Kubelet) -> String {
 fn container_id(pod_uid: &str, name: &str) -> String {
     use sha2::{Digest, Sha256};
     let h = Sha256::digest(format!("{pod_uid}/{name}").as_bytes());
-    format!("containerd://{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "containerd://{}",
+        h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 impl Kubelet {
@@ -169,18 +172,48 @@ impl PodRun {
             s["podIPs"] = json!([{"ip": "10.244.0.2"}]);
             s["startTime"] = json!(t);
             Self::set_condition(s, "PodReadyToStartContainers", true, None, &t);
-            Self::set_condition(s, "Initialized", !has_inits, has_inits.then_some("ContainersNotInitialized"), &t);
+            Self::set_condition(
+                s,
+                "Initialized",
+                !has_inits,
+                has_inits.then_some("ContainersNotInitialized"),
+                &t,
+            );
             Self::set_condition(s, "Ready", false, Some("ContainersNotReady"), &t);
             Self::set_condition(s, "ContainersReady", false, Some("ContainersNotReady"), &t);
             Self::set_condition(s, "PodScheduled", true, None, &t);
             if has_inits {
                 s["initContainerStatuses"] = Value::Array(
-                    inits.iter().map(|c| waiting(c["name"].as_str().unwrap_or_default(), c["image"].as_str().unwrap_or_default(), "PodInitializing", None)).collect(),
+                    inits
+                        .iter()
+                        .map(|c| {
+                            waiting(
+                                c["name"].as_str().unwrap_or_default(),
+                                c["image"].as_str().unwrap_or_default(),
+                                "PodInitializing",
+                                None,
+                            )
+                        })
+                        .collect(),
                 );
             }
-            let reason = if has_inits { "PodInitializing" } else { "ContainerCreating" };
+            let reason = if has_inits {
+                "PodInitializing"
+            } else {
+                "ContainerCreating"
+            };
             s["containerStatuses"] = Value::Array(
-                mains.iter().map(|c| waiting(c["name"].as_str().unwrap_or_default(), c["image"].as_str().unwrap_or_default(), reason, None)).collect(),
+                mains
+                    .iter()
+                    .map(|c| {
+                        waiting(
+                            c["name"].as_str().unwrap_or_default(),
+                            c["image"].as_str().unwrap_or_default(),
+                            reason,
+                            None,
+                        )
+                    })
+                    .collect(),
             );
         });
         let mut init_failed = false;
@@ -202,14 +235,28 @@ impl PodRun {
             });
         } else {
             self.update(|s| Self::set_condition(s, "Initialized", true, None, &t));
-            let runs = mains.iter().map(|c| self.run_container("containerStatuses", c));
+            let runs = mains
+                .iter()
+                .map(|c| self.run_container("containerStatuses", c));
             let exits = futures::future::join_all(runs).await;
             let t = now(&k);
             let ok = exits.iter().all(|e| *e == Some(Exit::Code(0)));
             self.update(|s| {
                 s["phase"] = json!(if ok { "Succeeded" } else { "Failed" });
-                Self::set_condition(s, "Ready", false, Some(if ok { "PodCompleted" } else { "PodFailed" }), &t);
-                Self::set_condition(s, "ContainersReady", false, Some(if ok { "PodCompleted" } else { "PodFailed" }), &t);
+                Self::set_condition(
+                    s,
+                    "Ready",
+                    false,
+                    Some(if ok { "PodCompleted" } else { "PodFailed" }),
+                    &t,
+                );
+                Self::set_condition(
+                    s,
+                    "ContainersReady",
+                    false,
+                    Some(if ok { "PodCompleted" } else { "PodFailed" }),
+                    &t,
+                );
                 Self::set_condition(s, "PodReadyToStartContainers", false, None, &t);
             });
         }
@@ -228,17 +275,29 @@ impl PodRun {
             match k.runtime.pull(&image).await {
                 Ok(id) => break id,
                 Err(e @ PullError::InvalidName(_)) => {
-                    self.set_container(list, &name, waiting(&name, &image, "InvalidImageName", Some(&e.to_string())));
+                    self.set_container(
+                        list,
+                        &name,
+                        waiting(&name, &image, "InvalidImageName", Some(&e.to_string())),
+                    );
                     stopped(&mut self.stop.clone()).await;
                     return None;
                 }
                 Err(e @ PullError::NotFound(_)) => {
-                    self.set_container(list, &name, waiting(&name, &image, "ErrImagePull", Some(&e.to_string())));
+                    self.set_container(
+                        list,
+                        &name,
+                        waiting(&name, &image, "ErrImagePull", Some(&e.to_string())),
+                    );
                     if self.wait_or_stop(IMAGE_PULL_BACKOFF).await {
                         return None;
                     }
                     let msg = format!("Back-off pulling image \"{image}\"");
-                    self.set_container(list, &name, waiting(&name, &image, "ImagePullBackOff", Some(&msg)));
+                    self.set_container(
+                        list,
+                        &name,
+                        waiting(&name, &image, "ImagePullBackOff", Some(&msg)),
+                    );
                     if self.wait_or_stop(IMAGE_PULL_RETRY).await {
                         return None;
                     }
@@ -255,15 +314,26 @@ impl PodRun {
         let env = match container_env(&k.api.store, &pod_now, c) {
             Ok(env) => env,
             Err(e) => {
-                self.set_container(list, &name, waiting(&name, &image, "CreateContainerConfigError", Some(&e.0)));
+                self.set_container(
+                    list,
+                    &name,
+                    waiting(&name, &image, "CreateContainerConfigError", Some(&e.0)),
+                );
                 stopped(&mut self.stop.clone()).await;
                 return None;
             }
         };
         let argv = container_argv(c, &env);
-        let message_path = c["terminationMessagePath"].as_str().unwrap_or("/dev/termination-log").to_owned();
+        let message_path = c["terminationMessagePath"]
+            .as_str()
+            .unwrap_or("/dev/termination-log")
+            .to_owned();
         let fallback = c["terminationMessagePolicy"] == "FallbackToLogsOnError";
-        let grace = self.pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_u64).unwrap_or(30);
+        let grace = self
+            .pod
+            .pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(30);
         let spec = ContainerSpec {
             namespace: self.ns.clone(),
             pod_name: self.name.clone(),
@@ -286,7 +356,9 @@ impl PodRun {
             let t = started.clone();
             self.update(|s| {
                 s["phase"] = json!("Running");
-                let all_running = s["containerStatuses"].as_array().is_some_and(|a| a.iter().all(|c| c.pointer("/state/running").is_some()));
+                let all_running = s["containerStatuses"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|c| c.pointer("/state/running").is_some()));
                 if all_running {
                     Self::set_condition(s, "Ready", true, None, &t);
                     Self::set_condition(s, "ContainersReady", true, None, &t);
@@ -299,7 +371,10 @@ impl PodRun {
             container: name.clone(),
             clock: k.api.store.clock().clone(),
         };
-        let result = k.runtime.run(spec, sink.clone(), self.stop.clone(), k.pod_api.clone()).await;
+        let result = k
+            .runtime
+            .run(spec, sink.clone(), self.stop.clone(), k.pod_api.clone())
+            .await;
         sink.finish();
         let finished_at = now(&k);
         let (exit, reason, message) = match result {
@@ -326,9 +401,13 @@ impl PodRun {
         if let Some(m) = message {
             terminated["message"] = json!(m);
         }
-        self.set_container(list, &name, json!({"name": name, "image": image, "imageID": image_id,
+        self.set_container(
+            list,
+            &name,
+            json!({"name": name, "image": image, "imageID": image_id,
             "containerID": cid, "ready": false, "restartCount": 0, "started": false,
-            "state": {"terminated": terminated}}));
+            "state": {"terminated": terminated}}),
+        );
         Some(exit)
     }
 

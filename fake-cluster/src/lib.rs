@@ -66,7 +66,8 @@ pub enum Error {
 }
 
 /// Namespaces present at start, as in a new cluster.
-pub const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const INITIAL_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Configures a [`FakeCluster`].
 #[must_use]
@@ -128,12 +129,22 @@ impl Builder {
         let mut served = None;
         let mut pod_env = BTreeMap::new();
         if self.serve_for_pods {
-            let s = server::serve(api.clone(), "127.0.0.1:0".parse().map_err(std::io::Error::other)?).await?;
+            let s = server::serve(
+                api.clone(),
+                "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
+            )
+            .await?;
             let kubeconfig = scratch.path().join("pod-kubeconfig");
             s.write_kubeconfig(&kubeconfig)?;
             pod_env.insert("KUBERNETES_SERVICE_HOST".into(), s.addr().ip().to_string());
-            pod_env.insert("KUBERNETES_SERVICE_PORT".into(), s.addr().port().to_string());
-            pod_env.insert("KUBECONFIG".into(), kubeconfig.to_string_lossy().into_owned());
+            pod_env.insert(
+                "KUBERNETES_SERVICE_PORT".into(),
+                s.addr().port().to_string(),
+            );
+            pod_env.insert(
+                "KUBECONFIG".into(),
+                kubeconfig.to_string_lossy().into_owned(),
+            );
             served = Some(s);
         }
         let client = kube::Client::new(FakeService::new(api.clone()), "default");
@@ -170,9 +181,17 @@ impl Builder {
 /// Creates a namespace with what every namespace has: the `default` service account and
 /// the `kube-root-ca.crt` ConfigMap.
 fn create_namespace(api: &ApiServer, ns: &str) {
-    let _ = api.store.create(well_known::namespaces(), "", json!({"metadata": {"name": ns},
-        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
-    let _ = api.store.create(well_known::serviceaccounts(), ns, json!({"metadata": {"name": "default"}}));
+    let _ = api.store.create(
+        well_known::namespaces(),
+        "",
+        json!({"metadata": {"name": ns},
+        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
+    );
+    let _ = api.store.create(
+        well_known::serviceaccounts(),
+        ns,
+        json!({"metadata": {"name": "default"}}),
+    );
     let _ = api.store.create(
         well_known::configmaps(),
         ns,

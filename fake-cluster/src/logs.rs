@@ -165,11 +165,17 @@ mod tests {
         let logs = LogStore::new(12);
         logs.append("u", "c", 0, b"hello\nwor", "t1");
         logs.append("u", "c", 1, b"oops\n", "t2");
-        assert_eq!(&logs.read("u", "c", &LogQuery::default())[..], b"hello\noops\n");
+        assert_eq!(
+            &logs.read("u", "c", &LogQuery::default())[..],
+            b"hello\noops\n"
+        );
         logs.finish("u", "c", "t3");
         // "wor" would overflow 12 bytes: the file rotates and only it is served.
         assert_eq!(&logs.read("u", "c", &LogQuery::default())[..], b"wor");
-        let q = LogQuery { timestamps: true, ..Default::default() };
+        let q = LogQuery {
+            timestamps: true,
+            ..Default::default()
+        };
         assert_eq!(&logs.read("u", "c", &q)[..], b"t3 wor");
     }
 
@@ -177,7 +183,11 @@ mod tests {
     fn tail_and_limit() {
         let logs = LogStore::new(1000);
         logs.append("u", "c", 0, b"a\nb\nc\n", "t");
-        let q = LogQuery { tail_lines: Some(2), limit_bytes: Some(3), timestamps: false };
+        let q = LogQuery {
+            tail_lines: Some(2),
+            limit_bytes: Some(3),
+            timestamps: false,
+        };
         assert_eq!(&logs.read("u", "c", &q)[..], b"b\nc");
     }
 }

@@ -34,7 +34,9 @@ fn split_path(path: &str) -> Result<(String, String), ApiError> {
         return Ok((String::new(), String::new()));
     }
     let Some(idx) = path.rfind('/') else {
-        return Err(ApiError::bad_request(format!("invalid JSON pointer: {path:?}")));
+        return Err(ApiError::bad_request(format!(
+            "invalid JSON pointer: {path:?}"
+        )));
     };
     Ok((path[..idx].to_owned(), unescape(&path[idx + 1..])))
 }
@@ -45,9 +47,11 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
         return Ok(());
     }
     let (parent, last) = split_path(path)?;
-    let target = doc
-        .pointer_mut(&parent)
-        .ok_or_else(|| ApiError::bad_request(format!("add operation does not apply: doc is missing path: \"{path}\"")))?;
+    let target = doc.pointer_mut(&parent).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "add operation does not apply: doc is missing path: \"{path}\""
+        ))
+    })?;
     match target {
         Value::Object(m) => {
             m.insert(last, value);
@@ -60,7 +64,11 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
                 last.parse::<usize>()
                     .ok()
                     .filter(|i| *i <= a.len())
-                    .ok_or_else(|| ApiError::bad_request(format!("add operation does not apply: index out of range: \"{path}\"")))?
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "add operation does not apply: index out of range: \"{path}\""
+                        ))
+                    })?
             };
             a.insert(idx, value);
             Ok(())
@@ -73,11 +81,19 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
 
 fn remove(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
     let (parent, last) = split_path(path)?;
-    let missing = || ApiError::bad_request(format!("remove operation does not apply: doc is missing path: \"{path}\""));
+    let missing = || {
+        ApiError::bad_request(format!(
+            "remove operation does not apply: doc is missing path: \"{path}\""
+        ))
+    };
     match doc.pointer_mut(&parent).ok_or_else(missing)? {
         Value::Object(m) => m.remove(&last).ok_or_else(missing),
         Value::Array(a) => {
-            let idx = last.parse::<usize>().ok().filter(|i| *i < a.len()).ok_or_else(missing)?;
+            let idx = last
+                .parse::<usize>()
+                .ok()
+                .filter(|i| *i < a.len())
+                .ok_or_else(missing)?;
             Ok(a.remove(idx))
         }
         _ => Err(missing()),
@@ -117,10 +133,9 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), ApiError> {
                 add(&mut work, path, v)?;
             }
             "copy" => {
-                let v = work
-                    .pointer(from()?)
-                    .cloned()
-                    .ok_or_else(|| ApiError::bad_request("copy operation does not apply: missing from"))?;
+                let v = work.pointer(from()?).cloned().ok_or_else(|| {
+                    ApiError::bad_request("copy operation does not apply: missing from")
+                })?;
                 add(&mut work, path, v)?;
             }
             "test" => {
@@ -128,7 +143,9 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), ApiError> {
                     return Err(ApiError::new(
                         422,
                         "Invalid",
-                        format!("the server rejected our request due to an error in our request: testing value {path} failed"),
+                        format!(
+                            "the server rejected our request due to an error in our request: testing value {path} failed"
+                        ),
                     ));
                 }
             }
@@ -169,7 +186,13 @@ mod tests {
         .unwrap();
         assert_eq!(doc, json!({"a": [2, 3], "b": {}, "m": 5}));
         let before = doc.clone();
-        assert!(json_patch(&mut doc, &json!([{"op": "remove", "path": "/a/0"}, {"op": "test", "path": "/m", "value": 1}])).is_err());
+        assert!(
+            json_patch(
+                &mut doc,
+                &json!([{"op": "remove", "path": "/a/0"}, {"op": "test", "path": "/m", "value": 1}])
+            )
+            .is_err()
+        );
         assert_eq!(doc, before, "a failed patch changes nothing");
     }
 }

@@ -56,7 +56,11 @@ fn parse_set(s: &str) -> Option<Vec<String>> {
 impl LabelSelector {
     /// Parses a selector; 400 BadRequest when it is malformed.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        let bad = || ApiError::bad_request(format!("unable to parse requirement: invalid label selector: {s:?}"));
+        let bad = || {
+            ApiError::bad_request(format!(
+                "unable to parse requirement: invalid label selector: {s:?}"
+            ))
+        };
         let mut reqs = Vec::new();
         for part in split_top_level(s) {
             let req = if let Some(k) = part.strip_prefix('!') {
@@ -195,7 +199,11 @@ mod tests {
             ("!missing,app=x", true),
             ("app=x,tier=web", false),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&o), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&o),
+                want,
+                "{sel}"
+            );
         }
     }
 
@@ -203,9 +211,18 @@ mod tests {
     fn field_selector_by_resource() {
         let o = obj();
         let pods = well_known::pods();
-        assert!(FieldSelector::parse(pods, "status.phase=Running").unwrap().matches(&o));
-        assert!(!FieldSelector::parse(pods, "metadata.name!=p").unwrap().matches(&o));
-        let err = FieldSelector::parse(well_known::configmaps(), "status.phase=Running").unwrap_err();
+        assert!(
+            FieldSelector::parse(pods, "status.phase=Running")
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(
+            !FieldSelector::parse(pods, "metadata.name!=p")
+                .unwrap()
+                .matches(&o)
+        );
+        let err =
+            FieldSelector::parse(well_known::configmaps(), "status.phase=Running").unwrap_err();
         assert_eq!(err.message, "field label not supported: status.phase");
     }
 }

@@ -61,7 +61,10 @@ pub async fn serve(api: Arc<ApiServer>, addr: SocketAddr) -> std::io::Result<Ser
                         let (parts, body) = req.into_parts();
                         let resp = match collect_body(body).await {
                             Ok(b) => api.handle(Request::from_parts(parts, b)).await,
-                            Err(e) => json_response(400, &ApiError::bad_request(e.to_string()).to_status()),
+                            Err(e) => json_response(
+                                400,
+                                &ApiError::bad_request(e.to_string()).to_status(),
+                            ),
                         };
                         Ok::<_, std::convert::Infallible>(resp)
                     }

@@ -236,7 +236,12 @@ impl Store {
 
     /// Creates an object. Fills name (from generateName), namespace, uid, resourceVersion,
     /// creationTimestamp and generation.
-    pub fn create(&self, def: &'static ResourceDef, ns: &str, mut obj: Value) -> Result<Arc<Value>> {
+    pub fn create(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        mut obj: Value,
+    ) -> Result<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
         let mut inner = self.lock();
         if def.namespaced && !Self::namespace_exists(&inner, ns) {
@@ -392,7 +397,12 @@ impl Store {
                             next["status"] = status.clone();
                         }
                     }
-                    let keep = ["uid", "creationTimestamp", "deletionTimestamp", "generation"];
+                    let keep = [
+                        "uid",
+                        "creationTimestamp",
+                        "deletionTimestamp",
+                        "generation",
+                    ];
                     let cur_meta = meta(current).cloned().unwrap_or_default();
                     let m = meta_mut(&mut next);
                     for k in keep {
@@ -498,7 +508,10 @@ impl Store {
     /// has stopped its containers and deletes it with a zero grace period.
     fn awaits_kubelet(def: &'static ResourceDef, obj: &Value) -> bool {
         def == well_known::pods()
-            && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some()
+            && obj
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some()
             && obj
                 .pointer("/metadata/deletionGracePeriodSeconds")
                 .and_then(Value::as_i64)

@@ -73,7 +73,7 @@ mod tests {
 
     #[test]
     fn job_names_are_label_values() {
-        let long = "a".repeat(64);
+        let long = format!("{}.{}", "a".repeat(40), "b".repeat(40));
         let err = validate_name(well_known::jobs(), &long).unwrap_err();
         assert_eq!(err.code, 422);
         assert!(err.message.contains("must be no more than 63 characters"));

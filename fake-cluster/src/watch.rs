@@ -72,7 +72,10 @@ fn bookmark(def: &ResourceDef, rv: u64, initial_end: bool) -> Bytes {
 /// What one change means for a watcher with this filter: the event to send, if any.
 fn translate(filter: &Filter, change: &Change) -> Option<Bytes> {
     let now = filter.matches(&change.object);
-    let before = change.previous.as_deref().is_some_and(|p| filter.matches(p));
+    let before = change
+        .previous
+        .as_deref()
+        .is_some_and(|p| filter.matches(p));
     let kind = match change.kind {
         ChangeType::Added if now => "ADDED",
         ChangeType::Deleted if now || before => "DELETED",
@@ -107,9 +110,10 @@ pub fn start(
     };
     let from = match q.get("resourceVersion").map(String::as_str) {
         None | Some("") | Some("0") => None,
-        Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!("invalid resource version: {rv}"))
-        })?),
+        Some(rv) => Some(
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?,
+        ),
     };
     let bookmarks = flag(q, "allowWatchBookmarks");
     let send_initial = flag(q, "sendInitialEvents");

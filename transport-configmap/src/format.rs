@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use cmdreporter_core::report::{Captured, ExitStatus, Omission, Report, ReportedExit};
 use cmdreporter_core::Error;
-use k8s_openapi::api::core::v1::ConfigMap;
+use cmdreporter_core::report::{Captured, ExitStatus, Omission, Report, ReportedExit};
 use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::ConfigMap;
 
 /// Bytes kept per output stream: together under the 1 MiB ConfigMap limit, with room for
 /// the other keys.
@@ -67,8 +67,22 @@ fn put_stream(
 pub fn encode(report: &Report, cm: &mut ConfigMap) {
     let mut data = BTreeMap::new();
     let mut binary = BTreeMap::new();
-    put_stream(&mut data, &mut binary, keys::STDOUT, keys::STDOUT_BYTES, keys::STDOUT_OMITTED, &report.stdout);
-    put_stream(&mut data, &mut binary, keys::STDERR, keys::STDERR_BYTES, keys::STDERR_OMITTED, &report.stderr);
+    put_stream(
+        &mut data,
+        &mut binary,
+        keys::STDOUT,
+        keys::STDOUT_BYTES,
+        keys::STDOUT_OMITTED,
+        &report.stdout,
+    );
+    put_stream(
+        &mut data,
+        &mut binary,
+        keys::STDERR,
+        keys::STDERR_BYTES,
+        keys::STDERR_OMITTED,
+        &report.stderr,
+    );
     match &report.exit {
         ReportedExit::Exited(e) => {
             data.insert(keys::RETCODE.into(), e.shell_code().to_string());
@@ -77,10 +91,18 @@ pub fn encode(report: &Report, cm: &mut ConfigMap) {
             }
         }
         ReportedExit::NotStarted { not_found, message } => {
-            data.insert(keys::RETCODE.into(), if *not_found { "127" } else { "126" }.into());
+            data.insert(
+                keys::RETCODE.into(),
+                if *not_found { "127" } else { "126" }.into(),
+            );
             data.insert(
                 keys::NOT_STARTED.into(),
-                if *not_found { "not-found" } else { "not-executable" }.into(),
+                if *not_found {
+                    "not-found"
+                } else {
+                    "not-executable"
+                }
+                .into(),
             );
             data.insert(keys::ERROR.into(), message.clone());
         }
@@ -92,7 +114,12 @@ pub fn encode(report: &Report, cm: &mut ConfigMap) {
     cm.binary_data = (!binary.is_empty()).then_some(binary);
 }
 
-fn get_stream(cm: &ConfigMap, key: &str, bytes_key: &str, omitted_key: &str) -> Result<Captured, Error> {
+fn get_stream(
+    cm: &ConfigMap,
+    key: &str,
+    bytes_key: &str,
+    omitted_key: &str,
+) -> Result<Captured, Error> {
     let corrupt = |m: String| Error::CorruptReport(m);
     let text = cm.data.as_ref().and_then(|d| d.get(key));
     let binary = cm.binary_data.as_ref().and_then(|d| d.get(key));
@@ -100,11 +127,15 @@ fn get_stream(cm: &ConfigMap, key: &str, bytes_key: &str, omitted_key: &str) -> 
         (Some(t), None) => t.as_bytes().to_vec(),
         (None, Some(b)) => b.0.clone(),
         (None, None) => Vec::new(),
-        (Some(_), Some(_)) => return Err(corrupt(format!("key {key} is in both data and binaryData"))),
+        (Some(_), Some(_)) => {
+            return Err(corrupt(format!("key {key} is in both data and binaryData")));
+        }
     };
     let field = |k: &str| cm.data.as_ref().and_then(|d| d.get(k));
     let total_bytes = match field(bytes_key) {
-        Some(v) => v.parse().map_err(|_| corrupt(format!("{bytes_key} is not a number: {v:?}")))?,
+        Some(v) => v
+            .parse()
+            .map_err(|_| corrupt(format!("{bytes_key} is not a number: {v:?}")))?,
         None => data.len() as u64,
     };
     let omitted = match field(omitted_key) {
@@ -117,7 +148,11 @@ fn get_stream(cm: &ConfigMap, key: &str, bytes_key: &str, omitted_key: &str) -> 
             Some(Omission { at, bytes })
         }
     };
-    Ok(Captured { data, total_bytes, omitted })
+    Ok(Captured {
+        data,
+        total_bytes,
+        omitted,
+    })
 }
 
 /// Reads a report from a ConfigMap (also one written by Rook's courier: `stdout`,
@@ -125,7 +160,8 @@ fn get_stream(cm: &ConfigMap, key: &str, bytes_key: &str, omitted_key: &str) -> 
 pub fn decode(cm: &ConfigMap) -> Result<Report, Error> {
     let field = |k: &str| cm.data.as_ref().and_then(|d| d.get(k)).cloned();
     let corrupt = |m: String| Error::CorruptReport(m);
-    let schema = field(keys::SCHEMA).unwrap_or_else(|| cmdreporter_core::report::SCHEMA_VERSION.into());
+    let schema =
+        field(keys::SCHEMA).unwrap_or_else(|| cmdreporter_core::report::SCHEMA_VERSION.into());
     cmdreporter_core::report::check_schema_version(&schema)?;
     let retcode: i32 = field(keys::RETCODE)
         .ok_or_else(|| corrupt("no retcode".into()))?
@@ -138,7 +174,8 @@ pub fn decode(cm: &ConfigMap) -> Result<Report, Error> {
         }
     } else if let Some(sig) = field(keys::SIGNAL) {
         ReportedExit::Exited(ExitStatus::Signal(
-            sig.parse().map_err(|_| corrupt(format!("signal is not a number: {sig:?}")))?,
+            sig.parse()
+                .map_err(|_| corrupt(format!("signal is not a number: {sig:?}")))?,
         ))
     } else {
         ReportedExit::Exited(ExitStatus::Code(retcode))
@@ -164,16 +201,29 @@ mod tests {
             pod_uid: "p".into(),
             exit,
             stdout: Captured::complete(stdout.to_vec()),
-            stderr: Captured { data: b"ab".to_vec(), total_bytes: 10, omitted: Some(Omission { at: 1, bytes: 8 }) },
+            stderr: Captured {
+                data: b"ab".to_vec(),
+                total_bytes: 10,
+                omitted: Some(Omission { at: 1, bytes: 8 }),
+            },
         }
     }
 
     #[test]
     fn round_trips_binary_and_signals() {
         for (out, exit) in [
-            (&b"\xff\xfe\x00"[..], ReportedExit::Exited(ExitStatus::Signal(9))),
+            (
+                &b"\xff\xfe\x00"[..],
+                ReportedExit::Exited(ExitStatus::Signal(9)),
+            ),
             (b"text", ReportedExit::Exited(ExitStatus::Code(3))),
-            (b"", ReportedExit::NotStarted { not_found: true, message: "nope".into() }),
+            (
+                b"",
+                ReportedExit::NotStarted {
+                    not_found: true,
+                    message: "nope".into(),
+                },
+            ),
         ] {
             let r = report(out, exit);
             let mut cm = ConfigMap::default();
@@ -181,7 +231,10 @@ mod tests {
             assert_eq!(decode(&cm).unwrap(), r);
         }
         let mut cm = ConfigMap::default();
-        encode(&report(b"\xff", ReportedExit::Exited(ExitStatus::Signal(9))), &mut cm);
+        encode(
+            &report(b"\xff", ReportedExit::Exited(ExitStatus::Signal(9))),
+            &mut cm,
+        );
         assert!(cm.binary_data.unwrap().contains_key("stdout"));
         assert_eq!(cm.data.as_ref().unwrap()["retcode"], "137");
     }
@@ -196,7 +249,10 @@ mod tests {
         ]));
         let r = decode(&cm).unwrap();
         assert_eq!(r.stdout.data, b"v18");
-        cm.data.as_mut().unwrap().insert("schema-version".into(), "2.0".into());
+        cm.data
+            .as_mut()
+            .unwrap()
+            .insert("schema-version".into(), "2.0".into());
         assert!(matches!(decode(&cm), Err(Error::UnsupportedReport { .. })));
     }
 }

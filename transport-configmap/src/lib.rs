@@ -11,7 +11,7 @@ mod format;
 mod receive;
 mod send;
 
-pub use format::{decode, encode, keys, BUDGET_PER_STREAM};
+pub use format::{BUDGET_PER_STREAM, decode, encode, keys};
 pub use receive::ConfigMapChannel;
 pub use send::ConfigMapDelivery;
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use cmdreporter_core::channel::{PodState, ResultChannel};
 use cmdreporter_core::dispatcher::{DispatchedJob, RunContext};
 use cmdreporter_core::job::{CourierSpec, RUN_ID_LABEL};
-use cmdreporter_core::watch::{watch, Event};
+use cmdreporter_core::watch::{Event, watch};
 use cmdreporter_core::{Error, Report};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -32,7 +32,12 @@ fn accept(cm: &ConfigMap, run: &RunContext, job: &DispatchedJob) -> bool {
         .iter()
         .flatten()
         .any(|o| o.uid == job.uid && o.kind == "Job");
-    let labelled = cm.metadata.labels.as_ref().and_then(|l| l.get(RUN_ID_LABEL)) == Some(&run.run_id);
+    let labelled = cm
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(RUN_ID_LABEL))
+        == Some(&run.run_id);
     owned && labelled
 }
 
@@ -50,7 +55,12 @@ impl ResultChannel for ConfigMapChannel {
         }
     }
 
-    async fn receive(&self, run: &RunContext, job: &DispatchedJob, _pod: PodState) -> Result<Report, Error> {
+    async fn receive(
+        &self,
+        run: &RunContext,
+        job: &DispatchedJob,
+        _pod: PodState,
+    ) -> Result<Report, Error> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &run.namespace);
         let wp = WatchParams::default().fields(&format!("metadata.name={}", run.job_name));
         let mut events = watch(api, wp).boxed();

@@ -1,17 +1,17 @@
 //! Courier side: create the ConfigMap, retrying transient errors, never overwriting.
 
 use async_trait::async_trait;
+use cmdreporter_core::Report;
 use cmdreporter_core::capture::CaptureLimits;
 use cmdreporter_core::courier::{CourierHost, CourierIdentity, Delivery};
 use cmdreporter_core::dispatcher::retry;
 use cmdreporter_core::error::api_code;
 use cmdreporter_core::job::run_labels;
-use cmdreporter_core::Report;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, PostParams};
 
-use crate::format::{encode, BUDGET_PER_STREAM};
+use crate::format::{BUDGET_PER_STREAM, encode};
 
 /// Delivers a report as a ConfigMap named like the Job and owned by it.
 #[derive(Debug, Clone, Default)]
@@ -69,7 +69,12 @@ impl Delivery for ConfigMapDelivery {
         CaptureLimits::split(BUDGET_PER_STREAM)
     }
 
-    async fn deliver(&self, host: &dyn CourierHost, who: &CourierIdentity, report: &Report) -> Result<(), String> {
+    async fn deliver(
+        &self,
+        host: &dyn CourierHost,
+        who: &CourierIdentity,
+        report: &Report,
+    ) -> Result<(), String> {
         let client = host.client().await?;
         let api: Api<ConfigMap> = Api::namespaced(client, &who.namespace);
         let cm = report_configmap(who, report);
@@ -78,11 +83,16 @@ impl Delivery for ConfigMapDelivery {
         match result {
             Ok(_) => Ok(()),
             Err(e) if api_code(&e) == Some(409) => {
-                let existing = retry(8, |_| api.get(&who.job_name)).await.map_err(|e| e.to_string())?;
+                let existing = retry(8, |_| api.get(&who.job_name))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if is_ours(&existing, who) {
                     Ok(())
                 } else {
-                    Err(format!("configmap {:?} exists and is not this run's report: {e}", who.job_name))
+                    Err(format!(
+                        "configmap {:?} exists and is not this run's report: {e}",
+                        who.job_name
+                    ))
                 }
             }
             Err(e) => Err(e.to_string()),

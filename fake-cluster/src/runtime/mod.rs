@@ -24,11 +24,15 @@ pub use scripted::{
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PullError {
     /// The reference is not a valid image name (`InvalidImageName`).
-    #[error("Failed to apply default image tag \"{0}\": couldn't parse image name \"{0}\": invalid reference format")]
+    #[error(
+        "Failed to apply default image tag \"{0}\": couldn't parse image name \"{0}\": invalid reference format"
+    )]
     InvalidName(String),
     /// The registry refused or the image does not exist (`ErrImagePull`, then
     /// `ImagePullBackOff`).
-    #[error("failed to pull and unpack image \"{0}\": failed to resolve reference \"{0}\": not found")]
+    #[error(
+        "failed to pull and unpack image \"{0}\": failed to resolve reference \"{0}\": not found"
+    )]
     NotFound(String),
 }
 
@@ -206,8 +210,8 @@ pub fn is_valid_image_reference(image: &str) -> bool {
     }
     let mut parts = path.split('/').peekable();
     let first = parts.next().unwrap_or_default();
-    let has_registry = path.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry =
+        path.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let components: Vec<&str> = if has_registry {
         path.split('/').skip(1).collect()
     } else {
@@ -232,7 +236,10 @@ pub fn image_id(image: &str) -> String {
     }
     let hash = Sha256::digest(image.as_bytes());
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    let repo = image.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(image, |x| x.0);
+    let repo = image
+        .rsplit_once(':')
+        .filter(|(_, t)| !t.contains('/'))
+        .map_or(image, |x| x.0);
     format!("{repo}@sha256:{hex}")
 }
 

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{
-    ContainerSpec, Exit, Finished, OutputSink, PodApi, PullError, Runtime, StartError,
-    StopSignal, image_id, is_valid_image_reference,
+    ContainerSpec, Exit, Finished, OutputSink, PodApi, PullError, Runtime, StartError, StopSignal,
+    image_id, is_valid_image_reference,
 };
 
 /// Real local processes as containers.
@@ -45,7 +45,10 @@ impl ProcessRuntime {
         self.image_files
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((image.to_owned(), container_path.to_owned()), host_path.into());
+            .insert(
+                (image.to_owned(), container_path.to_owned()),
+                host_path.into(),
+            );
     }
 
     /// Makes pulls of this image fail (`ErrImagePull`).
@@ -172,8 +175,14 @@ impl Runtime for ProcessRuntime {
             })
         })?;
         let pid = child.id();
-        let out = child.stdout.take().map(|r| tokio::spawn(pump(r, output.clone(), 0)));
-        let err = child.stderr.take().map(|r| tokio::spawn(pump(r, output.clone(), 1)));
+        let out = child
+            .stdout
+            .take()
+            .map(|r| tokio::spawn(pump(r, output.clone(), 0)));
+        let err = child
+            .stderr
+            .take()
+            .map(|r| tokio::spawn(pump(r, output.clone(), 1)));
         let status = tokio::select! {
             status = child.wait() => status,
             _ = super::stopped(&mut stop) => {

@@ -151,11 +151,17 @@ impl ProgramContext {
     /// termination message path.
     pub fn write_file(&self, path: &str, data: &[u8]) -> io::Result<()> {
         if path == self.termination_message_path {
-            *self.termination_message.lock().unwrap_or_else(|e| e.into_inner()) = Some(data.to_vec());
+            *self
+                .termination_message
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(data.to_vec());
             return Ok(());
         }
         let key = self.file_key(path).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::ReadOnlyFilesystem, format!("{path}: read-only file system"))
+            io::Error::new(
+                io::ErrorKind::ReadOnlyFilesystem,
+                format!("{path}: read-only file system"),
+            )
         })?;
         self.files
             .files
@@ -167,8 +173,16 @@ impl ProgramContext {
 
     /// Reads a file written under a volume mount.
     pub fn read_file(&self, path: &str) -> io::Result<Bytes> {
-        let key = self.file_key(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        match self.files.files.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        let key = self
+            .file_key(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        match self
+            .files
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             Some(FileEntry::Data(b)) => Ok(b.clone()),
             Some(FileEntry::Program(_)) => Ok(Bytes::from_static(b"\x7fELF")),
             None => Err(io::Error::from(io::ErrorKind::NotFound)),
@@ -183,7 +197,10 @@ impl ProgramContext {
             .clone()
             .ok_or_else(|| io::Error::other("the running program has no executable to copy"))?;
         let key = self.file_key(path).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::ReadOnlyFilesystem, format!("{path}: read-only file system"))
+            io::Error::new(
+                io::ErrorKind::ReadOnlyFilesystem,
+                format!("{path}: read-only file system"),
+            )
         })?;
         self.files
             .files
@@ -195,8 +212,12 @@ impl ProgramContext {
 
     fn resolve(&self, name: &str) -> Option<Program> {
         if let Some(key) = self.file_key(name) {
-            if let Some(FileEntry::Program(p)) =
-                self.files.files.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+            if let Some(FileEntry::Program(p)) = self
+                .files
+                .files
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
             {
                 return Some(p.clone());
             }
@@ -205,11 +226,17 @@ impl ProgramContext {
     }
 
     /// Starts another program of this container with its own stdout and stderr pipes.
-    pub fn spawn(&self, argv: &[String], env: BTreeMap<String, String>) -> io::Result<ScriptedChild> {
-        let name = argv.first().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let program = self.resolve(name).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("{name}: not found"))
-        })?;
+    pub fn spawn(
+        &self,
+        argv: &[String],
+        env: BTreeMap<String, String>,
+    ) -> io::Result<ScriptedChild> {
+        let name = argv
+            .first()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let program = self
+            .resolve(name)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{name}: not found")))?;
         let (out_w, out_r) = tokio::io::duplex(64 * 1024);
         let (err_w, err_r) = tokio::io::duplex(64 * 1024);
         let ctx = ProgramContext {
@@ -327,7 +354,12 @@ impl Runtime for ScriptedRuntime {
             mounts: spec
                 .mounts
                 .iter()
-                .map(|m| (m.mount_path.clone(), m.host_path.to_string_lossy().into_owned()))
+                .map(|m| {
+                    (
+                        m.mount_path.clone(),
+                        m.host_path.to_string_lossy().into_owned(),
+                    )
+                })
                 .collect(),
             self_program: None,
             termination_message: termination_message.clone(),
@@ -349,13 +381,16 @@ impl Runtime for ScriptedRuntime {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        Ok(Finished { exit, termination_message: message })
+        Ok(Finished {
+            exit,
+            termination_message: message,
+        })
     }
 
     fn forget_pod(&self, uid: &str) {
-        self.pods.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+        self.pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
     }
 }
-
-
-

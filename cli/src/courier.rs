@@ -43,7 +43,7 @@ pub fn delivery(transport: &str) -> Option<Box<dyn Delivery>> {
     }
 }
 
-/// Runs `cmdreporter report ...` or `cmdreporter install ...` with `argv` (argv[0] first)
+/// Runs `cmdreporter report ...` or `cmdreporter install ...` with `argv` (`argv[0]` first)
 /// in `host`; returns the exit code.
 pub async fn courier_main(argv: &[String], host: &dyn CourierHost) -> i32 {
     let termination_log = host

@@ -1,6 +1,8 @@
 //! The README's main command: the real `cmdreporter` binary, `run --fake`, with the fake
 //! cluster's process runtime running the same binary as the courier.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::process::Command;
 
 fn cmdreporter(args: &[&str]) -> std::process::Output {

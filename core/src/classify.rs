@@ -96,17 +96,17 @@ pub fn classify(pod: &Pod) -> PodSignal {
                 .unwrap_or_default(),
         };
     }
-    if let Some(t) = init.and_then(|m| m.state.as_ref()?.terminated.as_ref()) {
-        if t.exit_code != 0 {
-            return PodSignal::InitFailed {
-                exit_code: t.exit_code,
-                message: t
-                    .message
-                    .clone()
-                    .or_else(|| t.reason.clone())
-                    .unwrap_or_default(),
-            };
-        }
+    if let Some(t) = init.and_then(|m| m.state.as_ref()?.terminated.as_ref())
+        && t.exit_code != 0
+    {
+        return PodSignal::InitFailed {
+            exit_code: t.exit_code,
+            message: t
+                .message
+                .clone()
+                .or_else(|| t.reason.clone())
+                .unwrap_or_default(),
+        };
     }
     for c in [init, main].into_iter().flatten() {
         if let Some(s) = waiting_signal(c) {

@@ -338,13 +338,13 @@ impl Request {
                 );
             }
         }
-        if let Some(p) = &self.image_pull_policy {
-            if !matches!(p.as_str(), "Always" | "IfNotPresent" | "Never") {
-                return bad(
-                    "image_pull_policy",
-                    format!("{p:?} is not one of Always, IfNotPresent, Never"),
-                );
-            }
+        if let Some(p) = &self.image_pull_policy
+            && !matches!(p.as_str(), "Always" | "IfNotPresent" | "Never")
+        {
+            return bad(
+                "image_pull_policy",
+                format!("{p:?} is not one of Always, IfNotPresent, Never"),
+            );
         }
         for (k, v) in &self.labels {
             if !is_label_value(v) {
@@ -355,16 +355,16 @@ impl Request {
             }
         }
         for (i, o) in self.owners.iter().enumerate() {
-            if let Some(ns) = &o.namespace {
-                if *ns != self.namespace {
-                    return bad(
-                        &format!("owners[{i}].namespace"),
-                        format!(
-                            "owner {}/{} is in namespace {ns:?}, not {:?}: the garbage collector would delete the Job at once",
-                            o.reference.kind, o.reference.name, self.namespace
-                        ),
-                    );
-                }
+            if let Some(ns) = &o.namespace
+                && *ns != self.namespace
+            {
+                return bad(
+                    &format!("owners[{i}].namespace"),
+                    format!(
+                        "owner {}/{} is in namespace {ns:?}, not {:?}: the garbage collector would delete the Job at once",
+                        o.reference.kind, o.reference.name, self.namespace
+                    ),
+                );
             }
             if o.reference.uid.is_empty() || o.reference.name.is_empty() {
                 return bad(&format!("owners[{i}]"), "uid and name must be set".into());

@@ -55,10 +55,10 @@ struct CleanupGuard {
 
 impl CleanupGuard {
     async fn finish(mut self) {
-        if let Some(run) = self.run.take() {
-            if let Err(e) = self.dispatcher.cleanup(&run).await {
-                tracing::warn!(job = %run.job_name, error = %e, "cleanup failed");
-            }
+        if let Some(run) = self.run.take()
+            && let Err(e) = self.dispatcher.cleanup(&run).await
+        {
+            tracing::warn!(job = %run.job_name, error = %e, "cleanup failed");
         }
     }
 }

@@ -130,10 +130,10 @@ fn route(path: &str) -> Option<Route> {
         _ => return None,
     };
     let def = resources::find(group, version, plural)?;
-    if let Some(s) = sub {
-        if !def.subresources.contains(&s) {
-            return None;
-        }
+    if let Some(s) = sub
+        && !def.subresources.contains(&s)
+    {
+        return None;
     }
     Some(Route::Resource(Target {
         def,
@@ -322,23 +322,24 @@ impl ApiServer {
             return Err(ApiError::method_not_allowed());
         }
         let obj = parse_body(body)?;
-        if let Some(body_ns) = meta_str(&obj, "namespace") {
-            if t.def.namespaced && body_ns != ns {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
+        if let Some(body_ns) = meta_str(&obj, "namespace")
+            && t.def.namespaced
+            && body_ns != ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
-        if let Some(kind) = obj.get("kind").and_then(Value::as_str) {
-            if kind != t.def.kind {
-                return Err(ApiError::bad_request(format!(
-                    "the API version in the data ({}) does not match the expected API version ({})",
-                    obj.get("apiVersion")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default(),
-                    t.def.api_version()
-                )));
-            }
+        if let Some(kind) = obj.get("kind").and_then(Value::as_str)
+            && kind != t.def.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({}) does not match the expected API version ({})",
+                obj.get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                t.def.api_version()
+            )));
         }
         self.create(t.def, ns, obj).map(|o| json_response(201, &o))
     }
@@ -377,11 +378,11 @@ impl ApiServer {
             }
         }
         let mut metadata = json!({"resourceVersion": rv.to_string()});
-        if remaining > 0 {
-            if let Some(last) = selected.last() {
-                metadata["continue"] = json!(encode_continue(&item_key(last)));
-                metadata["remainingItemCount"] = json!(remaining);
-            }
+        if remaining > 0
+            && let Some(last) = selected.last()
+        {
+            metadata["continue"] = json!(encode_continue(&item_key(last)));
+            metadata["remainingItemCount"] = json!(remaining);
         }
         let body = json!({
             "kind": format!("{}List", t.def.kind),
@@ -440,10 +441,8 @@ impl ApiServer {
         }
         // A patch carries a resourceVersion precondition only if the patch itself sets one.
         let precondition = p.pointer("/metadata/resourceVersion").is_some();
-        if !precondition {
-            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
-            }
+        if !precondition && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
         }
         self.store
             .update(t.def, ns, name, obj, t.subresource.as_deref())

@@ -117,10 +117,11 @@ impl Controllers {
                 .into_iter()
                 .flatten()
             {
-                if owner["kind"] == "Job" && owner["controller"] == true {
-                    if let Some(name) = owner["name"].as_str() {
-                        self.reconcile_job(&c.namespace, name);
-                    }
+                if owner["kind"] == "Job"
+                    && owner["controller"] == true
+                    && let Some(name) = owner["name"].as_str()
+                {
+                    self.reconcile_job(&c.namespace, name);
                 }
             }
         }
@@ -147,20 +148,20 @@ impl Controllers {
                     self.pods.insert(uid.clone(), tx);
                     tokio::spawn(self.kubelet.clone().run_pod(c.object.clone(), rx));
                 }
-                if meta_str(&c.object, "deletionTimestamp").is_some() {
-                    if let Some(tx) = self.pods.get(&uid) {
-                        let grace = c
-                            .object
-                            .pointer("/metadata/deletionGracePeriodSeconds")
-                            .and_then(Value::as_u64)
-                            .unwrap_or(0);
-                        let tx = tx.clone();
-                        if grace == 0 {
-                            let _ = tx.send(true);
-                        } else {
-                            // The kubelet notices the deletion and stops the containers.
-                            let _ = tx.send(true);
-                        }
+                if meta_str(&c.object, "deletionTimestamp").is_some()
+                    && let Some(tx) = self.pods.get(&uid)
+                {
+                    let grace = c
+                        .object
+                        .pointer("/metadata/deletionGracePeriodSeconds")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
+                    let tx = tx.clone();
+                    if grace == 0 {
+                        let _ = tx.send(true);
+                    } else {
+                        // The kubelet notices the deletion and stops the containers.
+                        let _ = tx.send(true);
                     }
                 }
             }
@@ -265,10 +266,10 @@ impl Controllers {
                         .and_then(Value::as_array_mut)
                     {
                         refs.retain(|r| r["uid"] != uid.as_str());
-                        if refs.is_empty() {
-                            if let Some(m) = d["metadata"].as_object_mut() {
-                                m.remove("ownerReferences");
-                            }
+                        if refs.is_empty()
+                            && let Some(m) = d["metadata"].as_object_mut()
+                        {
+                            m.remove("ownerReferences");
                         }
                     }
                     Ok(())
@@ -507,10 +508,8 @@ impl Controllers {
             create_pod = true;
         }
         let mut created = 0;
-        if create_pod {
-            if self.create_pod(&job) {
-                created = 1;
-            }
+        if create_pod && self.create_pod(&job) {
+            created = 1;
         }
         let _ = self.api.store.modify(jobs, ns, name, |j| {
             let status = &mut j["status"];
@@ -524,10 +523,10 @@ impl Controllers {
             status["failed"] = json!(failed);
             status["uncountedTerminatedPods"] = json!({});
             for k in ["active", "succeeded", "failed"] {
-                if status[k] == 0 {
-                    if let Some(m) = status.as_object_mut() {
-                        m.remove(k);
-                    }
+                if status[k] == 0
+                    && let Some(m) = status.as_object_mut()
+                {
+                    m.remove(k);
                 }
             }
             if !conditions.is_empty() {

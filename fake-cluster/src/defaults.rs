@@ -127,10 +127,10 @@ fn default_job(job: &mut Value) {
     set_default(spec, "suspend", json!(false));
     set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
     set_default(spec, "manualSelector", Value::Null);
-    if spec.get("manualSelector").is_some_and(Value::is_null) {
-        if let Some(m) = spec.as_object_mut() {
-            m.remove("manualSelector");
-        }
+    if spec.get("manualSelector").is_some_and(Value::is_null)
+        && let Some(m) = spec.as_object_mut()
+    {
+        m.remove("manualSelector");
     }
     if let Some(pod_spec) = spec.pointer_mut("/template/spec") {
         default_pod_spec(pod_spec);

@@ -136,8 +136,7 @@ fn key_ref(
         Some(v) => Ok(Some(v)),
         None if optional => Ok(None),
         None => Err(ConfigError(format!(
-            "couldn't find key {key} in {}{kind} {ns}/{name}",
-            if secret { "" } else { "" }
+            "couldn't find key {key} in {kind} {ns}/{name}"
         ))),
     }
 }

@@ -375,10 +375,10 @@ impl Store {
         }
         let precondition = meta_str(&new, "resourceVersion").map(str::to_owned);
         self.modify(def, ns, name, |current| {
-            if let Some(rv) = &precondition {
-                if meta_str(current, "resourceVersion") != Some(rv.as_str()) {
-                    return Err(ApiError::stale(def, name));
-                }
+            if let Some(rv) = &precondition
+                && meta_str(current, "resourceVersion") != Some(rv.as_str())
+            {
+                return Err(ApiError::stale(def, name));
             }
             let mut next = new;
             match subresource {
@@ -392,10 +392,10 @@ impl Store {
                     if !causes.is_empty() {
                         return Err(ApiError::invalid(def, name, causes));
                     }
-                    if let Some(status) = current.get("status") {
-                        if def.subresources.contains(&"status") {
-                            next["status"] = status.clone();
-                        }
+                    if let Some(status) = current.get("status")
+                        && def.subresources.contains(&"status")
+                    {
+                        next["status"] = status.clone();
                     }
                     let keep = [
                         "uid",
@@ -531,8 +531,8 @@ impl Store {
         let now = self.clock.now_rfc3339_seconds();
         let mut gone = false;
         let obj = self.modify(def, ns, name, |obj| {
-            if let Some(uid) = &opts.uid {
-                if meta_str(obj, "uid") != Some(uid.as_str()) {
+            if let Some(uid) = &opts.uid
+                && meta_str(obj, "uid") != Some(uid.as_str()) {
                     return Err(ApiError::conflict(
                         def,
                         name,
@@ -542,9 +542,8 @@ impl Store {
                         ),
                     ));
                 }
-            }
-            if let Some(rv) = &opts.resource_version {
-                if meta_str(obj, "resourceVersion") != Some(rv.as_str()) {
+            if let Some(rv) = &opts.resource_version
+                && meta_str(obj, "resourceVersion") != Some(rv.as_str()) {
                     return Err(ApiError::conflict(
                         def,
                         name,
@@ -554,18 +553,16 @@ impl Store {
                         ),
                     ));
                 }
-            }
             let mut fins = finalizers(obj);
             let add = match propagation {
                 Propagation::Orphan => Some("orphan"),
                 Propagation::Foreground => Some("foregroundDeletion"),
                 Propagation::Background => None,
             };
-            if let Some(f) = add {
-                if !fins.iter().any(|x| x == f) {
+            if let Some(f) = add
+                && !fins.iter().any(|x| x == f) {
                     fins.push(f.to_owned());
                 }
-            }
             let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some();
             let grace = if is_pod && bound {
                 let default = obj

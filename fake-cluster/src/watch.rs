@@ -170,11 +170,10 @@ pub fn start(
                             continue;
                         }
                         last_rv = change.rv;
-                        if let Some(line) = translate(&filter, &change) {
-                            if out.send(line).await.is_err() {
+                        if let Some(line) = translate(&filter, &change)
+                            && out.send(line).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     Err(RecvError::Lagged(n)) => {
                         let e = ApiError::new(

@@ -1,6 +1,8 @@
 //! The whole flow in-process: fake cluster with the scripted runtime, the real courier
 //! function, the ConfigMap transport, the runner with cleanup, under paused time.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

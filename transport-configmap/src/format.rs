@@ -241,12 +241,14 @@ mod tests {
 
     #[test]
     fn reads_rook_configmaps_and_refuses_other_majors() {
-        let mut cm = ConfigMap::default();
-        cm.data = Some(BTreeMap::from([
-            ("stdout".to_owned(), "v18".to_owned()),
-            ("stderr".to_owned(), String::new()),
-            ("retcode".to_owned(), "0".to_owned()),
-        ]));
+        let mut cm = ConfigMap {
+            data: Some(BTreeMap::from([
+                ("stdout".to_owned(), "v18".to_owned()),
+                ("stderr".to_owned(), String::new()),
+                ("retcode".to_owned(), "0".to_owned()),
+            ])),
+            ..Default::default()
+        };
         let r = decode(&cm).unwrap();
         assert_eq!(r.stdout.data, b"v18");
         cm.data

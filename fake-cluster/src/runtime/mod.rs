@@ -198,15 +198,14 @@ pub fn is_valid_image_reference(image: &str) -> bool {
         Some((p, t)) if !t.contains('/') => (p, Some(t)),
         _ => (rest, None),
     };
-    if let Some(t) = tag {
-        if t.is_empty()
+    if let Some(t) = tag
+        && (t.is_empty()
             || t.len() > 128
             || !t
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        {
-            return false;
-        }
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))
+    {
+        return false;
     }
     let mut parts = path.split('/').peekable();
     let first = parts.next().unwrap_or_default();

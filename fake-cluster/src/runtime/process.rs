@@ -72,10 +72,10 @@ impl ProcessRuntime {
             return p.to_string_lossy().into_owned();
         }
         for m in &spec.mounts {
-            if let Some(rest) = value.strip_prefix(m.mount_path.as_str()) {
-                if rest.is_empty() || rest.starts_with('/') {
-                    return format!("{}{rest}", m.host_path.to_string_lossy());
-                }
+            if let Some(rest) = value.strip_prefix(m.mount_path.as_str())
+                && (rest.is_empty() || rest.starts_with('/'))
+            {
+                return format!("{}{rest}", m.host_path.to_string_lossy());
             }
         }
         value.to_owned()

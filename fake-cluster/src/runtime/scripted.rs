@@ -211,16 +211,15 @@ impl ProgramContext {
     }
 
     fn resolve(&self, name: &str) -> Option<Program> {
-        if let Some(key) = self.file_key(name) {
-            if let Some(FileEntry::Program(p)) = self
+        if let Some(key) = self.file_key(name)
+            && let Some(FileEntry::Program(p)) = self
                 .files
                 .files
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&key)
-            {
-                return Some(p.clone());
-            }
+        {
+            return Some(p.clone());
         }
         self.image.resolve(name)
     }

@@ -214,3 +214,217 @@ impl Runner for JobRunner {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::future::{BoxFuture, pending};
+    use k8s_openapi::api::core::v1::Pod;
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::channel::PodState;
+    use crate::dispatcher::{DispatchedJob, PhaseCell};
+    use crate::job::CourierSpec;
+    use crate::report::{Captured, ExitStatus, SCHEMA_VERSION};
+
+    type Fut<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+    // The signatures are those `async_trait` expands the traits' methods to, so that an
+    // expectation can return a future that never resolves.
+    mockall::mock! {
+        Disp {}
+        impl Dispatcher for Disp {
+            fn dispatch<'life0, 'life1, 'life2, 'life3, 'async_trait>(&'life0 self, req: &'life1 Request, run: &'life2 RunContext, courier: &'life3 CourierSpec)
+                -> Fut<'async_trait, Result<DispatchedJob, Error>>
+                where 'life0: 'async_trait, 'life1: 'async_trait, 'life2: 'async_trait, 'life3: 'async_trait, Self: 'async_trait;
+            fn progress<'life0, 'life1, 'async_trait>(&'life0 self, job: &'life1 DispatchedJob, pods: watch::Sender<Option<Pod>>, phase: PhaseCell)
+                -> Fut<'async_trait, Error>
+                where 'life0: 'async_trait, 'life1: 'async_trait, Self: 'async_trait;
+            fn cleanup<'life0, 'life1, 'async_trait>(&'life0 self, run: &'life1 RunContext) -> Fut<'async_trait, Result<(), Error>>
+                where 'life0: 'async_trait, 'life1: 'async_trait, Self: 'async_trait;
+        }
+    }
+
+    mockall::mock! {
+        Chan {}
+        impl ResultChannel for Chan {
+            fn name(&self) -> &str;
+            fn courier(&self, run: &RunContext) -> CourierSpec;
+            fn prepare<'life0, 'life1, 'async_trait>(&'life0 self, run: &'life1 RunContext) -> Fut<'async_trait, Result<(), Error>>
+                where 'life0: 'async_trait, 'life1: 'async_trait, Self: 'async_trait;
+            fn receive<'life0, 'life1, 'life2, 'async_trait>(&'life0 self, run: &'life1 RunContext, job: &'life2 DispatchedJob, pod: PodState)
+                -> Fut<'async_trait, Result<Report, Error>>
+                where 'life0: 'async_trait, 'life1: 'async_trait, 'life2: 'async_trait, Self: 'async_trait;
+        }
+    }
+
+    fn job() -> DispatchedJob {
+        DispatchedJob {
+            name: "j".into(),
+            namespace: "default".into(),
+            uid: "u".into(),
+        }
+    }
+
+    fn report(run_id: &str) -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION.into(),
+            run_id: run_id.into(),
+            pod_uid: "p".into(),
+            exit: ReportedExit::Exited(ExitStatus::Code(0)),
+            stdout: Captured::complete(b"ok".to_vec()),
+            stderr: Captured::default(),
+        }
+    }
+
+    /// A dispatcher whose dispatch succeeds and whose cleanup must run exactly once.
+    fn dispatcher(progress: impl Fn() -> BoxFuture<'static, Error> + Send + 'static) -> MockDisp {
+        let mut d = MockDisp::new();
+        d.expect_dispatch()
+            .returning(|_, _, _| Box::pin(async { Ok(job()) }));
+        d.expect_progress().returning(move |_, _, _| progress());
+        d.expect_cleanup()
+            .times(1)
+            .returning(|_| Box::pin(async { Ok(()) }));
+        d
+    }
+
+    fn channel(
+        receive: impl Fn(String) -> BoxFuture<'static, Result<Report, Error>> + Send + 'static,
+    ) -> MockChan {
+        let mut c = MockChan::new();
+        c.expect_name().return_const("mock".to_owned());
+        c.expect_courier().returning(|_| CourierSpec::default());
+        c.expect_prepare().returning(|_| Box::pin(async { Ok(()) }));
+        c.expect_receive()
+            .returning(move |run, _, _| receive(run.run_id.clone()));
+        c
+    }
+
+    fn runner(d: MockDisp, c: MockChan) -> JobRunner {
+        JobRunner::with_dispatcher(Arc::new(d), Arc::new(c))
+    }
+
+    fn request() -> Request {
+        Request::new("busybox", ["true"]).timeout(Duration::from_secs(10))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ready_report_wins_over_a_progress_error() {
+        let d = dispatcher(|| {
+            Box::pin(async {
+                Error::Unschedulable {
+                    message: "no".into(),
+                }
+            })
+        });
+        let c = channel(|id| Box::pin(async move { Ok(report(&id)) }));
+        let outcome = runner(d, c).run(request()).await.unwrap();
+        assert_eq!(outcome.stdout.data, b"ok");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_progress_error_ends_a_run_without_report() {
+        let d = dispatcher(|| {
+            Box::pin(async {
+                Error::Unschedulable {
+                    message: "0/1 nodes".into(),
+                }
+            })
+        });
+        let c = channel(|_| Box::pin(pending()));
+        let err = runner(d, c).run(request()).await.unwrap_err();
+        assert!(matches!(err, Error::Unschedulable { .. }), "{err:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_carries_the_phase_the_progress_watch_set() {
+        let mut d = MockDisp::new();
+        d.expect_dispatch()
+            .returning(|_, _, _| Box::pin(async { Ok(job()) }));
+        d.expect_progress().returning(|_, _, phase| {
+            phase.set(Phase::Scheduling);
+            Box::pin(pending())
+        });
+        d.expect_cleanup()
+            .times(1)
+            .returning(|_| Box::pin(async { Ok(()) }));
+        let c = channel(|_| Box::pin(pending()));
+        let err = runner(d, c).run(request()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Timeout {
+                    phase: Phase::Scheduling,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_report_of_another_run_is_refused() {
+        let d = dispatcher(|| Box::pin(pending()));
+        let c = channel(|_| Box::pin(async { Ok(report("someone-else")) }));
+        let err = runner(d, c).run(request()).await.unwrap_err();
+        assert!(matches!(err, Error::CorruptReport(_)), "{err:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cleanup_runs_when_dispatch_fails() {
+        let mut d = MockDisp::new();
+        d.expect_dispatch().returning(|_, _, _| {
+            Box::pin(async {
+                Err(Error::JobFailed {
+                    reason: "x".into(),
+                    message: "y".into(),
+                })
+            })
+        });
+        d.expect_progress().never();
+        d.expect_cleanup()
+            .times(1)
+            .returning(|_| Box::pin(async { Ok(()) }));
+        let c = channel(|_| Box::pin(pending()));
+        assert!(runner(d, c).run(request()).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_invalid_request_touches_nothing() {
+        let mut d = MockDisp::new();
+        d.expect_dispatch().never();
+        d.expect_cleanup().never();
+        let mut c = MockChan::new();
+        c.expect_prepare().never();
+        let err = runner(d, c)
+            .run(Request::new("busybox", Vec::<String>::new()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidRequest(e) if e.field == "argv"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_run_hands_its_cleanup_to_shutdown() {
+        let waiting = Arc::new(tokio::sync::Notify::new());
+        let notify = waiting.clone();
+        let d = dispatcher(move || {
+            notify.notify_one();
+            Box::pin(pending())
+        });
+        let c = channel(|_| Box::pin(pending()));
+        let runner = Arc::new(runner(d, c));
+        let task = {
+            let runner = runner.clone();
+            tokio::spawn(async move { runner.run(request()).await })
+        };
+        // Drop the run once it waits for its pod.
+        waiting.notified().await;
+        task.abort();
+        let _ = task.await;
+        // `times(1)` on cleanup is checked when the mock drops, after shutdown ran it.
+        runner.shutdown().await;
+    }
+}

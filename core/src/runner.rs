@@ -143,6 +143,17 @@ impl JobRunner {
             )));
         }
         report.check_version()?;
+        // Only the report of the watched pod (the Job's first) counts.
+        let watched = pods_rx
+            .borrow()
+            .as_ref()
+            .and_then(|p| p.metadata.uid.clone());
+        if let Some(uid) = watched.filter(|u| *u != report.pod_uid) {
+            return Err(Error::CorruptReport(format!(
+                "report of pod {:?}, not of the watched pod {uid:?}",
+                report.pod_uid
+            )));
+        }
         let image_id = pods_rx.borrow().as_ref().and_then(|p| {
             p.status
                 .as_ref()?

@@ -55,10 +55,22 @@ impl CourierHost for OsHost {
     }
 
     fn install(&self, dest: &str) -> io::Result<()> {
-        let me = std::env::current_exe()?;
+        let me = current_exe()?;
         let tmp = format!("{dest}.tmp");
         std::fs::copy(&me, &tmp)?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
         std::fs::rename(&tmp, dest)
+    }
+}
+
+/// The path of the running executable: `/proc/self/exe` where `/proc` is mounted, else
+/// `argv[0]` when it names a path (an image with nothing else in it may have no `/proc`).
+pub fn current_exe() -> io::Result<std::path::PathBuf> {
+    match std::env::current_exe() {
+        Ok(p) => Ok(p),
+        Err(e) => match std::env::args_os().next().map(std::path::PathBuf::from) {
+            Some(p) if p.components().count() > 1 && p.exists() => Ok(p),
+            _ => Err(e),
+        },
     }
 }

@@ -1,83 +1,149 @@
-//! `cmdreporter run`: run an errand and pass its output and exit status through.
+//! `cmdreporter run`: run an errand on a cluster and summarise what happened.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use cmdreporter_core::job::REPORTER_BINARY;
-use cmdreporter_core::{Error, JobRunner, Outcome, Request, Runner};
-use cmdreporter_fake_cluster::{FakeCluster, ProcessRuntime};
+use cmdreporter_core::{Error, JobDispatcher, JobRunner, Outcome, Request, Runner};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cluster::{ClusterError, Target, connect};
+use crate::progress::{Progress, ProgressChannel, ProgressDispatcher, Sink};
+use crate::transport::{self, TransportError};
 
 /// Options of `cmdreporter run`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Use the embedded fake cluster.
-    pub fake: bool,
-    /// Namespace.
-    pub namespace: String,
+    /// The cluster.
+    pub target: Target,
+    /// Namespace of the Job (`None`: the kubeconfig context's, or `default`).
+    pub namespace: Option<String>,
     /// Target image.
     pub image: String,
     /// Reporter image.
     pub reporter_image: String,
+    /// Transport name.
+    pub transport: String,
     /// Base name of the Job.
     pub name: String,
     /// Timeout of the run.
     pub timeout: Duration,
+    /// Service account of the pod.
+    pub service_account: Option<String>,
     /// The command.
     pub argv: Vec<String>,
 }
 
-/// Errors of `cmdreporter run` itself (exit code 125).
+/// Errors of `cmdreporter run` itself.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The cluster could not be reached or started.
-    #[error("cluster: {0}")]
-    Cluster(String),
+    /// The transport cannot be used.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// No cluster.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// The run failed.
     #[error(transparent)]
-    Run(Error),
+    Run(#[from] Error),
+    /// The process could not set itself up (signal handlers).
+    #[error("{0}")]
+    Setup(String),
+    /// A signal stopped the run; the Job was deleted.
+    #[error("interrupted by signal {signal}; the run's Job was deleted")]
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
 }
 
-/// Runs the errand and returns its outcome.
-pub async fn run(opts: &RunOptions) -> Result<Outcome, RunError> {
-    let request = Request::new(opts.image.clone(), opts.argv.clone())
-        .namespace(opts.namespace.clone())
-        .name(opts.name.clone())
-        .reporter_image(opts.reporter_image.clone())
-        .timeout(opts.timeout);
-    request.validate().map_err(|e| RunError::Run(e.into()))?;
-    let (client, _cluster) = if opts.fake {
-        let runtime = ProcessRuntime::new().map_err(|e| RunError::Cluster(e.to_string()))?;
-        let me = std::env::current_exe().map_err(|e| RunError::Cluster(e.to_string()))?;
-        runtime.image_file(&opts.reporter_image, REPORTER_BINARY, me);
-        let cluster = FakeCluster::builder()
-            .process(runtime)
-            .build()
-            .await
-            .map_err(|e| RunError::Cluster(e.to_string()))?;
-        (cluster.client(), Some(cluster))
-    } else {
-        let client = kube::Client::try_default()
-            .await
-            .map_err(|e| RunError::Cluster(format!("cannot reach a cluster: {e}")))?;
-        (client, None)
-    };
-    let channel = Arc::new(cmdreporter_configmap::ConfigMapChannel::new(client.clone()));
-    let runner = JobRunner::new(client, channel);
-    let result = runner.run(request).await;
-    runner.shutdown().await;
-    result.map_err(RunError::Run)
+/// What a run did.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The outcome or the error.
+    pub result: Result<Outcome, RunError>,
+    /// The transport.
+    pub transport: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The Job's name, once created.
+    pub job: Option<String>,
+    /// From the start of `run` to the end of cleanup.
+    pub duration: Duration,
+    /// API requests of the whole run (operator and courier), when known (with the fake).
+    pub api_requests: Option<usize>,
 }
 
-/// The exit code `cmdreporter run` ends with for a result.
-pub fn exit_code(result: &Result<Outcome, RunError>) -> i32 {
-    match result {
-        Ok(o) => o.exit.shell_code(),
-        Err(RunError::Run(Error::CommandNotStarted {
-            not_found: true, ..
-        })) => 127,
-        Err(RunError::Run(Error::CommandNotStarted {
-            not_found: false, ..
-        })) => 126,
-        Err(_) => crate::EXIT_CMDREPORTER_ERROR,
+impl RunOptions {
+    fn request(&self, namespace: &str) -> Request {
+        let mut req = Request::new(self.image.clone(), self.argv.clone())
+            .namespace(namespace)
+            .name(self.name.clone())
+            .reporter_image(self.reporter_image.clone())
+            .timeout(self.timeout);
+        if let Some(sa) = &self.service_account {
+            req = req.service_account(sa.clone());
+        }
+        req
     }
+}
+
+/// Runs the errand; progress lines go to `sink`.
+pub async fn run(opts: &RunOptions, sink: Option<Sink>) -> RunSummary {
+    let started = Instant::now();
+    let mut summary = RunSummary {
+        result: Err(RunError::Interrupted { signal: 0 }),
+        transport: opts.transport.clone(),
+        namespace: opts.namespace.clone().unwrap_or_else(|| "default".into()),
+        job: None,
+        duration: Duration::ZERO,
+        api_requests: None,
+    };
+    summary.result = run_inner(opts, sink, &mut summary).await;
+    summary.duration = started.elapsed();
+    summary
+}
+
+async fn run_inner(
+    opts: &RunOptions,
+    sink: Option<Sink>,
+    summary: &mut RunSummary,
+) -> Result<Outcome, RunError> {
+    transport::check(&opts.transport)?;
+    // Invalid input fails before any connection is made.
+    opts.request(&summary.namespace)
+        .validate()
+        .map_err(Error::from)?;
+    let cluster = connect(&opts.target).await?;
+    if opts.namespace.is_none() {
+        summary.namespace = cluster.default_namespace.clone();
+    }
+    let request = opts.request(&summary.namespace);
+    let progress = Progress::new(sink);
+    let channel = transport::channel(&opts.transport, cluster.client.clone())?;
+    let runner = JobRunner::with_dispatcher(
+        Arc::new(ProgressDispatcher::new(
+            Arc::new(JobDispatcher::new(cluster.client.clone())),
+            progress.clone(),
+        )),
+        Arc::new(ProgressChannel::new(channel, progress.clone())),
+    );
+    let (mut int, mut term) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        (Err(e), _) | (_, Err(e)) => {
+            return Err(RunError::Setup(format!("cannot handle signals: {e}")));
+        }
+    };
+    let result = tokio::select! {
+        r = runner.run(request) => r.map_err(RunError::from),
+        _ = int.recv() => Err(RunError::Interrupted { signal: 2 }),
+        _ = term.recv() => Err(RunError::Interrupted { signal: 15 }),
+    };
+    // A dropped run hands its cleanup to the runner: wait for it.
+    runner.shutdown().await;
+    summary.job = progress.job().map(|j| j.name);
+    summary.api_requests = cluster.fake.as_ref().map(|c| c.journal().len());
+    result
 }

@@ -16,7 +16,7 @@ struct CourierCli {
 enum CourierCommand {
     /// Run a command once and report its output through a transport.
     Report {
-        /// The transport: `configmap`.
+        /// The transport: `configmap` or `logs`.
         #[arg(long, default_value = "configmap")]
         transport: String,
         /// The run id the report must carry.
@@ -38,6 +38,9 @@ pub fn delivery(transport: &str) -> Option<Box<dyn Delivery>> {
     match transport {
         cmdreporter_configmap::TRANSPORT => {
             Some(Box::new(cmdreporter_configmap::ConfigMapDelivery::new()))
+        }
+        cmdreporter_k8s_logs::TRANSPORT => {
+            Some(Box::new(cmdreporter_k8s_logs::LogsDelivery::new()))
         }
         _ => None,
     }

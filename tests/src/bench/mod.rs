@@ -1,0 +1,5 @@
+//! Sections of the benchmark program (`cargo run --release -p cmdreporter-tests --bin bench`).
+//! Each section prints one JSON object per measurement.
+
+pub mod alloc;
+pub mod runs;

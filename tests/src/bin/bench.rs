@@ -1,0 +1,33 @@
+//! The benchmark program: `cargo run --release -p cmdreporter-tests --bin bench -- [SECTION...] [--quick]`.
+//! With no section, every section runs. Prints one JSON object per measurement.
+
+use cmdreporter_tests::bench;
+
+#[global_allocator]
+static ALLOC: bench::alloc::Counting = bench::alloc::Counting;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let sections: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    let wants = |s: &str| sections.is_empty() || sections.contains(&s);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    rt.block_on(async {
+        if wants("runs") {
+            bench::runs::run(quick).await;
+        }
+    });
+}

@@ -143,23 +143,26 @@ pub async fn wait_for_store(cluster: &FakeCluster, mut cond: impl FnMut() -> boo
     }
 }
 
-/// The transports every scenario runs with (the logs transport joins when it is built).
+/// The transports every scenario runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     /// Rook's ConfigMap transport.
     ConfigMap,
+    /// The pod-logs transport.
+    Logs,
 }
 
 impl Transport {
     /// Every transport.
     pub fn all() -> &'static [Transport] {
-        &[Transport::ConfigMap]
+        &[Transport::ConfigMap, Transport::Logs]
     }
 
     /// The operator side of this transport.
     pub fn channel(self, client: kube::Client) -> Arc<dyn cmdreporter_core::ResultChannel> {
         match self {
             Transport::ConfigMap => Arc::new(cmdreporter_configmap::ConfigMapChannel::new(client)),
+            Transport::Logs => Arc::new(cmdreporter_k8s_logs::LogsChannel::new(client)),
         }
     }
 }

@@ -49,6 +49,12 @@ pub fn expand(input: &str, env: &[(String, String)]) -> String {
     out
 }
 
+/// The value of a downward API `fieldRef` path for `pod` (`metadata.name`,
+/// `metadata.labels['k']`, `spec.nodeName`, `status.podIP`, ...).
+pub fn field_value(pod: &Value, path: &str) -> Result<String, ConfigError> {
+    field_ref(pod, path)
+}
+
 fn field_ref(pod: &Value, path: &str) -> Result<String, ConfigError> {
     let s = |p: &str| {
         pod.pointer(p)

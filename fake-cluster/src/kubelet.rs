@@ -1,6 +1,8 @@
 //! The kubelet: runs a bound pod's init containers in order, then its containers, through a
 //! [`Runtime`], and writes the pod's status as a real kubelet does.
 
+mod volumes;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,6 +218,15 @@ impl PodRun {
                     .collect(),
             );
         });
+        let root = k.volumes_root.join(&self.uid);
+        for (volume, files) in volumes::volume_files(&k.api.store, &self.pod) {
+            if let Err(e) = k
+                .runtime
+                .write_volume(&self.uid, &root.join(&volume), &files)
+            {
+                tracing::warn!(%e, volume, pod = %self.name, "volume not written");
+            }
+        }
         let mut init_failed = false;
         for c in &inits {
             match self.run_container("initContainerStatuses", c).await {

@@ -18,6 +18,7 @@
 //! # }
 //! ```
 
+pub mod admission;
 pub mod api;
 pub mod clock;
 mod controllers;
@@ -77,6 +78,7 @@ pub struct Builder {
     runtime: Option<Arc<dyn Runtime>>,
     serve_for_pods: bool,
     max_log_bytes: usize,
+    nodes: Vec<serde_json::Value>,
 }
 
 impl Builder {
@@ -104,6 +106,14 @@ impl Builder {
     pub fn process(mut self, runtime: Arc<ProcessRuntime>) -> Self {
         self.runtime = Some(runtime);
         self.serve_for_pods = true;
+        self
+    }
+
+    /// Adds a node besides the default `node-1`: a Node object as JSON (name, labels,
+    /// `spec.taints`, `spec.unschedulable`). The scheduler places pods on nodes by name
+    /// order; one kubelet runs the pods of every node.
+    pub fn node(mut self, node: serde_json::Value) -> Self {
+        self.nodes.push(node);
         self
     }
 
@@ -157,6 +167,9 @@ impl Builder {
             },
             volumes_root: scratch.path().join("volumes"),
         });
+        api.add_admission(Arc::new(admission::ServiceAccountAdmission::new(
+            store.clone(),
+        )));
         controllers::Controllers::spawn(api.clone(), kubelet);
         for ns in INITIAL_NAMESPACES {
             create_namespace(&api, ns);
@@ -168,6 +181,20 @@ impl Builder {
                 "labels": {"kubernetes.io/hostname": controllers::NODE_NAME, "kubernetes.io/os": "linux"}},
                 "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
         );
+        for mut node in self.nodes {
+            let name = node
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            node["metadata"]["labels"]["kubernetes.io/hostname"] = json!(name);
+            if node.pointer("/status/conditions").is_none() {
+                node["status"] = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+            }
+            if let Err(e) = store.create(well_known::nodes(), "", node) {
+                tracing::warn!(%e, "node not created");
+            }
+        }
         Ok(FakeCluster {
             api,
             client,
@@ -217,6 +244,7 @@ impl FakeCluster {
             runtime: None,
             serve_for_pods: false,
             max_log_bytes: logs::DEFAULT_MAX_LOG_BYTES,
+            nodes: Vec::new(),
         }
     }
 

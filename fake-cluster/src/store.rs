@@ -643,3 +643,17 @@ pub enum WatchStart {
     /// The changes after the requested resourceVersion.
     Resume(Vec<Arc<Change>>),
 }
+
+impl Store {
+    /// Five characters from the generateName alphabet, drawn from the store's seeded
+    /// generator (for names the server makes up, such as `kube-api-access-xxxxx`).
+    pub fn random_suffix(&self) -> String {
+        let mut inner = self.lock();
+        (0..5)
+            .map(|_| {
+                let i = inner.rng.random_range(0..GENERATE_NAME_ALPHABET.len());
+                GENERATE_NAME_ALPHABET[i] as char
+            })
+            .collect()
+    }
+}

@@ -141,6 +141,26 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Forgets what the runtime kept for a pod that was deleted (its volumes).
     fn forget_pod(&self, _pod_uid: &str) {}
+
+    /// Writes files of a volume (service account token, ConfigMap keys) before the pod's
+    /// containers start; `dir` is the volume's `host_path`. By default they are written to
+    /// this machine's disk.
+    fn write_volume(
+        &self,
+        _pod_uid: &str,
+        dir: &std::path::Path,
+        files: &[(String, Vec<u8>)],
+    ) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for (rel, data) in files {
+            let path = dir.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(path, data)?;
+        }
+        Ok(())
+    }
 }
 
 /// A container that ran to its end.

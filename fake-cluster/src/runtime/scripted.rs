@@ -386,6 +386,21 @@ impl Runtime for ScriptedRuntime {
         })
     }
 
+    fn write_volume(
+        &self,
+        pod_uid: &str,
+        dir: &std::path::Path,
+        files: &[(String, Vec<u8>)],
+    ) -> io::Result<()> {
+        let pod = self.pod_files(pod_uid);
+        let mut map = pod.files.lock().unwrap_or_else(|e| e.into_inner());
+        for (rel, data) in files {
+            let key = format!("{}/{rel}", dir.to_string_lossy());
+            map.insert(key, FileEntry::Data(Bytes::copy_from_slice(data)));
+        }
+        Ok(())
+    }
+
     fn forget_pod(&self, uid: &str) {
         self.pods
             .lock()

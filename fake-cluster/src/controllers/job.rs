@@ -1,0 +1,411 @@
+//! The Job controller, after `pkg/controller/job` (Kubernetes 1.33), for NonIndexed Jobs:
+//!
+//! - pods from the template, `generateName: <job>-`, a controller ownerReference
+//!   (`controller` and `blockOwnerDeletion` true) and the `batch.kubernetes.io/job-tracking`
+//!   finalizer, which the controller removes once it has counted the finished pod into
+//!   `status.succeeded` or `status.failed` (so counts survive the pod's deletion);
+//! - up to `parallelism` active pods, a new one for each failed pod while the failures stay
+//!   within `backoffLimit`, after the controller's back-off (10 s doubling per failure, at
+//!   most 6 min, as `DefaultJobPodFailureBackOff`);
+//! - a deleted pod counts as failed unless `podReplacementPolicy: Failed` or a
+//!   `podFailurePolicy` is set, in which case only a pod in phase Failed does;
+//! - terminal conditions after the pods have ended: `SuccessCriteriaMet` then `Complete`,
+//!   `FailureTarget` then `Failed` (reasons `BackoffLimitExceeded`, `DeadlineExceeded`,
+//!   `PodFailurePolicy`); active pods are deleted gracefully once a failure target is set;
+//! - Events SuccessfulCreate, FailedCreate (`Error creating: <server message>`, retried with
+//!   back-off), SuccessfulDelete, Completed, and the failure reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::pod_failure_policy::{Verdict, judge};
+use super::{Controllers, JobMemo, Work, finalizers, has_condition, owner_refs};
+use crate::resources::well_known;
+use crate::store::{Change, DeleteOptions, meta_str};
+
+/// The finalizer the Job controller puts on its pods until it has counted them.
+pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
+
+/// Back-off before replacing a failed pod: 10 s, doubled per further failure.
+const POD_FAILURE_BACKOFF: Duration = Duration::from_secs(10);
+/// The longest back-off before replacing a failed pod.
+const MAX_POD_FAILURE_BACKOFF: Duration = Duration::from_secs(360);
+
+fn phase(p: &Value) -> &str {
+    p.pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending")
+}
+
+fn terminal(p: &Value) -> bool {
+    matches!(phase(p), "Succeeded" | "Failed")
+}
+
+fn deleting(p: &Value) -> bool {
+    meta_str(p, "deletionTimestamp").is_some()
+}
+
+fn int(job: &Value, ptr: &str, default: u64) -> u64 {
+    job.pointer(ptr).and_then(Value::as_u64).unwrap_or(default)
+}
+
+fn start_time_missing(job: &Value) -> bool {
+    job.pointer("/status/startTime").is_none()
+}
+
+fn controller_uid(pod: &Value) -> Option<&str> {
+    owner_refs(pod)
+        .find(|r| r["controller"] == true && r["kind"] == "Job")
+        .and_then(|r| r["uid"].as_str())
+}
+
+impl Controllers {
+    /// A pod changed: its Job (if any) is reconciled; a tracked pod whose Job is gone loses
+    /// its finalizer, as the real controller does for orphan pods.
+    pub(super) fn job_pod_changed(&mut self, c: &Change) {
+        let owner = owner_refs(&c.object)
+            .find(|r| r["kind"] == "Job" && r["controller"] == true)
+            .and_then(|r| {
+                Some((
+                    r["name"].as_str()?.to_owned(),
+                    r["uid"].as_str()?.to_owned(),
+                ))
+            });
+        let tracked = finalizers(&c.object)
+            .iter()
+            .any(|f| f == TRACKING_FINALIZER);
+        match owner {
+            Some((name, uid)) => {
+                let live = self
+                    .api
+                    .store
+                    .get(well_known::jobs(), &c.namespace, &name)
+                    .is_ok_and(|j| meta_str(&j, "uid") == Some(uid.as_str()));
+                if live {
+                    self.reconcile_job(&c.namespace, &name);
+                } else if tracked {
+                    self.remove_finalizer(
+                        well_known::pods(),
+                        &c.namespace,
+                        &c.name,
+                        TRACKING_FINALIZER,
+                    );
+                }
+            }
+            None if tracked && c.kind != crate::store::ChangeType::Deleted => {
+                self.remove_finalizer(
+                    well_known::pods(),
+                    &c.namespace,
+                    &c.name,
+                    TRACKING_FINALIZER,
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn job_pods(&self, ns: &str, uid: &str) -> Vec<Arc<Value>> {
+        self.index
+            .dependents(uid)
+            .into_iter()
+            .filter(|(def, pns, _)| *def == well_known::pods() && pns == ns)
+            .filter_map(|(def, pns, name)| self.api.store.get(def, &pns, &name).ok())
+            .filter(|p| controller_uid(p) == Some(uid))
+            .collect()
+    }
+
+    pub(super) fn reconcile_job(&mut self, ns: &str, name: &str) {
+        let jobs = well_known::jobs();
+        let Ok(job) = self.api.store.get(jobs, ns, name) else {
+            return;
+        };
+        if has_condition(&job, "Complete") || has_condition(&job, "Failed") {
+            return;
+        }
+        let uid = meta_str(&job, "uid").unwrap_or_default().to_owned();
+        let clock = self.api.store.clock().clone();
+        let now = clock.now_rfc3339_seconds();
+        let pods = self.job_pods(ns, &uid);
+        let policy = job.pointer("/spec/podFailurePolicy").cloned();
+        let only_failed = policy.is_some()
+            || job
+                .pointer("/spec/podReplacementPolicy")
+                .and_then(Value::as_str)
+                == Some("Failed");
+
+        // Count finished pods that still carry the tracking finalizer.
+        let mut succeeded = int(&job, "/status/succeeded", 0);
+        let mut failed = int(&job, "/status/failed", 0);
+        let mut failure: Option<(String, String)> = None;
+        let mut newly_failed = 0;
+        for p in &pods {
+            if !finalizers(p).iter().any(|f| f == TRACKING_FINALIZER) {
+                continue;
+            }
+            let pname = meta_str(p, "name").unwrap_or_default().to_owned();
+            let unbound = p.pointer("/spec/nodeName").is_none();
+            let is_failed = phase(p) == "Failed"
+                || (deleting(p) && phase(p) != "Succeeded" && (!only_failed || unbound));
+            if phase(p) == "Succeeded" {
+                succeeded += 1;
+            } else if is_failed {
+                match policy.as_ref().map(|pol| judge(pol, p)) {
+                    Some(Verdict::Ignore) => {}
+                    Some(Verdict::FailJob(msg)) => {
+                        failed += 1;
+                        newly_failed += 1;
+                        failure.get_or_insert(("PodFailurePolicy".into(), msg));
+                    }
+                    Some(Verdict::Count) | None => {
+                        failed += 1;
+                        newly_failed += 1;
+                    }
+                }
+            } else {
+                continue;
+            }
+            self.remove_finalizer(well_known::pods(), ns, &pname, TRACKING_FINALIZER);
+        }
+        let memo = self.jobs.entry(uid.clone()).or_default();
+        if start_time_missing(&job) {
+            memo.started.get_or_insert_with(Instant::now);
+        }
+        if newly_failed > 0 {
+            let exp = (failed.saturating_sub(1)).min(10) as u32;
+            let backoff = POD_FAILURE_BACKOFF
+                .saturating_mul(2u32.saturating_pow(exp))
+                .min(MAX_POD_FAILURE_BACKOFF);
+            memo.not_before = Some(Instant::now() + backoff);
+        }
+
+        let active: Vec<&Arc<Value>> = pods
+            .iter()
+            .filter(|p| !terminal(p) && !deleting(p))
+            .collect();
+        let terminating = pods.iter().filter(|p| !terminal(p) && deleting(p)).count();
+        let ready = active.iter().filter(|p| has_condition(p, "Ready")).count();
+        let backoff_limit = int(&job, "/spec/backoffLimit", 6);
+        let completions = int(&job, "/spec/completions", 1);
+        let parallelism = int(&job, "/spec/parallelism", 1);
+        let start_time = job
+            .pointer("/status/startTime")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let started_at = start_time.clone().unwrap_or_else(|| now.clone());
+
+        // Deadline: measured from the start (startTime, or the exact instant this controller
+        // set it), checked again by a timer.
+        if let Some(secs) = job
+            .pointer("/spec/activeDeadlineSeconds")
+            .and_then(Value::as_u64)
+        {
+            let elapsed = match memo.started {
+                Some(t) => t.elapsed().as_secs_f64(),
+                None => started_at
+                    .parse::<jiff::Timestamp>()
+                    .map(|t| clock.since_epoch().as_secs_f64() - t.as_second() as f64)
+                    .unwrap_or(0.0),
+            };
+            if elapsed >= secs as f64 {
+                if failure.is_none() {
+                    failure = Some((
+                        "DeadlineExceeded".into(),
+                        "Job was active longer than specified deadline".into(),
+                    ));
+                }
+            } else if !memo.deadline_armed {
+                memo.deadline_armed = true;
+                let left = Duration::from_secs_f64(secs as f64 - elapsed);
+                self.requeue_after(left, Work::Job(ns.to_owned(), name.to_owned()));
+            }
+        }
+        if failure.is_none() && failed > backoff_limit {
+            failure = Some((
+                "BackoffLimitExceeded".into(),
+                "Job has reached the specified backoff limit".into(),
+            ));
+        }
+
+        let mut conditions: Vec<Value> = job
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let cond = |kind: &str, reason: &str, message: &str| {
+            json!({"type": kind, "status": "True", "reason": reason, "message": message,
+                   "lastProbeTime": now, "lastTransitionTime": now})
+        };
+        let existing_target = conditions
+            .iter()
+            .find(|c| c["type"] == "FailureTarget" && c["status"] == "True")
+            .map(|c| {
+                (
+                    c["reason"].as_str().unwrap_or_default().to_owned(),
+                    c["message"].as_str().unwrap_or_default().to_owned(),
+                )
+            });
+        let mut finished: Option<(&str, String, String)> = None;
+        let mut created = 0;
+        let mut to_delete: Vec<&Arc<Value>> = Vec::new();
+        if let Some((reason, message)) = existing_target.or(failure.clone()) {
+            if !has_condition(&job, "FailureTarget") {
+                conditions.push(cond("FailureTarget", &reason, &message));
+            }
+            to_delete = active.clone();
+            if active.is_empty() && terminating == 0 {
+                conditions.push(cond("Failed", &reason, &message));
+                finished = Some(("Failed", reason, message));
+            }
+        } else if succeeded >= completions {
+            if !has_condition(&job, "SuccessCriteriaMet") {
+                conditions.push(cond(
+                    "SuccessCriteriaMet",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                ));
+            }
+            to_delete = active.clone();
+            if active.is_empty() && terminating == 0 {
+                conditions.push(cond(
+                    "Complete",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                ));
+                finished = Some(("Complete", String::new(), String::new()));
+            }
+        } else if !deleting(&job) && job.pointer("/spec/suspend") != Some(&json!(true)) {
+            let busy = active.len() as u64 + if only_failed { terminating as u64 } else { 0 };
+            let want = parallelism
+                .min(completions.saturating_sub(succeeded))
+                .saturating_sub(busy);
+            let memo = self.jobs.entry(uid.clone()).or_default();
+            let wait = memo.not_before.filter(|t| *t > Instant::now());
+            if want > 0 {
+                match wait {
+                    Some(t) => {
+                        let left = t - Instant::now();
+                        self.requeue_after(left, Work::Job(ns.to_owned(), name.to_owned()));
+                    }
+                    None => {
+                        for _ in 0..want {
+                            if self.create_pod(&job) {
+                                created += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for p in to_delete {
+            let pname = meta_str(p, "name").unwrap_or_default();
+            if self
+                .api
+                .store
+                .delete(well_known::pods(), ns, pname, &DeleteOptions::default())
+                .is_ok()
+            {
+                self.event(
+                    &job,
+                    "job-controller",
+                    "Normal",
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {pname}"),
+                );
+            }
+        }
+        let complete = matches!(finished, Some(("Complete", _, _)));
+        let result = self.api.store.modify(jobs, ns, name, |j| {
+            let status = &mut j["status"];
+            if !status.is_object() {
+                *status = json!({});
+            }
+            if status.get("startTime").is_none() {
+                status["startTime"] = json!(started_at);
+            }
+            let active_now = if finished.is_some() {
+                0
+            } else {
+                active.len() + created
+            };
+            let set = |status: &mut Value, k: &str, v: u64| match status.as_object_mut() {
+                Some(m) if v == 0 => {
+                    m.remove(k);
+                }
+                _ => status[k] = json!(v),
+            };
+            set(status, "active", active_now as u64);
+            set(status, "succeeded", succeeded);
+            set(status, "failed", failed);
+            status["ready"] = json!(ready);
+            status["terminating"] = json!(terminating);
+            status["uncountedTerminatedPods"] = json!({});
+            if !conditions.is_empty() {
+                status["conditions"] = json!(conditions);
+            }
+            if complete {
+                status["completionTime"] = json!(now);
+            }
+            Ok(())
+        });
+        match (&finished, result) {
+            (Some(("Complete", _, _)), Ok(j)) => {
+                self.event(&j, "job-controller", "Normal", "Completed", "Job completed");
+            }
+            (Some((_, reason, message)), Ok(j)) => {
+                self.event(&j, "job-controller", "Warning", reason, message);
+            }
+            _ => {}
+        }
+    }
+
+    /// Creates one pod of `job`; false (with a FailedCreate Event and a retry after a
+    /// back-off) when the server refuses it.
+    fn create_pod(&mut self, job: &Value) -> bool {
+        let ns = meta_str(job, "namespace").unwrap_or_default().to_owned();
+        let name = meta_str(job, "name").unwrap_or_default().to_owned();
+        let uid = meta_str(job, "uid").unwrap_or_default().to_owned();
+        let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let mut pod = json!({
+            "metadata": template.get("metadata").cloned().unwrap_or(json!({})),
+            "spec": template.get("spec").cloned().unwrap_or(json!({})),
+        });
+        let meta = &mut pod["metadata"];
+        meta["generateName"] = json!(format!("{name}-"));
+        meta["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+            "uid": uid, "controller": true, "blockOwnerDeletion": true}]);
+        meta["finalizers"] = json!([TRACKING_FINALIZER]);
+        if let Some(m) = meta.as_object_mut() {
+            m.remove("name");
+            m.remove("namespace");
+        }
+        match self.api.create(well_known::pods(), &ns, pod) {
+            Ok(p) => {
+                self.jobs.entry(uid).or_default().create_failures = 0;
+                let msg = format!("Created pod: {}", meta_str(&p, "name").unwrap_or_default());
+                self.event(job, "job-controller", "Normal", "SuccessfulCreate", &msg);
+                true
+            }
+            Err(e) => {
+                let memo: &mut JobMemo = self.jobs.entry(uid).or_default();
+                memo.create_failures += 1;
+                let exp = memo.create_failures.min(7) - 1;
+                let backoff = Duration::from_millis(500 * 2u64.pow(exp));
+                memo.not_before = Some(Instant::now() + backoff);
+                self.requeue_after(backoff, Work::Job(ns, name));
+                self.event(
+                    job,
+                    "job-controller",
+                    "Warning",
+                    "FailedCreate",
+                    &format!("Error creating: {}", e.message),
+                );
+                false
+            }
+        }
+    }
+}

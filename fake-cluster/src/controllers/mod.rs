@@ -1,0 +1,290 @@
+//! The controllers: Job controller, TTL-after-finished controller, garbage collector,
+//! scheduler, and the node glue that starts and stops the kubelet's pod runs. One task
+//! drives them all from the store's ordered stream of changes, so they see every change in
+//! resourceVersion order and never race each other.
+
+mod gc;
+mod job;
+mod pod_failure_policy;
+mod scheduler;
+mod ttl;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use crate::api::ApiServer;
+use crate::kubelet::Kubelet;
+use crate::resources::{ResourceDef, well_known};
+use crate::store::{Change, ChangeType, meta_str};
+
+/// The node every pod is bound to when the cluster has only its default node.
+pub const NODE_NAME: &str = "node-1";
+
+/// Work for the controller task.
+pub(crate) enum Work {
+    /// A change in the store.
+    Change(Arc<Change>),
+    /// Reconcile a Job (a timer fired: deadline, back-off).
+    Job(String, String),
+    /// A Job's time to live may have passed.
+    Ttl(String, String, String),
+}
+
+/// A dependent as the owner index keeps it.
+type DepKey = (String, String, &'static str, &'static str);
+
+/// Who owns what, kept from the change stream: owner uid to its dependents.
+#[derive(Default)]
+pub(crate) struct OwnerIndex {
+    by_owner: HashMap<String, BTreeMap<DepKey, &'static ResourceDef>>,
+}
+
+impl OwnerIndex {
+    fn apply(&mut self, c: &Change) {
+        let key: DepKey = (
+            c.namespace.clone(),
+            c.name.clone(),
+            c.resource.group,
+            c.resource.plural,
+        );
+        if let Some(prev) = &c.previous {
+            for uid in owner_uids(prev) {
+                if let Some(deps) = self.by_owner.get_mut(&uid) {
+                    deps.remove(&key);
+                    if deps.is_empty() {
+                        self.by_owner.remove(&uid);
+                    }
+                }
+            }
+        }
+        if c.kind != ChangeType::Deleted {
+            for uid in owner_uids(&c.object) {
+                self.by_owner
+                    .entry(uid)
+                    .or_default()
+                    .insert(key.clone(), c.resource);
+            }
+        } else {
+            for uid in owner_uids(&c.object) {
+                if let Some(deps) = self.by_owner.get_mut(&uid) {
+                    deps.remove(&key);
+                    if deps.is_empty() {
+                        self.by_owner.remove(&uid);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The dependents of `uid`: resource, namespace and name.
+    fn dependents(&self, uid: &str) -> Vec<(&'static ResourceDef, String, String)> {
+        self.by_owner
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .map(|((ns, name, _, _), def)| (*def, ns.clone(), name.clone()))
+            .collect()
+    }
+}
+
+/// Per-Job memory of the controller that is not in the Job's status.
+#[derive(Default)]
+pub(crate) struct JobMemo {
+    /// No pod is created before this instant (pod failure back-off or create back-off).
+    not_before: Option<tokio::time::Instant>,
+    /// Consecutive failed pod creations.
+    create_failures: u32,
+    /// Whether a deadline timer is armed.
+    deadline_armed: bool,
+    /// When this controller started the Job (set with `status.startTime`).
+    started: Option<tokio::time::Instant>,
+}
+
+/// Runs every controller until the store is dropped.
+pub(crate) struct Controllers {
+    api: Arc<ApiServer>,
+    kubelet: Arc<Kubelet>,
+    requeue: mpsc::UnboundedSender<Work>,
+    /// Stop signals of running pods, by uid.
+    pods: HashMap<String, watch::Sender<bool>>,
+    index: OwnerIndex,
+    jobs: HashMap<String, JobMemo>,
+    /// Pods the scheduler could not place, retried when nodes change.
+    unschedulable: BTreeSet<(String, String)>,
+    /// Jobs (by uid) with a TTL timer armed.
+    ttl_armed: HashSet<String>,
+}
+
+pub(crate) fn owner_uids(obj: &Value) -> Vec<String> {
+    owner_refs(obj)
+        .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+pub(crate) fn owner_refs(obj: &Value) -> impl Iterator<Item = &Value> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(crate) fn has_condition(obj: &Value, kind: &str) -> bool {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == kind && c["status"] == "True")
+}
+
+impl Controllers {
+    pub(crate) fn spawn(api: Arc<ApiServer>, kubelet: Arc<Kubelet>) -> mpsc::UnboundedSender<Work> {
+        let mut changes = api.store.subscribe_controller();
+        let (requeue, mut requeued) = mpsc::unbounded_channel();
+        let handle = requeue.clone();
+        let mut this = Self {
+            api,
+            kubelet,
+            requeue,
+            pods: HashMap::new(),
+            index: OwnerIndex::default(),
+            jobs: HashMap::new(),
+            unschedulable: BTreeSet::new(),
+            ttl_armed: HashSet::new(),
+        };
+        tokio::spawn(async move {
+            loop {
+                let work = tokio::select! {
+                    biased;
+                    c = changes.recv() => match c {
+                        Some(c) => Work::Change(c),
+                        None => return,
+                    },
+                    Some(w) = requeued.recv() => w,
+                };
+                match work {
+                    Work::Change(c) => this.on_change(&c),
+                    Work::Job(ns, name) => this.reconcile_job(&ns, &name),
+                    Work::Ttl(ns, name, uid) => this.ttl_expired(&ns, &name, &uid),
+                }
+            }
+        });
+        handle
+    }
+
+    /// Sends `work` back to this task after `after`.
+    fn requeue_after(&self, after: Duration, work: Work) {
+        let tx = self.requeue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(work);
+        });
+    }
+
+    fn on_change(&mut self, c: &Change) {
+        self.index.apply(c);
+        self.garbage_collect(c);
+        let pods = well_known::pods();
+        if c.resource == well_known::jobs() {
+            if c.kind != ChangeType::Deleted {
+                self.reconcile_job(&c.namespace, &c.name);
+                self.arm_ttl(&c.namespace, &c.name);
+            } else if let Some(uid) = meta_str(&c.object, "uid") {
+                self.jobs.remove(uid);
+                self.ttl_armed.remove(uid);
+            }
+        } else if c.resource == pods {
+            self.on_pod(c);
+            self.job_pod_changed(c);
+        } else if c.resource == well_known::nodes() && c.kind != ChangeType::Deleted {
+            self.retry_unschedulable();
+        }
+    }
+
+    // ---- node glue: start and stop the kubelet's pod runs ----
+
+    fn on_pod(&mut self, c: &Change) {
+        let uid = meta_str(&c.object, "uid").unwrap_or_default().to_owned();
+        match c.kind {
+            ChangeType::Added => {
+                if c.object.pointer("/spec/nodeName").is_none() {
+                    self.schedule(&c.namespace, &c.name);
+                } else {
+                    self.start_pod(&uid, &c.object);
+                }
+            }
+            ChangeType::Modified => {
+                let bound = c.object.pointer("/spec/nodeName").is_some();
+                let was_bound = c
+                    .previous
+                    .as_ref()
+                    .is_some_and(|p| p.pointer("/spec/nodeName").is_some());
+                if bound && !was_bound {
+                    self.unschedulable
+                        .remove(&(c.namespace.clone(), c.name.clone()));
+                    self.start_pod(&uid, &c.object);
+                }
+                if meta_str(&c.object, "deletionTimestamp").is_some()
+                    && let Some(tx) = self.pods.get(&uid)
+                {
+                    // The kubelet notices the deletion and stops the containers: SIGTERM,
+                    // then SIGKILL after the grace period (the runtime's part).
+                    let _ = tx.send(true);
+                }
+            }
+            ChangeType::Deleted => {
+                self.unschedulable
+                    .remove(&(c.namespace.clone(), c.name.clone()));
+                if let Some(tx) = self.pods.remove(&uid) {
+                    let _ = tx.send(true);
+                }
+                self.api.logs.remove_pod(&uid);
+                self.kubelet.runtime.forget_pod(&uid);
+                let _ = std::fs::remove_dir_all(self.kubelet.volumes_root.join(&uid));
+            }
+        }
+    }
+
+    fn start_pod(&mut self, uid: &str, pod: &Arc<Value>) {
+        if self.pods.contains_key(uid) || meta_str(pod, "deletionTimestamp").is_some() {
+            return;
+        }
+        let (tx, rx) = watch::channel(false);
+        self.pods.insert(uid.to_owned(), tx);
+        tokio::spawn(self.kubelet.clone().run_pod(pod.clone(), rx));
+    }
+
+    /// Records an Event about `obj` from `component`.
+    fn event(&self, obj: &Value, component: &str, kind: &str, reason: &str, message: &str) {
+        let ns = meta_str(obj, "namespace").unwrap_or_default();
+        let name = meta_str(obj, "name").unwrap_or_default();
+        let now = self.api.store.clock().now_rfc3339_seconds();
+        let suffix = format!("{:016x}", self.api.store.resource_version() + 1);
+        let ev = json!({
+            "metadata": {"name": format!("{name}.{suffix}"), "namespace": ns},
+            "involvedObject": {"kind": obj.get("kind"), "namespace": ns, "name": name,
+                "uid": meta_str(obj, "uid"), "apiVersion": obj.get("apiVersion"),
+                "resourceVersion": meta_str(obj, "resourceVersion")},
+            "reason": reason, "message": message, "type": kind,
+            "source": {"component": component},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "reportingComponent": component, "reportingInstance": "",
+        });
+        if let Err(e) = self.api.store.create(well_known::events(), ns, ev) {
+            tracing::debug!(%e, reason, "event not recorded");
+        }
+    }
+}

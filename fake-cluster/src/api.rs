@@ -1,7 +1,6 @@
 //! The request handler: routing, verbs, error bodies and the journal. Reached in-process as a
 //! `tower::Service` (see [`crate::service`]) and over HTTP (see [`crate::server`]).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 
@@ -11,18 +10,22 @@ use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use serde_json::{Value, json};
 
 use crate::journal::{Journal, JournalEntry};
-use crate::logs::{LogQuery, LogStore};
-use crate::resources::{self, Propagation, RESOURCES, ResourceDef, well_known};
+use crate::logs::LogStore;
+use crate::query::{Query, decode_continue, encode_continue, flag, parse_query};
+use crate::resources::{self, Propagation, ResourceDef, well_known};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{DeleteOptions, Deleted, Store, meta_str};
-use crate::{patch, watch};
+use crate::tls::{ClusterCa, TlsError};
+use crate::{discovery, events, patch, watch};
+
+pub use crate::discovery::SERVER_VERSION;
 
 /// Body of every response: a full JSON document, or a stream of watch events.
 pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
 
-/// The Kubernetes version the fake reports at `/version`.
-pub const SERVER_VERSION: (&str, &str) = ("1", "33");
+/// The warning the real API server sends when a Job is deleted without a propagation policy.
+pub const JOB_ORPHAN_WARNING: &str = "299 - \"child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning\"";
 
 /// An admission check run on every create, from clients and from controllers alike.
 ///
@@ -38,6 +41,7 @@ pub struct ApiServer {
     pub(crate) journal: Arc<Journal>,
     pub(crate) logs: Arc<LogStore>,
     admission: RwLock<Vec<Arc<dyn AdmissionCheck>>>,
+    ca: std::sync::OnceLock<Arc<ClusterCa>>,
 }
 
 /// Where a request goes.
@@ -55,62 +59,40 @@ enum Route {
     ApiGroups,
     ResourceList(String),
     Resource(Target),
+    OpenApiRoot,
+    OpenApi(Value),
+    /// A path inside a served group version that names nothing: a `Status` 404.
+    NotFoundStatus,
 }
 
-fn parse_query(q: Option<&str>) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for pair in q.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        out.insert(percent_decode(k), percent_decode(v));
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
+/// Routes a path. `None` is a path outside every served group version, which the real
+/// server answers with a plain-text `404 page not found`.
 fn route(path: &str) -> Option<Route> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Some(Route::Version),
         ["api"] => return Some(Route::ApiVersions),
         ["apis"] => return Some(Route::ApiGroups),
+        ["openapi", "v3"] => return Some(Route::OpenApiRoot),
+        ["openapi", "v3", gv @ ..] => {
+            return discovery::openapi_v3_group_version(&gv.join("/")).map(Route::OpenApi);
+        }
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return None,
     };
-    if !RESOURCES
-        .iter()
-        .any(|r| r.group == group && r.version == version)
-    {
-        return None;
-    }
     let gv = if group.is_empty() {
         version.to_owned()
     } else {
         format!("{group}/{version}")
     };
+    if !discovery::serves_group_version(&gv) {
+        return None;
+    }
+    Some(route_resource(group, version, gv, rest).unwrap_or(Route::NotFoundStatus))
+}
+
+fn route_resource(group: &str, version: &str, gv: String, rest: &[&str]) -> Option<Route> {
     let namespaced =
         |plural: &str| resources::find(group, version, plural).filter(|d| d.namespaced);
     let (namespace, rest) = match rest {
@@ -149,7 +131,7 @@ pub fn json_response(code: u16, body: &Value) -> Response<ResponseBody> {
     bytes_response(code, "application/json", Bytes::from(bytes))
 }
 
-fn bytes_response(code: u16, content_type: &str, body: Bytes) -> Response<ResponseBody> {
+pub(crate) fn bytes_response(code: u16, content_type: &str, body: Bytes) -> Response<ResponseBody> {
     let mut resp = Response::new(Full::new(body).boxed_unsync());
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = header::HeaderValue::from_str(content_type) {
@@ -177,12 +159,23 @@ impl ApiServer {
             journal,
             logs,
             admission: RwLock::new(Vec::new()),
+            ca: std::sync::OnceLock::new(),
         }
     }
 
     /// The object store.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The cluster's certificate authority, generated on first use: one per cluster.
+    pub fn ca(&self) -> Result<Arc<ClusterCa>, TlsError> {
+        if let Some(ca) = self.ca.get() {
+            return Ok(ca.clone());
+        }
+        let ca = Arc::new(ClusterCa::generate()?);
+        // Two first uses at once: the first one stored wins, both see it.
+        Ok(self.ca.get_or_init(|| ca).clone())
     }
 
     /// Adds an admission check, run on every later create.
@@ -225,17 +218,26 @@ impl ApiServer {
             .unwrap_or_default()
             .to_owned();
         let query = parse_query(req.uri().query());
+        let get = |body: &Value| ("get".to_owned(), json_response(200, body));
         let (verb, resp) = match route(req.uri().path()) {
             None => (
                 req.method().as_str().to_lowercase(),
+                bytes_response(
+                    404,
+                    "text/plain; charset=utf-8",
+                    Bytes::from_static(b"404 page not found\n"),
+                ),
+            ),
+            Some(Route::NotFoundStatus) => (
+                req.method().as_str().to_lowercase(),
                 error_response(&ApiError::path_not_found()),
             ),
-            Some(Route::Version) => ("get".into(), json_response(200, &version())),
-            Some(Route::ApiVersions) => ("get".into(), json_response(200, &api_versions())),
-            Some(Route::ApiGroups) => ("get".into(), json_response(200, &api_groups())),
-            Some(Route::ResourceList(gv)) => {
-                ("get".into(), json_response(200, &resource_list(&gv)))
-            }
+            Some(Route::Version) => get(&discovery::version()),
+            Some(Route::ApiVersions) => get(&discovery::api_versions()),
+            Some(Route::ApiGroups) => get(&discovery::api_groups()),
+            Some(Route::ResourceList(gv)) => get(&discovery::resource_list(&gv)),
+            Some(Route::OpenApiRoot) => get(&discovery::openapi_v3_root()),
+            Some(Route::OpenApi(doc)) => get(&doc),
             Some(Route::Resource(target)) => self.resource(req, target, &query).await,
         };
         self.journal.record(JournalEntry {
@@ -251,12 +253,12 @@ impl ApiServer {
         &self,
         req: Request<Bytes>,
         t: Target,
-        query: &HashMap<String, String>,
+        query: &Query,
     ) -> (String, Response<ResponseBody>) {
         let method = req.method().clone();
-        let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
-        let verb = match (&method, &t.name, is_watch) {
+        let verb = match (&method, &t.name, flag(query, "watch")) {
             (&Method::GET, None, true) => "watch",
+            (&Method::GET, Some(_), true) => "watch",
             (&Method::GET, None, false) => "list",
             (&Method::GET, Some(_), _) => "get",
             (&Method::POST, None, _) => "create",
@@ -285,31 +287,51 @@ impl ApiServer {
             .unwrap_or("application/json")
             .to_owned();
         let body = req.into_body();
+        let name = t.name.as_deref().unwrap_or_default();
+        // events.k8s.io/v1 Events live in the core Events' storage.
+        let sdef = events::storage_def(t.def);
         let result = match verb {
             "list" => self.list(&t, query),
-            "watch" => return (verb.into(), self.watch(&t, query)),
-            "get" if t.subresource.as_deref() == Some("log") => self.log(&t, &ns, query),
+            "watch" => {
+                return (
+                    verb.into(),
+                    self.watch(&t, query)
+                        .unwrap_or_else(|e| error_response(&events::rename_error(t.def, e))),
+                );
+            }
+            "get" if t.subresource.as_deref() == Some("log") => self.pod_log(&ns, name, query),
             "get" => self
                 .store
-                .get(t.def, &ns, t.name.as_deref().unwrap_or_default())
-                .map(|o| json_response(200, &o)),
+                .get(sdef, &ns, name)
+                .map(|o| self.object_response(t.def, 200, &o)),
             "create" => self.create_request(&t, &ns, &body),
             "update" => parse_body(&body).and_then(|obj| {
                 self.store
                     .update(
-                        t.def,
+                        sdef,
                         &ns,
-                        t.name.as_deref().unwrap_or_default(),
-                        obj,
+                        name,
+                        events::to_storage(t.def, obj),
                         t.subresource.as_deref(),
                     )
-                    .map(|o| json_response(200, &o))
+                    .map(|o| self.object_response(t.def, 200, &o))
             }),
             "patch" => self.patch(&t, &ns, &content_type, &body),
             "delete" => self.delete(&t, &ns, query, &body),
             _ => Err(ApiError::method_not_allowed()),
         };
+        let result = result.map_err(|e| events::rename_error(t.def, e));
         (verb.into(), result.unwrap_or_else(|e| error_response(&e)))
+    }
+
+    /// A stored object as clients of `def` see it.
+    fn object_response(
+        &self,
+        def: &'static ResourceDef,
+        code: u16,
+        obj: &Value,
+    ) -> Response<ResponseBody> {
+        json_response(code, &events::to_wire(def, obj))
     }
 
     fn create_request(
@@ -330,29 +352,29 @@ impl ApiServer {
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
         }
-        if let Some(kind) = obj.get("kind").and_then(Value::as_str)
-            && kind != t.def.kind
+        let api_version = obj.get("apiVersion").and_then(Value::as_str);
+        let kind = obj.get("kind").and_then(Value::as_str);
+        if kind.is_some_and(|k| k != t.def.kind)
+            || api_version.is_some_and(|v| v != t.def.api_version())
         {
             return Err(ApiError::bad_request(format!(
                 "the API version in the data ({}) does not match the expected API version ({})",
-                obj.get("apiVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
+                api_version.unwrap_or_default(),
                 t.def.api_version()
             )));
         }
-        self.create(t.def, ns, obj).map(|o| json_response(201, &o))
+        let obj = events::to_storage(t.def, obj);
+        self.create(events::storage_def(t.def), ns, obj)
+            .map(|o| self.object_response(t.def, 201, &o))
     }
 
-    fn list(
-        &self,
-        t: &Target,
-        q: &HashMap<String, String>,
-    ) -> Result<Response<ResponseBody>, ApiError> {
+    fn list(&self, t: &Target, q: &Query) -> Result<Response<ResponseBody>, ApiError> {
         let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
         let fields =
             FieldSelector::parse(t.def, q.get("fieldSelector").map_or("", String::as_str))?;
-        let (items, rv) = self.store.list(t.def, t.namespace.as_deref());
+        let (items, rv) = self
+            .store
+            .list(events::storage_def(t.def), t.namespace.as_deref());
         let start_after = match q.get("continue").filter(|c| !c.is_empty()) {
             Some(token) => Some(decode_continue(token)?),
             None => None,
@@ -364,8 +386,9 @@ impl ApiServer {
         let mut selected = Vec::new();
         let mut remaining = 0usize;
         for item in items.iter() {
-            let key = item_key(item);
-            if start_after.as_ref().is_some_and(|s| key <= *s) {
+            if let Some(s) = &start_after
+                && item_key(item) <= *s
+            {
                 continue;
             }
             if !(labels.matches(item) && fields.matches(item)) {
@@ -384,33 +407,30 @@ impl ApiServer {
             metadata["continue"] = json!(encode_continue(&item_key(last)));
             metadata["remainingItemCount"] = json!(remaining);
         }
+        let items: Vec<_> = selected.iter().map(|i| events::to_wire(t.def, i)).collect();
         let body = json!({
             "kind": format!("{}List", t.def.kind),
             "apiVersion": t.def.api_version(),
             "metadata": metadata,
-            "items": selected.iter().map(|i| &**i).collect::<Vec<_>>(),
+            "items": items,
         });
         Ok(json_response(200, &body))
     }
 
-    fn watch(&self, t: &Target, q: &HashMap<String, String>) -> Response<ResponseBody> {
-        match watch::start(
+    fn watch(&self, t: &Target, q: &Query) -> Result<Response<ResponseBody>, ApiError> {
+        let body = watch::start(
             &self.store,
             t.def,
             t.namespace.as_deref(),
             t.name.as_deref(),
             q,
-        ) {
-            Ok(body) => {
-                let mut resp = Response::new(body);
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/json"),
-                );
-                resp
-            }
-            Err(e) => error_response(&e),
-        }
+        )?;
+        let mut resp = Response::new(body);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        Ok(resp)
     }
 
     fn patch(
@@ -421,10 +441,14 @@ impl ApiServer {
         body: &[u8],
     ) -> Result<Response<ResponseBody>, ApiError> {
         let name = t.name.as_deref().unwrap_or_default();
+        let sdef = events::storage_def(t.def);
         let ct = content_type.split(';').next().unwrap_or_default().trim();
         let p = parse_body(body)?;
-        let mut obj = (*self.store.get(t.def, ns, name)?).clone();
+        let stored = self.store.get(sdef, ns, name)?;
+        let mut obj = events::to_wire(t.def, &stored).into_owned();
         match ct {
+            // Strategic merge patch is treated as a JSON merge patch: the same result for
+            // maps and scalars; lists are replaced rather than merged by key.
             "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                 patch::merge(&mut obj, &p)
             }
@@ -439,21 +463,32 @@ impl ApiServer {
                 ));
             }
         }
-        // A patch carries a resourceVersion precondition only if the patch itself sets one.
-        let precondition = p.pointer("/metadata/resourceVersion").is_some();
+        // A patch carries a resourceVersion precondition only if it sets one itself.
+        let precondition = match ct {
+            "application/json-patch+json" => {
+                meta_str(&obj, "resourceVersion") != meta_str(&stored, "resourceVersion")
+            }
+            _ => p.pointer("/metadata/resourceVersion").is_some(),
+        };
         if !precondition && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
         }
         self.store
-            .update(t.def, ns, name, obj, t.subresource.as_deref())
-            .map(|o| json_response(200, &o))
+            .update(
+                sdef,
+                ns,
+                name,
+                events::to_storage(t.def, obj),
+                t.subresource.as_deref(),
+            )
+            .map(|o| self.object_response(t.def, 200, &o))
     }
 
     fn delete(
         &self,
         t: &Target,
         ns: &str,
-        q: &HashMap<String, String>,
+        q: &Query,
         body: &[u8],
     ) -> Result<Response<ResponseBody>, ApiError> {
         let name = t.name.as_deref().unwrap_or_default();
@@ -481,7 +516,10 @@ impl ApiServer {
                 )
             })?),
         };
-        let orphan_dependents = opts_body.get("orphanDependents").and_then(Value::as_bool);
+        let orphan_dependents = opts_body
+            .get("orphanDependents")
+            .and_then(Value::as_bool)
+            .or_else(|| q.get("orphanDependents").and_then(|v| v.parse().ok()));
         let propagation = propagation.or(match orphan_dependents {
             Some(true) => Some(Propagation::Orphan),
             Some(false) => Some(Propagation::Background),
@@ -502,7 +540,9 @@ impl ApiServer {
                 .and_then(Value::as_i64)
                 .or_else(|| q.get("gracePeriodSeconds").and_then(|g| g.parse().ok())),
         };
-        let deleted = self.store.delete(t.def, ns, name, &opts)?;
+        let deleted = self
+            .store
+            .delete(events::storage_def(t.def), ns, name, &opts)?;
         let mut resp = match deleted {
             Deleted::Gone(obj) if !t.def.delete_returns_object => {
                 let mut details = t.def.details(name);
@@ -513,92 +553,25 @@ impl ApiServer {
                             "status": "Success", "details": details}),
                 )
             }
-            Deleted::Gone(obj) | Deleted::Terminating(obj) => json_response(200, &obj),
+            Deleted::Gone(obj) => self.object_response(t.def, 200, &obj),
+            // The real server answers 202 for an object left in place only when the
+            // request asked for cascading deletion with the legacy `orphanDependents: false`.
+            Deleted::Terminating(obj) => {
+                let code = if orphan_dependents == Some(false) {
+                    202
+                } else {
+                    200
+                };
+                self.object_response(t.def, code, &obj)
+            }
         };
         if propagation.is_none() && t.def == well_known::jobs() {
             resp.headers_mut().insert(
                 header::WARNING,
-                header::HeaderValue::from_static(
-                    "299 - \"child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning\"",
-                ),
+                header::HeaderValue::from_static(JOB_ORPHAN_WARNING),
             );
         }
         Ok(resp)
-    }
-
-    fn log(
-        &self,
-        t: &Target,
-        ns: &str,
-        q: &HashMap<String, String>,
-    ) -> Result<Response<ResponseBody>, ApiError> {
-        let name = t.name.as_deref().unwrap_or_default();
-        let pod = self.store.get(t.def, ns, name)?;
-        let names = |list: &str| -> Vec<String> {
-            pod.pointer(&format!("/spec/{list}"))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let containers = names("containers");
-        let inits = names("initContainers");
-        let container = match q.get("container").filter(|c| !c.is_empty()) {
-            Some(c) => c.clone(),
-            None if containers.len() == 1 => containers[0].clone(),
-            None => {
-                return Err(ApiError::bad_request(format!(
-                    "a container name must be specified for pod {name}, choose one of: [{}] or one of the init containers: [{}]",
-                    containers.join(" "),
-                    inits.join(" ")
-                )));
-            }
-        };
-        if !containers.contains(&container) && !inits.contains(&container) {
-            return Err(ApiError::bad_request(format!(
-                "container {container} is not valid for pod {name}"
-            )));
-        }
-        let status = ["containerStatuses", "initContainerStatuses"]
-            .iter()
-            .filter_map(|l| {
-                pod.pointer(&format!("/status/{l}"))
-                    .and_then(Value::as_array)
-            })
-            .flatten()
-            .find(|s| s.get("name").and_then(Value::as_str) == Some(container.as_str()));
-        let waiting = status.and_then(|s| s.pointer("/state/waiting"));
-        let started = status.is_some_and(|s| {
-            s.pointer("/state/running").is_some() || s.pointer("/state/terminated").is_some()
-        });
-        if !started {
-            let reason = waiting
-                .and_then(|w| w.get("reason"))
-                .and_then(Value::as_str)
-                .unwrap_or("ContainerCreating");
-            return Err(ApiError::bad_request(format!(
-                "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
-            )));
-        }
-        if matches!(q.get("previous").map(String::as_str), Some("true" | "1")) {
-            return Err(ApiError::bad_request(format!(
-                "previous terminated container \"{container}\" in pod \"{name}\" not found"
-            )));
-        }
-        let query = LogQuery {
-            tail_lines: q.get("tailLines").and_then(|v| v.parse().ok()),
-            limit_bytes: q.get("limitBytes").and_then(|v| v.parse().ok()),
-            timestamps: matches!(q.get("timestamps").map(String::as_str), Some("true" | "1")),
-        };
-        let uid = meta_str(&pod, "uid").unwrap_or_default();
-        Ok(bytes_response(
-            200,
-            "text/plain",
-            self.logs.read(uid, &container, &query),
-        ))
     }
 }
 
@@ -608,68 +581,6 @@ fn item_key(item: &Value) -> String {
         meta_str(item, "namespace").unwrap_or_default(),
         meta_str(item, "name").unwrap_or_default()
     )
-}
-
-fn encode_continue(key: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
-}
-
-fn decode_continue(token: &str) -> Result<String, ApiError> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::bad_request("continue key is not valid: illegal base64 data"))
-}
-
-fn version() -> Value {
-    let (major, minor) = SERVER_VERSION;
-    json!({
-        "major": major, "minor": minor,
-        "gitVersion": format!("v{major}.{minor}.0"),
-        "gitCommit": "0000000000000000000000000000000000000000",
-        "gitTreeState": "clean",
-        "buildDate": "2026-01-01T00:00:00Z",
-        "goVersion": "go1.24.0", "compiler": "gc", "platform": "linux/amd64",
-    })
-}
-
-fn api_versions() -> Value {
-    json!({"kind": "APIVersions", "versions": ["v1"],
-           "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:443"}]})
-}
-
-fn api_groups() -> Value {
-    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
-    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
-        match groups.iter_mut().find(|(g, _)| *g == r.group) {
-            Some((_, versions)) if !versions.contains(&r.version) => versions.push(r.version),
-            Some(_) => {}
-            None => groups.push((r.group, vec![r.version])),
-        }
-    }
-    let groups: Vec<Value> = groups
-        .into_iter()
-        .map(|(g, versions)| {
-            let vs: Vec<Value> = versions
-                .iter()
-                .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
-                .collect();
-            json!({"name": g, "versions": vs, "preferredVersion": vs[0]})
-        })
-        .collect();
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-}
-
-fn resource_list(gv: &str) -> Value {
-    let resources: Vec<Value> = RESOURCES
-        .iter()
-        .filter(|r| r.api_version() == gv)
-        .flat_map(ResourceDef::discovery)
-        .collect();
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
 }
 
 /// Collects a request body of any type into bytes.
@@ -708,15 +619,26 @@ mod tests {
             panic!()
         };
         assert!(t.namespace.is_none() && t.name.is_none());
-        assert!(route("/apis/batch/v2/jobs").is_none());
-        assert!(route("/api/v1/namespaces/a/configmaps/b/log").is_none());
     }
 
     #[test]
-    fn decodes_queries() {
-        let q = parse_query(Some("labelSelector=a%3Db%2Cc&watch=true&x=%zz"));
-        assert_eq!(q["labelSelector"], "a=b,c");
-        assert_eq!(q["watch"], "true");
-        assert_eq!(q["x"], "%zz");
+    fn unknown_paths_are_404_in_the_real_server_shapes() {
+        // Outside every served group version: plain text.
+        assert!(route("/apis/batch/v2/jobs").is_none());
+        assert!(route("/apis/example.com/v1").is_none());
+        assert!(route("/healthz/x").is_none());
+        // Inside a served group version: a Status.
+        assert!(matches!(
+            route("/api/v1/namespaces/a/configmaps/b/log"),
+            Some(Route::NotFoundStatus)
+        ));
+        assert!(matches!(
+            route("/api/v1/widgets"),
+            Some(Route::NotFoundStatus)
+        ));
+        assert!(matches!(
+            route("/openapi/v3/apis/batch/v1"),
+            Some(Route::OpenApi(_))
+        ));
     }
 }

@@ -23,11 +23,15 @@ pub mod api;
 pub mod clock;
 mod controllers;
 pub mod defaults;
+pub mod discovery;
 pub mod env;
+pub mod events;
 pub mod journal;
 pub mod kubelet;
 pub mod logs;
 pub mod patch;
+mod pod_log;
+pub mod query;
 pub mod resources;
 pub mod runtime;
 pub mod selector;
@@ -35,6 +39,7 @@ pub mod server;
 pub mod service;
 pub mod status;
 pub mod store;
+pub mod tls;
 pub mod validation;
 pub mod watch;
 
@@ -64,6 +69,9 @@ pub enum Error {
     /// A local resource (a temporary directory, a socket) could not be set up.
     #[error("fake cluster I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The cluster's CA or TLS configuration could not be created.
+    #[error("fake cluster TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Namespaces present at start, as in a new cluster.
@@ -287,6 +295,19 @@ impl FakeCluster {
     /// Serves the cluster over HTTP on `addr` (use port 0 for any free port).
     pub async fn serve(&self, addr: std::net::SocketAddr) -> Result<ServedCluster, Error> {
         Ok(server::serve(self.api.clone(), addr).await?)
+    }
+
+    /// Serves the cluster over HTTPS on `addr` (port 0 for any free port), with a server
+    /// certificate signed by the cluster's own CA (see [`FakeCluster::ca_pem`]). kube's
+    /// in-cluster configuration speaks HTTPS only.
+    pub async fn serve_https(&self, addr: std::net::SocketAddr) -> Result<ServedCluster, Error> {
+        let ca = self.api.ca()?;
+        Ok(server::serve_tls(self.api.clone(), addr, ca).await?)
+    }
+
+    /// The PEM of the cluster's CA (generated on first use), as pods mount it in `ca.crt`.
+    pub fn ca_pem(&self) -> Result<String, Error> {
+        Ok(self.api.ca()?.ca_pem().to_owned())
     }
 
     /// The loopback server that pods of the process runtime use, if any.

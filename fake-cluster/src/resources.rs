@@ -46,7 +46,10 @@ pub struct ResourceDef {
     pub subresources: &'static [&'static str],
     /// Propagation policy when a delete names none.
     pub default_propagation: Propagation,
-    /// Whether an immediate delete answers with the object (true) or a Success Status.
+    /// Whether an immediate delete answers with the object (true) or a Success Status, as
+    /// the registry's `ReturnDeletedObject` says: pods, service accounts and namespaces
+    /// return the object; configmaps, secrets, events, nodes and jobs a Status. (An object
+    /// left terminating by finalizers is always returned.)
     pub delete_returns_object: bool,
     /// Whether `metadata.generation` tracks changes to `spec`.
     pub has_generation: bool,
@@ -159,7 +162,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     def!("", "v1", "pods", "pod", "Pod", true, short: &["po"], sub: &["status", "log"],
          prop: Propagation::Background, returns_object: true, generation: false, name_is_label: false),
     def!("batch", "v1", "jobs", "job", "Job", true, short: &[], sub: &["status"],
-         prop: Propagation::Orphan, returns_object: true, generation: true, name_is_label: true),
+         prop: Propagation::Orphan, returns_object: false, generation: true, name_is_label: true),
     def!("events.k8s.io", "v1", "events", "event", "Event", true, short: &["ev"], sub: &[],
          prop: Propagation::Background, returns_object: false, generation: false, name_is_label: false),
 ];
@@ -215,6 +218,10 @@ pub mod well_known {
     pub fn jobs() -> &'static ResourceDef {
         &RESOURCES[7]
     }
+    /// `events.k8s.io/v1/events`, stored as core `v1/events`.
+    pub fn events_v1() -> &'static ResourceDef {
+        &RESOURCES[8]
+    }
 }
 
 #[cfg(test)]
@@ -231,5 +238,6 @@ mod tests {
         assert_eq!(well_known::events().group, "");
         assert_eq!(well_known::pods().plural, "pods");
         assert_eq!(well_known::jobs().qualified_plural(), "jobs.batch");
+        assert_eq!(well_known::events_v1().group, "events.k8s.io");
     }
 }

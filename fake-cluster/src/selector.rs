@@ -105,6 +105,9 @@ impl LabelSelector {
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 fn field_path(def: &ResourceDef, field: &str) -> Option<&'static str> {
+    if crate::events::is_converted(def) {
+        return crate::events::field_path(field);
+    }
     let common = match field {
         "metadata.name" => Some("/metadata/name"),
         "metadata.namespace" => Some("/metadata/namespace"),

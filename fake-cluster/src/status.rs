@@ -206,6 +206,16 @@ impl FieldError {
         }
     }
 
+    /// `Forbidden: <detail>`.
+    pub fn forbidden(field: &str, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            reason: "FieldValueForbidden",
+            value: None,
+            detail: detail.into(),
+        }
+    }
+
     /// `Too long: must have at most N bytes`.
     pub fn too_long(field: &str, max: usize) -> Self {
         Self {
@@ -224,6 +234,7 @@ impl FieldError {
             }
             ("FieldValueRequired", _) => format!("Required value: {}", self.detail),
             ("FieldValueTooLong", _) => format!("Too long: {}", self.detail),
+            ("FieldValueForbidden", _) => format!("Forbidden: {}", self.detail),
             _ => self.detail.clone(),
         }
     }

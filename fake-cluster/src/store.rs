@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::clock::Clock;
 use crate::resources::{Propagation, ResourceDef, well_known};
@@ -98,9 +98,14 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     watchers: broadcast::Sender<Arc<Change>>,
+    /// Bumped by [`Store::close_watches`]: every open watch ends when it changes.
+    watch_epoch: watch::Sender<u64>,
     controllers: Mutex<Vec<mpsc::UnboundedSender<Arc<Change>>>>,
     clock: Clock,
 }
+
+/// How many changes a watcher may fall behind before it is closed with a 410 Expired error.
+pub const WATCH_BUFFER: usize = 8192;
 
 const GENERATE_NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
@@ -144,8 +149,9 @@ impl Store {
     /// A new store whose uids and generated names come from `seed`, keeping at most
     /// `history_limit` changes for watch resumption.
     pub fn new(seed: u64, history_limit: usize, clock: Clock) -> Self {
-        let (watchers, _) = broadcast::channel(8192);
+        let (watchers, _) = broadcast::channel(WATCH_BUFFER);
         Self {
+            watch_epoch: watch::Sender::new(0),
             inner: Mutex::new(Inner {
                 rv: 0,
                 objects: BTreeMap::new(),
@@ -194,6 +200,18 @@ impl Store {
         let mut inner = self.lock();
         inner.history.clear();
         inner.compacted_rv = inner.rv;
+    }
+
+    /// Ends every open watch stream, as when the API server restarts or a connection drops;
+    /// clients watch again from their last resourceVersion.
+    pub fn close_watches(&self) {
+        self.watch_epoch.send_modify(|e| *e += 1);
+    }
+
+    /// The resourceVersion at or below which the change history has been dropped: a watch
+    /// from an older resourceVersion gets 410 Expired.
+    pub fn compacted_resource_version(&self) -> u64 {
+        self.lock().compacted_rv
     }
 
     fn publish(&self, inner: &mut Inner, change: Change) {
@@ -397,10 +415,33 @@ impl Store {
                     {
                         next["status"] = status.clone();
                     }
+                    if meta_str(current, "deletionTimestamp").is_some() {
+                        let old = finalizers(current);
+                        let added: Vec<String> = finalizers(&next)
+                            .into_iter()
+                            .filter(|f| !old.contains(f))
+                            .collect();
+                        if !added.is_empty() {
+                            let quoted: Vec<String> =
+                                added.iter().map(|f| format!("{f:?}")).collect();
+                            return Err(ApiError::invalid(
+                                def,
+                                name,
+                                vec![FieldError::forbidden(
+                                    "metadata.finalizers",
+                                    format!(
+                                        "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                                        quoted.join(", ")
+                                    ),
+                                )],
+                            ));
+                        }
+                    }
                     let keep = [
                         "uid",
                         "creationTimestamp",
                         "deletionTimestamp",
+                        "deletionGracePeriodSeconds",
                         "generation",
                     ];
                     let cur_meta = meta(current).cloned().unwrap_or_default();
@@ -444,7 +485,14 @@ impl Store {
         {
             let cur_meta = meta(&current).cloned().unwrap_or_default();
             let m = meta_mut(&mut next);
-            for k in ["name", "namespace", "uid", "creationTimestamp"] {
+            // resourceVersion too, so that a write changing nothing compares equal.
+            for k in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "resourceVersion",
+            ] {
                 match cur_meta.get(k) {
                     Some(v) => m.insert(k.into(), v.clone()),
                     None => m.remove(k),
@@ -602,13 +650,21 @@ impl Store {
     /// Registers a watcher on every change from now on, and returns, atomically with the
     /// registration, either the current objects (for a watch with no resourceVersion) or
     /// the changes after `from` in the history (410 if they are no longer kept).
+    ///
+    /// The third value changes when [`Store::close_watches`] is called.
+    #[allow(clippy::type_complexity)]
     pub fn watch(
         &self,
         def: &'static ResourceDef,
         from: Option<u64>,
-    ) -> Result<(WatchStart, broadcast::Receiver<Arc<Change>>)> {
+    ) -> Result<(
+        WatchStart,
+        broadcast::Receiver<Arc<Change>>,
+        watch::Receiver<u64>,
+    )> {
         let inner = self.lock();
         let rx = self.watchers.subscribe();
+        let closed = self.watch_epoch.subscribe();
         let start = match from {
             None => WatchStart::Initial(
                 inner
@@ -629,10 +685,11 @@ impl Store {
                         .filter(|c| c.rv > rv && c.resource == def)
                         .cloned()
                         .collect(),
+                    inner.rv.max(rv),
                 )
             }
         };
-        Ok((start, rx))
+        Ok((start, rx, closed))
     }
 }
 
@@ -640,8 +697,8 @@ impl Store {
 pub enum WatchStart {
     /// Every current object, sent as synthetic ADDED events, and the store's resourceVersion.
     Initial(Vec<Arc<Value>>, u64),
-    /// The changes after the requested resourceVersion.
-    Resume(Vec<Arc<Change>>),
+    /// The changes after the requested resourceVersion, and the store's resourceVersion.
+    Resume(Vec<Arc<Change>>, u64),
 }
 
 impl Store {

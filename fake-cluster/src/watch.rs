@@ -1,7 +1,6 @@
 //! Watch streams: synthetic ADDED events or resumption from the history, selector
 //! transitions, bookmarks, timeouts, and a clear end for watchers that fall behind.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,8 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::ResponseBody;
+use crate::events;
+use crate::query::{Query, flag};
 use crate::resources::ResourceDef;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
@@ -47,13 +48,21 @@ impl Filter {
     }
 }
 
-fn event_line(kind: &str, obj: &Value) -> Bytes {
-    let mut out = Vec::with_capacity(256);
+fn event_line(kind: &str, def: &ResourceDef, obj: &Value) -> Bytes {
+    let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"object\":");
     // Serialising a `Value` cannot fail.
-    let _ = serde_json::to_writer(&mut out, obj);
+    let _ = serde_json::to_writer(&mut out, &*events::to_wire(def, obj));
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+fn error_line(e: &ApiError) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"type\":\"ERROR\",\"object\":");
+    let _ = serde_json::to_writer(&mut out, &e.to_status());
     out.extend_from_slice(b"}\n");
     Bytes::from(out)
 }
@@ -63,14 +72,18 @@ fn bookmark(def: &ResourceDef, rv: u64, initial_end: bool) -> Bytes {
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    event_line(
-        "BOOKMARK",
+    let mut out = Vec::with_capacity(160);
+    out.extend_from_slice(b"{\"type\":\"BOOKMARK\",\"object\":");
+    let _ = serde_json::to_writer(
+        &mut out,
         &json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta}),
-    )
+    );
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
 }
 
 /// What one change means for a watcher with this filter: the event to send, if any.
-fn translate(filter: &Filter, change: &Change) -> Option<Bytes> {
+fn translate(filter: &Filter, def: &ResourceDef, change: &Change) -> Option<Bytes> {
     let now = filter.matches(&change.object);
     let before = change
         .previous
@@ -87,20 +100,29 @@ fn translate(filter: &Filter, change: &Change) -> Option<Bytes> {
         },
         _ => return None,
     };
-    Some(event_line(kind, &change.object))
+    Some(event_line(kind, def, &change.object))
 }
 
-fn flag(q: &HashMap<String, String>, key: &str) -> bool {
-    matches!(q.get(key).map(String::as_str), Some("true" | "1"))
+fn list_options_invalid(why: &str) -> ApiError {
+    ApiError::new(
+        422,
+        "Invalid",
+        format!("ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: {why}"),
+    )
 }
 
-/// Starts a watch: the response body streams newline-delimited events.
+/// Starts a watch of `def` (objects are sent as clients of `def` see them): the response
+/// body streams newline-delimited events.
+///
+/// With `sendInitialEvents=true` (the streaming-list mode of kube-runtime's `watcher`), the
+/// resourceVersion is a lower bound, not a resume point: the current objects are sent as
+/// ADDED events, then a BOOKMARK annotated `k8s.io/initial-events-end: "true"`.
 pub fn start(
     store: &Arc<Store>,
     def: &'static ResourceDef,
     namespace: Option<&str>,
     name: Option<&str>,
-    q: &HashMap<String, String>,
+    q: &Query,
 ) -> Result<ResponseBody, ApiError> {
     let filter = Filter {
         namespace: namespace.map(str::to_owned),
@@ -108,52 +130,65 @@ pub fn start(
         labels: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
         fields: FieldSelector::parse(def, q.get("fieldSelector").map_or("", String::as_str))?,
     };
+    let bookmarks = flag(q, "allowWatchBookmarks");
+    let send_initial = flag(q, "sendInitialEvents");
+    if send_initial {
+        if q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
+            return Err(list_options_invalid(
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if !bookmarks {
+            return Err(list_options_invalid(
+                "sendInitialEvents requires setting allowWatchBookmarks to true",
+            ));
+        }
+    }
     let from = match q.get("resourceVersion").map(String::as_str) {
+        _ if send_initial => None,
         None | Some("") | Some("0") => None,
         Some(rv) => Some(
             rv.parse::<u64>()
                 .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?,
         ),
     };
-    let bookmarks = flag(q, "allowWatchBookmarks");
-    let send_initial = flag(q, "sendInitialEvents");
     let timeout = q
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
 
-    let (start, mut rx) = match store.watch(def, from) {
+    let sdef = events::storage_def(def);
+    let (start, mut rx, mut closed) = match store.watch(sdef, from) {
         Ok(s) => s,
         Err(e) if e.code == 410 => {
             // A watch from a compacted resourceVersion answers 200 with one ERROR event.
-            let line = event_line("ERROR", &e.to_status());
-            let stream = futures::stream::iter([Ok::<_, Infallible>(Frame::data(line))]);
+            let stream = futures::stream::iter([Ok::<_, Infallible>(Frame::data(error_line(&e)))]);
             return Ok(StreamBody::new(stream).boxed_unsync());
         }
         Err(e) => return Err(e),
     };
     let mut initial: Vec<Bytes> = Vec::new();
-    let mut last_rv = 0;
+    let mut last_rv;
     match start {
         WatchStart::Initial(objects, rv) => {
             initial.extend(
                 objects
                     .iter()
                     .filter(|o| filter.matches(o))
-                    .map(|o| event_line("ADDED", o)),
+                    .map(|o| event_line("ADDED", def, o)),
             );
             last_rv = rv;
-            if send_initial && bookmarks {
+            if send_initial {
                 initial.push(bookmark(def, rv, true));
             }
         }
-        WatchStart::Resume(changes) => {
+        WatchStart::Resume(changes, rv) => {
             for c in changes {
-                last_rv = c.rv;
                 if c.namespace_matches(&filter) {
-                    initial.extend(translate(&filter, &c));
+                    initial.extend(translate(&filter, def, &c));
                 }
             }
+            last_rv = rv;
         }
     }
 
@@ -166,26 +201,28 @@ pub fn start(
                 biased;
                 msg = rx.recv() => match msg {
                     Ok(change) => {
-                        if change.resource != def || !change.namespace_matches(&filter) {
+                        last_rv = change.rv;
+                        if change.resource != sdef || !change.namespace_matches(&filter) {
                             continue;
                         }
-                        last_rv = change.rv;
-                        if let Some(line) = translate(&filter, &change)
+                        if let Some(line) = translate(&filter, def, &change)
                             && out.send(line).await.is_err() {
                                 return;
                             }
                     }
                     Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(resource = def.plural, behind = n, "closing a watch that fell behind");
                         let e = ApiError::new(
                             410,
                             "Expired",
                             format!("the watcher fell {n} events behind and was closed; watch again from resourceVersion {last_rv} or relist"),
                         );
-                        let _ = out.send(event_line("ERROR", &e.to_status())).await;
+                        let _ = out.send(error_line(&e)).await;
                         return;
                     }
                     Err(RecvError::Closed) => return,
                 },
+                _ = closed.changed() => return,
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = out.closed() => return,
                 _ = ticker.tick(), if bookmarks => {

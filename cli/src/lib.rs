@@ -22,3 +22,8 @@ pub mod transport;
 pub use courier::courier_main;
 pub use host::OsHost;
 pub use output::EXIT_CMDREPORTER_ERROR;
+
+/// The README's Rust blocks, compiled (and run) as doctests so that they stay true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

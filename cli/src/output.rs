@@ -39,10 +39,7 @@ pub struct Rendered {
 /// A short, stable name for each kind of error (the `kind` of the JSON error object).
 pub fn error_kind(e: &RunError) -> &'static str {
     match e {
-        RunError::Transport(crate::transport::TransportError::Unknown(_)) => "unknown_transport",
-        RunError::Transport(crate::transport::TransportError::NotAvailable(_)) => {
-            "transport_not_available"
-        }
+        RunError::Transport(_) => "unknown_transport",
         RunError::Cluster(ClusterError::NoConfig(_)) => "no_cluster",
         RunError::Cluster(ClusterError::Unreachable { .. }) => "unreachable_cluster",
         RunError::Cluster(ClusterError::Refused { .. }) => "cluster_refused",

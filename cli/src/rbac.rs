@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::transport::{self, TransportError};
+use crate::transport::TransportError;
 
 /// Options of `cmdreporter rbac`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,12 +120,6 @@ pub fn render(opts: &RbacOptions) -> Result<String, RbacError> {
     let operator_rules = operator_rules(&opts.transport)?;
     let pod_rules = pod_rules(&opts.transport)?;
     let mut out = String::new();
-    if let Err(TransportError::NotAvailable(_)) = transport::check(&opts.transport) {
-        out.push_str(&format!(
-            "# Note: the {} transport is not available in this build of cmdreporter yet.\n",
-            opts.transport
-        ));
-    }
     let op_role = "cmdreporter-operator";
     out.push_str(&format!(
         "# Operator side ({} transport): the service account that runs errands in namespace {ns}.\n",

@@ -4,23 +4,20 @@ use std::sync::Arc;
 
 use cmdreporter_core::ResultChannel;
 
-/// Every transport name `--transport` knows, built or not.
+/// Every transport name `--transport` knows.
 pub const KNOWN: &[&str] = &["configmap", "logs"];
 
 /// Why a transport cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     /// No transport has this name.
     #[error("unknown transport {0:?} (known: configmap, logs)")]
     Unknown(String),
-    /// The transport is known but not part of this build yet.
-    #[error(
-        "transport {0:?} is not available yet: this build of cmdreporter does not include it (use --transport configmap)"
-    )]
-    NotAvailable(String),
 }
 
-/// The operator side of the transport called `name`, receiving with `client`.
+/// The operator side of the transport called `name`, receiving with `client`: one line
+/// switches the transport of a [`JobRunner`](cmdreporter_core::JobRunner).
 ///
 /// ```
 /// # async fn demo(client: kube::Client) {
@@ -33,7 +30,9 @@ pub fn channel(name: &str, client: kube::Client) -> Result<Arc<dyn ResultChannel
         cmdreporter_configmap::TRANSPORT => Ok(Arc::new(
             cmdreporter_configmap::ConfigMapChannel::new(client),
         )),
-        "logs" => Err(TransportError::NotAvailable(name.to_owned())),
+        cmdreporter_k8s_logs::TRANSPORT => {
+            Ok(Arc::new(cmdreporter_k8s_logs::LogsChannel::new(client)))
+        }
         _ => Err(TransportError::Unknown(name.to_owned())),
     }
 }
@@ -41,8 +40,7 @@ pub fn channel(name: &str, client: kube::Client) -> Result<Arc<dyn ResultChannel
 /// Checks a transport name without building anything.
 pub fn check(name: &str) -> Result<(), TransportError> {
     match name {
-        cmdreporter_configmap::TRANSPORT => Ok(()),
-        "logs" => Err(TransportError::NotAvailable(name.to_owned())),
+        cmdreporter_configmap::TRANSPORT | cmdreporter_k8s_logs::TRANSPORT => Ok(()),
         _ => Err(TransportError::Unknown(name.to_owned())),
     }
 }

@@ -177,9 +177,37 @@ fn an_unknown_transport_exits_125_with_one_line() {
 }
 
 #[test]
-fn the_logs_transport_is_not_available_yet() {
-    let o = cmdreporter(&["run", "--fake", "--transport", "logs", "--", "true"]);
-    assert_error_line(&o, "transport \"logs\" is not available yet");
+fn the_logs_transport_passes_everything_through() {
+    let o = cmdreporter(&[
+        "run",
+        "--fake",
+        "--transport",
+        "logs",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 5",
+    ]);
+    assert_code(&o, 5);
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+    let o = cmdreporter(&[
+        "run",
+        "--fake",
+        "--transport",
+        "logs",
+        "--output",
+        "json",
+        "--",
+        "sh",
+        "-c",
+        "printf '\\377'; kill -TERM $$",
+    ]);
+    assert_code(&o, 143);
+    let v = json(&o);
+    assert_eq!(v["transport"], "logs");
+    assert_eq!(v["signal"], 15);
+    assert_eq!(v["stdout_base64"], "/w==");
 }
 
 #[test]

@@ -1,0 +1,260 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+//! Conformance: the real `kubectl` (on PATH; it picks its version from the server's
+//! `/version`) against the cluster served over HTTPS with its own CA.
+//!
+//! kubectl must be installed: when it is missing this test fails, it does not skip.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use cmdreporter_fake_cluster::FakeCluster;
+use cmdreporter_fake_cluster::resources::well_known;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+fn find_kubectl() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "kubectl is not on PATH ({}): the kubectl conformance test needs it; install kubectl",
+                path.to_string_lossy()
+            )
+        })
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs kubectl to the end: (success, stdout, stderr).
+    async fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = tokio::time::timeout(Duration::from_secs(60), self.command(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish within 60 s"))
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.run(args).await;
+        assert!(ok, "kubectl {args:?} failed:\n{stdout}\n{stderr}");
+        stdout
+    }
+
+    fn file(&self, name: &str, content: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+}
+
+const CONFIGMAP: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+  labels:
+    app: demo
+data:
+  k: v1
+";
+
+const JOB: &str = "apiVersion: batch/v1
+kind: Job
+metadata:
+  name: errand
+  labels:
+    app: demo
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox:1.36
+        command: [\"true\"]
+";
+
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn served() -> (
+    FakeCluster,
+    cmdreporter_fake_cluster::ServedCluster,
+    Kubectl,
+) {
+    let bin = find_kubectl();
+    let cluster = FakeCluster::builder().build().await.unwrap();
+    let served = cluster
+        .serve_https("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    served
+        .write_kubeconfig(&dir.path().join("kubeconfig"))
+        .unwrap();
+    (cluster, served, Kubectl { bin, dir })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_drives_the_served_cluster() {
+    let (cluster, _served, k) = served().await;
+    let store = cluster.store().clone();
+
+    // apply, with kubectl's default (strict) validation.
+    let cm_file = k.file("cm.yaml", CONFIGMAP);
+    let job_file = k.file("job.yaml", JOB);
+    assert_eq!(
+        k.ok(&["apply", "-f", &cm_file]).await.trim(),
+        "configmap/cfg created"
+    );
+    assert_eq!(
+        k.ok(&["apply", "-f", &job_file]).await.trim(),
+        "job.batch/errand created"
+    );
+    let stored = store
+        .get(well_known::configmaps(), "default", "cfg")
+        .unwrap();
+    assert!(
+        stored["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+    let job = store.get(well_known::jobs(), "default", "errand").unwrap();
+    assert_eq!(job["spec"]["backoffLimit"], 0);
+    // Applying a change patches the existing object.
+    let changed = k.file("cm2.yaml", &CONFIGMAP.replace("k: v1", "k: v2"));
+    assert_eq!(
+        k.ok(&["apply", "-f", &changed]).await.trim(),
+        "configmap/cfg configured"
+    );
+    let stored = store
+        .get(well_known::configmaps(), "default", "cfg")
+        .unwrap();
+    assert_eq!(stored["data"]["k"], "v2");
+
+    // get -o json with a label selector.
+    let list: Value = serde_json::from_str(
+        &k.ok(&["get", "configmaps,jobs", "-l", "app=demo", "-o", "json"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(names(&list), ["cfg", "errand"]);
+    // The human-readable table (kubectl asks for Table and falls back to plain lists).
+    let table = k.ok(&["get", "configmaps"]).await;
+    assert!(table.lines().any(|l| l.starts_with("cfg ")), "{table}");
+
+    // label
+    assert_eq!(
+        k.ok(&["label", "configmap", "cfg", "tier=web"])
+            .await
+            .trim(),
+        "configmap/cfg labeled"
+    );
+    let stored = store
+        .get(well_known::configmaps(), "default", "cfg")
+        .unwrap();
+    assert_eq!(stored["metadata"]["labels"]["tier"], "web");
+
+    // get --watch sees an update made by another client.
+    let mut child = k
+        .command(&[
+            "get",
+            "configmap",
+            "cfg",
+            "--watch",
+            "--output-watch-events",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut updated = false;
+    let watched = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push(line.clone());
+            if line.starts_with("ADDED") && line.contains("cfg") && !updated {
+                updated = true;
+                let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+                cms.patch(
+                    "cfg",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"data": {"k": "v3"}})),
+                )
+                .await
+                .unwrap();
+            }
+            if line.starts_with("MODIFIED") && line.contains("cfg") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    child.kill().await.unwrap();
+    assert_eq!(watched, Ok(true), "kubectl get --watch printed: {seen:?}");
+
+    // delete
+    let out = k.ok(&["delete", "configmap", "cfg"]).await;
+    assert_eq!(out.trim(), "configmap \"cfg\" deleted");
+    assert!(
+        store
+            .get(well_known::configmaps(), "default", "cfg")
+            .is_err()
+    );
+
+    // create of a duplicate
+    let dup = k.file("dup.yaml", &CONFIGMAP.replace("name: cfg", "name: dup"));
+    assert_eq!(
+        k.ok(&["create", "-f", &dup]).await.trim(),
+        "configmap/dup created"
+    );
+    let (ok, _, stderr) = k.run(&["create", "-f", &dup]).await;
+    assert!(!ok);
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "Error from server (AlreadyExists): error when creating \"{dup}\": configmaps \"dup\" already exists"
+        )
+    );
+    // Every request kubectl made is in the journal, with its user agent.
+    let journal = cluster.journal().entries();
+    assert!(journal.iter().any(|e| e.user_agent.starts_with("kubectl")));
+    if std::env::var_os("SHOW_JOURNAL").is_some() {
+        for e in &journal {
+            eprintln!("{e}");
+        }
+    }
+}

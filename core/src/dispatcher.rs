@@ -17,6 +17,7 @@ use crate::classify::{PodSignal, classify};
 use crate::error::{Error, Phase, api_code, is_transient};
 use crate::job::{CourierSpec, build_job};
 use crate::request::Request;
+use crate::shared_watch::WatchHub;
 use crate::watch::{Event, watch as resumable_watch};
 
 /// One run, as every part sees it.
@@ -115,6 +116,25 @@ impl Default for GracePeriods {
 pub struct JobDispatcher {
     client: kube::Client,
     graces: GracePeriods,
+    hubs: Option<Arc<Hubs>>,
+}
+
+/// The shared watches of a dispatcher: pods of every run, and `FailedCreate` events.
+struct Hubs {
+    pods: Arc<WatchHub<Pod>>,
+    events: Arc<WatchHub<K8sEvent>>,
+}
+
+fn pod_key(p: &Pod) -> Option<String> {
+    p.metadata
+        .labels
+        .as_ref()?
+        .get("batch.kubernetes.io/controller-uid")
+        .cloned()
+}
+
+fn event_key(e: &K8sEvent) -> Option<String> {
+    e.involved_object.uid.clone()
 }
 
 impl JobDispatcher {
@@ -123,7 +143,32 @@ impl JobDispatcher {
         Self {
             client,
             graces: GracePeriods::default(),
+            hubs: None,
         }
+    }
+
+    /// Shares one pod watch and one event watch per namespace among all runs of this
+    /// dispatcher, instead of opening watches per run.
+    #[must_use]
+    pub fn shared_watches(mut self) -> Self {
+        let pods = WatchParams::default().labels(&format!(
+            "{}={}",
+            crate::job::MANAGED_BY_LABEL,
+            crate::job::MANAGED_BY
+        ));
+        let events = WatchParams::default().fields("involvedObject.kind=Job,reason=FailedCreate");
+        self.hubs = Some(Arc::new(Hubs {
+            pods: WatchHub::new(self.client.clone(), pods, pod_key),
+            events: WatchHub::new(self.client.clone(), events, event_key),
+        }));
+        self
+    }
+
+    /// Number of shared watches open now (0 in per-run mode).
+    pub fn open_shared_watches(&self) -> usize {
+        self.hubs
+            .as_ref()
+            .map_or(0, |h| h.pods.open_watches() + h.events.open_watches())
     }
 
     /// Sets the grace periods.
@@ -233,9 +278,14 @@ impl Dispatcher for JobDispatcher {
         phase: PhaseCell,
     ) -> Error {
         phase.set(Phase::WaitingForPod);
-        let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
-        let selector = format!("batch.kubernetes.io/controller-uid={}", job.uid);
-        let mut pods = resumable_watch(pods_api, WatchParams::default().labels(&selector)).boxed();
+        let mut pods = match &self.hubs {
+            Some(h) => h.pods.subscribe(&job.namespace, &job.uid).boxed(),
+            None => {
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
+                let selector = format!("batch.kubernetes.io/controller-uid={}", job.uid);
+                resumable_watch(api, WatchParams::default().labels(&selector)).boxed()
+            }
+        };
         let mut events: Option<BoxStream<'static, kube::Result<Event<K8sEvent>>>> = None;
         let events_after = tokio::time::sleep(self.graces.pod_creation);
         tokio::pin!(events_after);
@@ -310,9 +360,14 @@ impl Dispatcher for JobDispatcher {
                     _ => {}
                 },
                 _ = &mut events_after, if events.is_none() && pod_uid.is_none() => {
-                    let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &job.namespace);
-                    let wp = WatchParams::default().fields(&format!("involvedObject.uid={}", job.uid));
-                    events = Some(resumable_watch(api, wp).boxed());
+                    events = Some(match &self.hubs {
+                        Some(h) => h.events.subscribe(&job.namespace, &job.uid).boxed(),
+                        None => {
+                            let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &job.namespace);
+                            let wp = WatchParams::default().fields(&format!("involvedObject.uid={}", job.uid));
+                            resumable_watch(api, wp).boxed()
+                        }
+                    });
                 }
                 _ = tokio::time::sleep_until(deadline), if pending.is_some() => {
                     if let Some((_, e)) = pending.take() {

@@ -6,6 +6,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Phase {
+    /// Waiting for a slot: the runner's bound on in-flight runs is reached.
+    Queued,
     /// Creating the Job.
     Dispatching,
     /// The Job exists, no pod yet.
@@ -23,6 +25,7 @@ pub enum Phase {
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Self::Queued => "queued behind other runs",
             Self::Dispatching => "dispatching the Job",
             Self::WaitingForPod => "waiting for the Job's pod",
             Self::Scheduling => "scheduling the pod",

@@ -13,9 +13,11 @@ pub mod courier;
 pub mod dispatcher;
 pub mod error;
 pub mod job;
+pub mod rate_limit;
 pub mod report;
 pub mod request;
 pub mod runner;
+pub mod shared_watch;
 pub mod watch;
 
 pub use channel::{PodState, ResultChannel};

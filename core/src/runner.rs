@@ -41,6 +41,7 @@ pub struct JobRunner {
     channel: Arc<dyn ResultChannel>,
     cleanups: TaskTracker,
     ids: Mutex<StdRng>,
+    slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -95,7 +96,16 @@ impl JobRunner {
             channel,
             cleanups: TaskTracker::new(),
             ids: Mutex::new(StdRng::from_os_rng()),
+            slots: None,
         }
+    }
+
+    /// Runs at most `n` requests at once; the others wait in line, and the wait counts in
+    /// their timeout (phase [`Phase::Queued`]).
+    #[must_use]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.slots = Some(Arc::new(tokio::sync::Semaphore::new(n.max(1))));
+        self
     }
 
     /// Draws run ids from a seeded generator (for reproducible tests).
@@ -126,6 +136,15 @@ impl JobRunner {
         phase: &PhaseCell,
         started: Instant,
     ) -> Result<Outcome, Error> {
+        let _slot = match &self.slots {
+            Some(s) => {
+                phase.set(Phase::Queued);
+                let permit = s.clone().acquire_owned().await.ok();
+                phase.set(Phase::Dispatching);
+                permit
+            }
+            None => None,
+        };
         let courier = self.channel.courier(run);
         self.channel.prepare(run).await?;
         let job = self.dispatcher.dispatch(req, run, &courier).await?;

@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 use cmdreporter_core::channel::{PodState, ResultChannel};
 use cmdreporter_core::dispatcher::{DispatchedJob, RunContext};
-use cmdreporter_core::job::{CourierSpec, RUN_ID_LABEL};
+use std::sync::Arc;
+
+use cmdreporter_core::job::{CourierSpec, MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL};
+use cmdreporter_core::shared_watch::WatchHub;
 use cmdreporter_core::watch::{Event, watch};
 use cmdreporter_core::{Error, Report};
 use futures::StreamExt;
@@ -16,12 +19,31 @@ use crate::format::decode;
 #[derive(Clone)]
 pub struct ConfigMapChannel {
     client: kube::Client,
+    hub: Option<Arc<WatchHub<ConfigMap>>>,
+}
+
+fn name_key(cm: &ConfigMap) -> Option<String> {
+    cm.metadata.name.clone()
 }
 
 impl ConfigMapChannel {
-    /// A channel using `client` to watch ConfigMaps.
+    /// A channel using `client` to watch ConfigMaps, one watch per run.
     pub fn new(client: kube::Client) -> Self {
-        Self { client }
+        Self { client, hub: None }
+    }
+
+    /// Shares one ConfigMap watch per namespace (selected on the project's label) among all
+    /// runs of this channel.
+    #[must_use]
+    pub fn shared_watches(mut self) -> Self {
+        let params = WatchParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+        self.hub = Some(WatchHub::new(self.client.clone(), params, name_key));
+        self
+    }
+
+    /// Number of shared watches open now (0 in per-run mode).
+    pub fn open_shared_watches(&self) -> usize {
+        self.hub.as_ref().map_or(0, |h| h.open_watches())
     }
 }
 
@@ -61,9 +83,14 @@ impl ResultChannel for ConfigMapChannel {
         job: &DispatchedJob,
         _pod: PodState,
     ) -> Result<Report, Error> {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &run.namespace);
-        let wp = WatchParams::default().fields(&format!("metadata.name={}", run.job_name));
-        let mut events = watch(api, wp).boxed();
+        let mut events = match &self.hub {
+            Some(hub) => hub.subscribe(&run.namespace, &run.job_name).boxed(),
+            None => {
+                let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &run.namespace);
+                let wp = WatchParams::default().fields(&format!("metadata.name={}", run.job_name));
+                watch(api, wp).boxed()
+            }
+        };
         while let Some(ev) = events.next().await {
             match ev? {
                 Event::Applied(cm) if accept(&cm, run, job) => return decode(&cm),

@@ -3,6 +3,9 @@
 
 use cmdreporter_tests::bench;
 
+#[path = "bench/logs.rs"]
+mod logs;
+
 #[global_allocator]
 static ALLOC: bench::alloc::Counting = bench::alloc::Counting;
 
@@ -28,6 +31,9 @@ fn main() {
     rt.block_on(async {
         if wants("runs") {
             bench::runs::run(quick).await;
+        }
+        if wants("logs") {
+            logs::run(quick).await;
         }
     });
 }

@@ -1,5 +1,6 @@
-//! `cmdreporter fake-cluster serve`: the fake cluster with the process runtime, served on
-//! loopback for kubectl and for `cmdreporter run` without `--fake`.
+//! `cmdreporter fake-cluster serve`: the fake cluster with the process runtime, served over
+//! HTTPS (a certificate of the cluster's own CA) on loopback for kubectl and for
+//! `cmdreporter run` without `--fake`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,11 +54,12 @@ pub struct Serving {
     pub served: ServedCluster,
 }
 
-/// Starts the fake cluster and serves it on `opts.addr`.
+/// Starts the fake cluster and serves it over HTTPS on `opts.addr`; the kubeconfig carries
+/// the cluster's CA.
 pub async fn start(opts: &ServeOptions) -> Result<Serving, ServeError> {
     let cluster = start_fake(&opts.reporter_images, &opts.unpullable_images).await?;
     let served = cluster
-        .serve(opts.addr)
+        .serve_https(opts.addr)
         .await
         .map_err(|source| ServeError::Listen {
             addr: opts.addr,

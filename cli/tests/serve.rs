@@ -29,9 +29,14 @@ fn kubectl_works_against_the_served_fake() {
         return;
     }
     let served = Served::start(&[]);
+    // HTTPS with the cluster's own CA, which the kubeconfig carries.
     assert!(
-        served.url.starts_with("http://127.0.0.1:") || served.url.starts_with("https://127.0.0.1:")
+        served.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        served.url
     );
+    let kc = std::fs::read_to_string(&served.kubeconfig).unwrap();
+    assert!(kc.contains("certificate-authority-data:"), "{kc}");
     let version = ok(kubectl(&served, &["version", "-o", "json"]));
     assert!(version.contains("serverVersion"), "{version}");
     let ns = ok(kubectl(&served, &["get", "namespaces", "-o", "name"]));
@@ -52,7 +57,8 @@ fn kubectl_works_against_the_served_fake() {
     )
     .unwrap();
     let f = file.to_str().unwrap();
-    ok(kubectl(&served, &["create", "-f", f, "--validate=false"]));
+    ok(kubectl(&served, &["create", "-f", f]));
+    ok(kubectl(&served, &["apply", "-f", f]));
     let data = ok(kubectl(
         &served,
         &[

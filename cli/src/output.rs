@@ -67,6 +67,7 @@ pub fn error_kind(e: &RunError) -> &'static str {
             }
             Error::Api(_) => "api",
             Error::CorruptReport(_) => "corrupt_report",
+            Error::Transport { .. } => "transport",
             Error::UnsupportedReport { .. } => "unsupported_report",
         },
     }

@@ -145,6 +145,18 @@ pub enum Error {
     #[error("corrupt report: {0}")]
     CorruptReport(String),
 
+    /// The transport could not obtain a report; the source says how (for the logs
+    /// transport a `cmdreporter_k8s_logs::ReadError`: no report, truncated, corrupt, too
+    /// large, report of another run). Downcast the source to match on it.
+    #[error("{transport} transport: {source}")]
+    Transport {
+        /// The transport's name.
+        transport: &'static str,
+        /// What went wrong, in the transport's own error type.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// The report was written by a courier of an incompatible schema version.
     #[error("report schema {found} is not supported (this reader supports {supported})")]
     UnsupportedReport {

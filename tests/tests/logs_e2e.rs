@@ -80,9 +80,12 @@ async fn settled(cluster: &FakeCluster) {
     assert!(leftovers(cluster, "default").is_empty());
 }
 
-fn corrupt_kind(err: &Error) -> &str {
+fn corrupt_kind(err: &Error) -> &'static str {
     match err {
-        Error::CorruptReport(m) => m.split(':').next().unwrap_or_default(),
+        Error::Transport { source, .. } => source
+            .downcast_ref::<cmdreporter_k8s_logs::ReadError>()
+            .map(cmdreporter_k8s_logs::ReadError::kind)
+            .unwrap_or_else(|| panic!("not a ReadError: {source}")),
         other => panic!("expected a report error, got {other:?}"),
     }
 }

@@ -74,9 +74,9 @@ impl ReadError {
     }
 }
 
-/// Core's error has no variant per log problem: every one but I/O and an unsupported
-/// schema becomes [`cmdreporter_core::Error::CorruptReport`] whose message starts with
-/// [`ReadError::kind`] and a colon, e.g. `truncated: ...`.
+/// Every log problem but I/O and an unsupported schema becomes
+/// [`cmdreporter_core::Error::Transport`] with this error as its source (downcast it to match
+/// on the kind).
 impl From<ReadError> for cmdreporter_core::Error {
     fn from(e: ReadError) -> Self {
         match e {
@@ -84,7 +84,10 @@ impl From<ReadError> for cmdreporter_core::Error {
             ReadError::Unsupported { found, supported } => {
                 Self::UnsupportedReport { found, supported }
             }
-            other => Self::CorruptReport(format!("{}: {other}", other.kind())),
+            other => Self::Transport {
+                transport: crate::TRANSPORT,
+                source: Box::new(other),
+            },
         }
     }
 }
@@ -96,9 +99,11 @@ mod tests {
     #[test]
     fn core_errors_keep_the_kind() {
         let e: cmdreporter_core::Error = ReadError::Truncated("end missing".into()).into();
+        assert_eq!(e.to_string(), "logs transport: truncated report: end missing");
         match e {
-            cmdreporter_core::Error::CorruptReport(m) => {
-                assert_eq!(m, "truncated: truncated report: end missing");
+            cmdreporter_core::Error::Transport { source, .. } => {
+                let read = source.downcast_ref::<ReadError>().expect("a ReadError");
+                assert_eq!(read.kind(), "truncated");
             }
             other => panic!("unexpected {other:?}"),
         }

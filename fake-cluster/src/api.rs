@@ -42,6 +42,8 @@ pub struct ApiServer {
     pub(crate) logs: Arc<LogStore>,
     admission: RwLock<Vec<Arc<dyn AdmissionCheck>>>,
     ca: std::sync::OnceLock<Arc<ClusterCa>>,
+    /// The fault plan being applied, if any (see [`crate::faults`]).
+    pub(crate) faults: std::sync::OnceLock<crate::faults::Faults>,
 }
 
 /// Where a request goes.
@@ -160,6 +162,7 @@ impl ApiServer {
             logs,
             admission: RwLock::new(Vec::new()),
             ca: std::sync::OnceLock::new(),
+            faults: std::sync::OnceLock::new(),
         }
     }
 
@@ -206,6 +209,10 @@ impl ApiServer {
 
     /// Handles one request and records it in the journal.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<ResponseBody> {
+        let req = match crate::faults::intercept(self, self.faults.get(), req).await {
+            Ok(req) => req,
+            Err(injected) => return injected,
+        };
         let path = req
             .uri()
             .path_and_query()

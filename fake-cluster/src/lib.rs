@@ -26,6 +26,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod env;
 pub mod events;
+pub mod faults;
 pub mod journal;
 pub mod kubelet;
 pub mod logs;
@@ -87,6 +88,7 @@ pub struct Builder {
     serve_for_pods: bool,
     max_log_bytes: usize,
     nodes: Vec<serde_json::Value>,
+    faults: Option<faults::FaultPlan>,
 }
 
 impl Builder {
@@ -125,6 +127,12 @@ impl Builder {
         self
     }
 
+    /// Injects faults from this seeded plan into every API request (see [`faults`]).
+    pub fn faults(mut self, plan: faults::FaultPlan) -> Self {
+        self.faults = Some(plan);
+        self
+    }
+
     /// Rotation size of container logs (default 10 MiB, as the kubelet's).
     pub fn max_log_bytes(mut self, n: usize) -> Self {
         self.max_log_bytes = n;
@@ -139,6 +147,9 @@ impl Builder {
         let journal = Arc::new(Journal::default());
         let logs = LogStore::new(self.max_log_bytes);
         let api = Arc::new(ApiServer::new(store.clone(), journal.clone(), logs));
+        if let Some(plan) = self.faults {
+            let _ = api.faults.set(faults::Faults::new(plan));
+        }
         let runtime = match self.runtime {
             Some(r) => r,
             None => ScriptedRuntime::new(),
@@ -253,6 +264,7 @@ impl FakeCluster {
             serve_for_pods: false,
             max_log_bytes: logs::DEFAULT_MAX_LOG_BYTES,
             nodes: Vec::new(),
+            faults: None,
         }
     }
 
@@ -308,6 +320,15 @@ impl FakeCluster {
     /// The PEM of the cluster's CA (generated on first use), as pods mount it in `ca.crt`.
     pub fn ca_pem(&self) -> Result<String, Error> {
         Ok(self.api.ca()?.ca_pem().to_owned())
+    }
+
+    /// The faults injected so far by the builder's fault plan (empty without one).
+    pub fn injected_faults(&self) -> Vec<faults::InjectedFault> {
+        self.api
+            .faults
+            .get()
+            .map(faults::Faults::injected)
+            .unwrap_or_default()
     }
 
     /// The loopback server that pods of the process runtime use, if any.

@@ -1,0 +1,340 @@
+//! Seeded fault injection at the API server: error answers by verb and resource (409, 429
+//! with `Retry-After`, 500, 503), requests applied whose answer is lost, added latency and
+//! forced compaction of the watch history.
+//!
+//! Every request is matched against the plan's rules in order; the first rule whose verb
+//! and resource match draws from the plan's generator (ChaCha8 seeded by the plan's seed)
+//! and fires with its probability. The draws happen in request order, so the same seed and
+//! the same sequence of requests give the same faults in the same order. Each injected
+//! fault is kept in [`Faults::injected`], and the faulted request is recorded in the
+//! journal with the status the client saw.
+//!
+//! ```
+//! use cmdreporter_fake_cluster::faults::{Fault, FaultPlan};
+//! let plan = FaultPlan::new(7)
+//!     .rule(Some("create"), Some("configmaps"), 0.5, Fault::Status(503))
+//!     .rule(None, None, 0.1, Fault::Latency(std::time::Duration::from_millis(20)));
+//! assert_eq!(plan.rules().len(), 2);
+//! ```
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, header};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use crate::api::{ApiServer, ResponseBody, json_response};
+use crate::journal::JournalEntry;
+
+/// A header set on the replay of a request whose answer is lost, so it is not faulted twice.
+const REPLAY_HEADER: &str = "x-fake-cluster-fault-replay";
+
+/// What a rule does to a matching request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Answer with this status (409 Conflict, 429 TooManyRequests with `Retry-After: 1`,
+    /// 500 InternalError, 503 ServiceUnavailable), without applying the request.
+    Status(u16),
+    /// Apply the request, then answer 504 Timeout as if the answer were lost on the way.
+    LostResponse,
+    /// Delay the request by this long, then handle it.
+    Latency(Duration),
+    /// Drop the whole watch history before handling the request: watches resuming from an
+    /// earlier resourceVersion get 410 Expired.
+    Compact,
+}
+
+/// One rule of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultRule {
+    /// Kubernetes verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), or
+    /// any.
+    pub verb: Option<String>,
+    /// Resource plural (`configmaps`, `pods`, `jobs`), or any.
+    pub resource: Option<String>,
+    /// Chance of firing on a matching request, from 0 to 1.
+    pub probability: f64,
+    /// What happens.
+    pub fault: Fault,
+}
+
+/// A seeded plan of faults.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub struct FaultPlan {
+    seed: u64,
+    rules: Vec<FaultRule>,
+}
+
+impl FaultPlan {
+    /// An empty plan drawing from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            rules: Vec::new(),
+        }
+    }
+
+    /// Adds a rule.
+    pub fn rule(
+        mut self,
+        verb: Option<&str>,
+        resource: Option<&str>,
+        probability: f64,
+        fault: Fault,
+    ) -> Self {
+        self.rules.push(FaultRule {
+            verb: verb.map(str::to_owned),
+            resource: resource.map(str::to_owned),
+            probability,
+            fault,
+        });
+        self
+    }
+
+    /// The rules, in matching order.
+    pub fn rules(&self) -> &[FaultRule] {
+        &self.rules
+    }
+}
+
+/// One fault that was injected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InjectedFault {
+    /// Position of the request among those the plan saw (0 first).
+    pub request: u64,
+    /// Verb of the request.
+    pub verb: String,
+    /// Path and query of the request.
+    pub path: String,
+    /// The fault.
+    pub fault: Fault,
+}
+
+/// A plan being applied: its generator and what it injected.
+#[derive(Debug)]
+pub struct Faults {
+    plan: FaultPlan,
+    state: Mutex<(ChaCha8Rng, u64)>,
+    injected: Mutex<Vec<InjectedFault>>,
+}
+
+impl Faults {
+    /// Starts applying `plan`.
+    pub fn new(plan: FaultPlan) -> Self {
+        Self {
+            state: Mutex::new((ChaCha8Rng::seed_from_u64(plan.seed), 0)),
+            plan,
+            injected: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Every fault injected so far, in order.
+    pub fn injected(&self) -> Vec<InjectedFault> {
+        self.injected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn decide(&self, verb: &str, resource: &str, path: &str) -> Option<Fault> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let n = state.1;
+        state.1 += 1;
+        let rule = self.plan.rules.iter().find(|r| {
+            r.verb.as_deref().is_none_or(|v| v == verb)
+                && r.resource.as_deref().is_none_or(|x| x == resource)
+        })?;
+        let draw: f64 = state.0.random();
+        if draw >= rule.probability {
+            return None;
+        }
+        self.injected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(InjectedFault {
+                request: n,
+                verb: verb.to_owned(),
+                path: path.to_owned(),
+                fault: rule.fault.clone(),
+            });
+        Some(rule.fault.clone())
+    }
+}
+
+/// Verb and resource plural of a request, from its method and path.
+fn classify(req: &Request<Bytes>) -> (String, String) {
+    let segs: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
+    let rest: &[&str] = match segs.as_slice() {
+        ["api", _, rest @ ..] => rest,
+        ["apis", _, _, rest @ ..] => rest,
+        _ => &[],
+    };
+    let rest = match rest {
+        ["namespaces", _, plural, more @ ..] => {
+            let mut v = vec![*plural];
+            v.extend_from_slice(more);
+            v
+        }
+        other => other.to_vec(),
+    };
+    let resource = rest.first().copied().unwrap_or_default().to_owned();
+    let named = rest.len() > 1;
+    let watch = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let verb = match (req.method(), named, watch) {
+        (&Method::GET, false, true) => "watch",
+        (&Method::GET, false, false) => "list",
+        (&Method::GET, true, _) => "get",
+        (&Method::POST, _, _) => "create",
+        (&Method::PUT, _, _) => "update",
+        (&Method::PATCH, _, _) => "patch",
+        (&Method::DELETE, true, _) => "delete",
+        (&Method::DELETE, false, _) => "deletecollection",
+        (m, _, _) => m.as_str(),
+    };
+    (verb.to_lowercase(), resource)
+}
+
+fn status_response(code: u16) -> Response<ResponseBody> {
+    let (reason, message) = match code {
+        409 => (
+            "Conflict",
+            "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again",
+        ),
+        429 => (
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        ),
+        503 => (
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        ),
+        504 => (
+            "Timeout",
+            "The POST operation against the resource could not be completed at this time, please try again.",
+        ),
+        _ => ("InternalError", "Internal error occurred: injected fault"),
+    };
+    let mut resp = json_response(
+        code,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": message, "reason": reason, "code": code}),
+    );
+    if code == 429 {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// Applies the plan (if any) to a request before the server handles it: `Ok` hands the
+/// request on, `Err` is the answer to send instead.
+pub async fn intercept(
+    api: &ApiServer,
+    faults: Option<&Faults>,
+    req: Request<Bytes>,
+) -> Result<Request<Bytes>, Response<ResponseBody>> {
+    let Some(faults) = faults else {
+        return Ok(req);
+    };
+    if req.headers().contains_key(REPLAY_HEADER) {
+        return Ok(req);
+    }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let (verb, resource) = classify(&req);
+    let Some(fault) = faults.decide(&verb, &resource, &path) else {
+        return Ok(req);
+    };
+    tracing::debug!(?fault, verb, path, "injected fault");
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let answer = |status: u16| JournalEntry {
+        verb: verb.clone(),
+        path: path.clone(),
+        status,
+        user_agent: user_agent.clone(),
+    };
+    match fault {
+        Fault::Status(code) => {
+            api.journal.record(answer(code));
+            Err(status_response(code))
+        }
+        Fault::Latency(d) => {
+            tokio::time::sleep(d).await;
+            Ok(req)
+        }
+        Fault::Compact => {
+            api.store.compact();
+            Ok(req)
+        }
+        Fault::LostResponse => {
+            let (mut parts, body) = req.into_parts();
+            parts.headers.insert(
+                http::HeaderName::from_static(REPLAY_HEADER),
+                header::HeaderValue::from_static("1"),
+            );
+            let replay = Request::from_parts(parts, body);
+            let _applied = Box::pin(api.handle(replay)).await;
+            api.journal.record(answer(504));
+            Err(status_response(504))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_classified_by_verb_and_resource() {
+        let req = |m: Method, uri: &str| {
+            Request::builder()
+                .method(m)
+                .uri(uri)
+                .body(Bytes::new())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            classify(&req(
+                Method::GET,
+                "/api/v1/namespaces/a/configmaps?watch=true"
+            )),
+            ("watch".into(), "configmaps".into())
+        );
+        assert_eq!(
+            classify(&req(Method::DELETE, "/apis/batch/v1/namespaces/a/jobs/j")),
+            ("delete".into(), "jobs".into())
+        );
+        assert_eq!(
+            classify(&req(Method::GET, "/api/v1/namespaces/a/pods/p/log")),
+            ("get".into(), "pods".into())
+        );
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_faults() {
+        let plan = FaultPlan::new(3).rule(None, Some("pods"), 0.5, Fault::Status(503));
+        let draws = |f: &Faults| {
+            (0..64)
+                .map(|_| f.decide("get", "pods", "/p").is_some())
+                .collect::<Vec<_>>()
+        };
+        let a = draws(&Faults::new(plan.clone()));
+        assert_eq!(a, draws(&Faults::new(plan)));
+        assert!(a.iter().any(|x| *x) && a.iter().any(|x| !*x));
+    }
+}

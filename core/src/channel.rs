@@ -35,4 +35,19 @@ pub trait ResultChannel: Send + Sync {
         job: &DispatchedJob,
         pod: PodState,
     ) -> Result<Report, Error>;
+
+    /// Looks once, without waiting, for the report of this run (for
+    /// [`JobRunner::poll`](crate::JobRunner::poll)); `pod` is the run's pod as just listed.
+    /// At most one API request. The default: this transport cannot be polled.
+    async fn try_receive(
+        &self,
+        _run: &RunContext,
+        _job: &DispatchedJob,
+        _pod: Option<&Pod>,
+    ) -> Result<Option<Report>, Error> {
+        Err(Error::InvalidRequest(crate::error::InvalidRequest {
+            field: "transport".into(),
+            problem: format!("the {} transport cannot be polled", self.name()),
+        }))
+    }
 }

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event as K8sEvent, Pod};
-use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy, WatchParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy, WatchParams};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -85,6 +85,29 @@ pub trait Dispatcher: Send + Sync {
 
     /// Deletes what the run created (idempotent: gone already is success).
     async fn cleanup(&self, run: &RunContext) -> Result<(), Error>;
+
+    /// Looks once at the Job's progress without waiting (for polling): its first pod, or,
+    /// when it has none, the message of a `FailedCreate` event. At most one API request.
+    /// The default: this dispatcher cannot be polled.
+    async fn inspect(
+        &self,
+        _job: &DispatchedJob,
+        _look_for_events: bool,
+    ) -> Result<Inspection, Error> {
+        Err(Error::InvalidRequest(crate::error::InvalidRequest {
+            field: "dispatcher".into(),
+            problem: "this dispatcher cannot be polled".into(),
+        }))
+    }
+}
+
+/// What one look at a Job shows.
+#[derive(Debug, Clone, Default)]
+pub struct Inspection {
+    /// The Job's first pod, if it has one.
+    pub pod: Option<Pod>,
+    /// The message of a `FailedCreate` event, when the pod could not be created.
+    pub failed_create: Option<String>,
 }
 
 /// How long a pod may show a condition that can still clear before it ends the run.
@@ -198,7 +221,7 @@ where
     }
 }
 
-fn signal_error(signal: PodSignal) -> Option<Error> {
+pub(crate) fn signal_error(signal: PodSignal) -> Option<Error> {
     Some(match signal {
         PodSignal::Progress(_) => return None,
         PodSignal::ImagePull {
@@ -376,6 +399,48 @@ impl Dispatcher for JobDispatcher {
                 }
             }
         }
+    }
+
+    async fn inspect(
+        &self,
+        job: &DispatchedJob,
+        look_for_events: bool,
+    ) -> Result<Inspection, Error> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
+        let lp = ListParams::default()
+            .labels(&format!("batch.kubernetes.io/controller-uid={}", job.uid));
+        let mut list = retry(5, |_| pods.list(&lp)).await?.items;
+        list.sort_by(|a, b| {
+            (
+                a.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                &a.metadata.name,
+            )
+                .cmp(&(
+                    b.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                    &b.metadata.name,
+                ))
+        });
+        if let Some(pod) = list.into_iter().next() {
+            return Ok(Inspection {
+                pod: Some(pod),
+                failed_create: None,
+            });
+        }
+        if !look_for_events {
+            return Ok(Inspection::default());
+        }
+        let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), &job.namespace);
+        let lp = ListParams::default().fields(&format!("involvedObject.uid={}", job.uid));
+        let failed_create = retry(5, |_| events.list(&lp))
+            .await?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("FailedCreate"))
+            .and_then(|e| e.message);
+        Ok(Inspection {
+            pod: None,
+            failed_create,
+        })
     }
 
     async fn cleanup(&self, run: &RunContext) -> Result<(), Error> {

@@ -6,6 +6,7 @@
 //! [`Dispatcher`], [`ResultChannel`] and [`Runner`], the Job-based dispatcher, the pod-state
 //! classifier, and the courier's command execution.
 
+pub mod cache;
 pub mod capture;
 pub mod channel;
 pub mod classify;
@@ -13,6 +14,7 @@ pub mod courier;
 pub mod dispatcher;
 pub mod error;
 pub mod job;
+pub mod poll;
 pub mod rate_limit;
 pub mod report;
 pub mod request;
@@ -25,6 +27,7 @@ pub use courier::{CourierHost, CourierIdentity, Delivery};
 pub use dispatcher::{DispatchedJob, Dispatcher, GracePeriods, JobDispatcher, RunContext};
 pub use error::{Error, InvalidRequest, Phase};
 pub use job::CourierSpec;
+pub use poll::{RunKey, RunStatus};
 pub use report::{Captured, ExitStatus, Omission, Outcome, Report, ReportedExit};
 pub use request::Request;
 pub use runner::{JobRunner, Runner};

@@ -38,7 +38,7 @@ impl ExitStatus {
 
 /// How the courier saw the command end, as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ReportedExit {
     /// The command ran and ended.
     Exited(ExitStatus),
@@ -163,4 +163,53 @@ pub struct Outcome {
     pub image_id: Option<String>,
     /// Time from the start of the run to the report.
     pub elapsed: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report as a courier of schema 1.0 writes it, with a field this reader does not
+    /// know (as a newer minor version may add).
+    const V1_0_WITH_EXTRA: &str = r#"{
+        "schemaVersion": "1.0", "runId": "r1", "podUid": "p1",
+        "exit": {"exited": {"code": 3}},
+        "stdout": {"data": "b3V0", "totalBytes": 3},
+        "stderr": {"data": "", "totalBytes": 0},
+        "durationMs": 12
+    }"#;
+
+    #[test]
+    fn reads_its_own_and_other_minor_versions_ignoring_unknown_fields() {
+        let r: Report = serde_json::from_str(V1_0_WITH_EXTRA).unwrap();
+        r.check_version().unwrap();
+        assert_eq!(r.exit, ReportedExit::Exited(ExitStatus::Code(3)));
+        assert_eq!(r.stdout.data, b"out");
+        let newer = V1_0_WITH_EXTRA.replace("\"1.0\"", "\"1.7\"");
+        let r: Report = serde_json::from_str(&newer).unwrap();
+        r.check_version().unwrap();
+    }
+
+    #[test]
+    fn refuses_another_major_version_naming_both() {
+        let v2 = V1_0_WITH_EXTRA.replace("\"1.0\"", "\"2.0\"");
+        let r: Report = serde_json::from_str(&v2).unwrap();
+        match r.check_version() {
+            Err(Error::UnsupportedReport { found, supported }) => {
+                assert_eq!(found, "2.0");
+                assert_eq!(supported, SCHEMA_VERSION);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn not_started_fields_are_camel_case_on_the_wire() {
+        let exit = ReportedExit::NotStarted {
+            not_found: true,
+            message: "x".into(),
+        };
+        let json = serde_json::to_string(&exit).unwrap();
+        assert_eq!(json, r#"{"notStarted":{"notFound":true,"message":"x"}}"#);
+    }
 }

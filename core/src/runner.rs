@@ -10,10 +10,14 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use std::collections::HashMap;
+
+use crate::cache::{CacheKey, ResultCache};
 use crate::channel::ResultChannel;
 use crate::dispatcher::{Dispatcher, JobDispatcher, PhaseCell, RunContext};
 use crate::error::{Error, Phase};
-use crate::report::{Outcome, Report, ReportedExit};
+use crate::poll::{check_pod, image_id, outcome_of};
+use crate::report::{Outcome, Report};
 use crate::request::{RUN_ID_LEN, Request};
 
 /// Runs requests to their outcome. Object-safe.
@@ -37,11 +41,14 @@ pub trait Runner: Send + Sync {
 /// # }
 /// ```
 pub struct JobRunner {
-    dispatcher: Arc<dyn Dispatcher>,
-    channel: Arc<dyn ResultChannel>,
-    cleanups: TaskTracker,
+    pub(crate) dispatcher: Arc<dyn Dispatcher>,
+    pub(crate) channel: Arc<dyn ResultChannel>,
+    pub(crate) cleanups: TaskTracker,
     ids: Mutex<StdRng>,
     slots: Option<Arc<tokio::sync::Semaphore>>,
+    cache: Option<Arc<ResultCache>>,
+    /// Runs that [`poll`](Self::poll) found finished, by run id.
+    pub(crate) done: Mutex<HashMap<String, Arc<Result<Outcome, Error>>>>,
 }
 
 const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -97,7 +104,17 @@ impl JobRunner {
             cleanups: TaskTracker::new(),
             ids: Mutex::new(StdRng::from_os_rng()),
             slots: None,
+            cache: None,
+            done: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Answers repeated requests (same image, argv, env and transport) from a cache for
+    /// `ttl` (forever for a digest-pinned image): a hit makes no API request.
+    #[must_use]
+    pub fn cache(mut self, ttl: std::time::Duration) -> Self {
+        self.cache = Some(Arc::new(ResultCache::new(ttl)));
+        self
     }
 
     /// Runs at most `n` requests at once; the others wait in line, and the wait counts in
@@ -115,7 +132,7 @@ impl JobRunner {
         self
     }
 
-    fn run_id(&self) -> String {
+    pub(crate) fn run_id(&self) -> String {
         let mut rng = self.ids.lock().unwrap_or_else(|e| e.into_inner());
         (0..RUN_ID_LEN)
             .map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char)
@@ -155,50 +172,14 @@ impl JobRunner {
             report = self.channel.receive(run, &job, pods_rx.clone()) => report?,
             err = self.dispatcher.progress(&job, pods_tx, phase.clone()) => return Err(err),
         };
-        if report.run_id != run.run_id {
-            return Err(Error::CorruptReport(format!(
-                "report of run {:?} received for run {:?}",
-                report.run_id, run.run_id
-            )));
-        }
-        report.check_version()?;
         // Only the report of the watched pod (the Job's first) counts.
-        let watched = pods_rx
-            .borrow()
-            .as_ref()
-            .and_then(|p| p.metadata.uid.clone());
-        if let Some(uid) = watched.filter(|u| *u != report.pod_uid) {
-            return Err(Error::CorruptReport(format!(
-                "report of pod {:?}, not of the watched pod {uid:?}",
-                report.pod_uid
-            )));
-        }
-        let image_id = pods_rx.borrow().as_ref().and_then(|p| {
-            p.status
-                .as_ref()?
-                .container_statuses
-                .as_ref()?
-                .iter()
-                .find(|c| c.name == crate::job::MAIN_CONTAINER)
-                .map(|c| c.image_id.clone())
-                .filter(|i| !i.is_empty())
-        });
-        match report.exit {
-            ReportedExit::Exited(exit) => Ok(Outcome {
-                exit,
-                stdout: report.stdout,
-                stderr: report.stderr,
-                run_id: run.run_id.clone(),
-                job_name: run.job_name.clone(),
-                image_id,
-                elapsed: started.elapsed(),
-            }),
-            ReportedExit::NotStarted { not_found, message } => Err(Error::CommandNotStarted {
-                command: req.argv.first().cloned().unwrap_or_default(),
-                not_found,
-                message,
-            }),
-        }
+        let pod = pods_rx.borrow().clone();
+        check_pod(&report, pod.as_ref())?;
+        let command = req.argv.first().map_or("", String::as_str);
+        let mut outcome = outcome_of(report, run, command)?;
+        outcome.image_id = pod.as_ref().and_then(image_id);
+        outcome.elapsed = started.elapsed();
+        Ok(outcome)
     }
 }
 
@@ -206,6 +187,25 @@ impl JobRunner {
 impl Runner for JobRunner {
     async fn run(&self, req: Request) -> Result<Outcome, Error> {
         req.validate()?;
+        let cache_key = self
+            .cache
+            .as_ref()
+            .map(|_| CacheKey::new(&req, self.channel.name()));
+        if let (Some(cache), Some(key)) = (&self.cache, &cache_key)
+            && let Some(hit) = cache.get(key)
+        {
+            return Ok(hit);
+        }
+        let result = self.run_uncached(req).await;
+        if let (Some(cache), Some(key), Ok(outcome)) = (&self.cache, cache_key, &result) {
+            cache.insert(key, outcome.clone());
+        }
+        result
+    }
+}
+
+impl JobRunner {
+    async fn run_uncached(&self, req: Request) -> Result<Outcome, Error> {
         let run_id = self.run_id();
         let run = RunContext {
             job_name: req.job_name(&run_id),
@@ -257,7 +257,7 @@ mod tests {
     use crate::channel::PodState;
     use crate::dispatcher::{DispatchedJob, PhaseCell};
     use crate::job::CourierSpec;
-    use crate::report::{Captured, ExitStatus, SCHEMA_VERSION};
+    use crate::report::{Captured, ExitStatus, ReportedExit, SCHEMA_VERSION};
 
     type Fut<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use cmdreporter_core::channel::{PodState, ResultChannel};
-use cmdreporter_core::dispatcher::{DispatchedJob, RunContext};
+use cmdreporter_core::dispatcher::{DispatchedJob, RunContext, retry};
 use std::sync::Arc;
 
 use cmdreporter_core::job::{CourierSpec, MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL};
@@ -10,7 +10,7 @@ use cmdreporter_core::shared_watch::WatchHub;
 use cmdreporter_core::watch::{Event, watch};
 use cmdreporter_core::{Error, Report};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, WatchParams};
 
 use crate::format::decode;
@@ -101,5 +101,18 @@ impl ResultChannel for ConfigMapChannel {
             }
         }
         Err(Error::CorruptReport("the ConfigMap watch ended".into()))
+    }
+
+    async fn try_receive(
+        &self,
+        run: &RunContext,
+        job: &DispatchedJob,
+        _pod: Option<&Pod>,
+    ) -> Result<Option<Report>, Error> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &run.namespace);
+        match retry(5, |_| api.get_opt(&run.job_name)).await? {
+            Some(cm) if accept(&cm, run, job) => decode(&cm).map(Some),
+            _ => Ok(None),
+        }
     }
 }

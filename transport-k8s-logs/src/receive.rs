@@ -48,6 +48,54 @@ impl LogsChannel {
     }
 }
 
+impl LogsChannel {
+    /// One GET of the terminated main container's log, read as a stream.
+    async fn read(
+        &self,
+        run: &RunContext,
+        pod: &Pod,
+        ended: ContainerStateTerminated,
+    ) -> Result<Report, Error> {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let expected = Expected {
+            run_id: run.run_id.clone(),
+            pod_uid: pod.metadata.uid.clone(),
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &run.namespace);
+        let lp = LogParams {
+            container: Some(MAIN_CONTAINER.into()),
+            ..Default::default()
+        };
+        // One GET; again only if the answer breaks off (an I/O error is not a bad log).
+        let mut attempt = 0;
+        let result = loop {
+            let stream = retry(5, |_| api.log_stream(&name, &lp)).await?;
+            match read_report(Box::pin(stream), &expected, &self.limits).await {
+                Err(ReadError::Io(e)) if attempt < 2 => {
+                    tracing::debug!(error = %e, "the log broke off; reading it again");
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        match result {
+            Ok(report) => Ok(report),
+            // No frame and a courier that failed: its termination message says why.
+            Err(ReadError::NoReport) if ended.exit_code != 0 => Err(Error::CourierFailed {
+                exit_code: ended.exit_code,
+                message: ended
+                    .message
+                    .or(ended.reason)
+                    .unwrap_or_else(|| "no report in the container log".into()),
+            }),
+            Err(e) => {
+                tracing::debug!(pod = %name, error = %e, "no usable report in the log");
+                Err(e.into())
+            }
+        }
+    }
+}
+
 /// The main container's termination, once the pod shows it.
 fn terminated(pod: &Pod) -> Option<ContainerStateTerminated> {
     pod.status
@@ -99,42 +147,18 @@ impl ResultChannel for LogsChannel {
         mut pod: PodState,
     ) -> Result<Report, Error> {
         let (pod, ended) = wait_terminated(&mut pod).await;
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let expected = Expected {
-            run_id: run.run_id.clone(),
-            pod_uid: pod.metadata.uid.clone(),
-        };
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &run.namespace);
-        let lp = LogParams {
-            container: Some(MAIN_CONTAINER.into()),
-            ..Default::default()
-        };
-        // One GET; again only if the answer breaks off (an I/O error is not a bad log).
-        let mut attempt = 0;
-        let result = loop {
-            let stream = retry(5, |_| api.log_stream(&name, &lp)).await?;
-            match read_report(Box::pin(stream), &expected, &self.limits).await {
-                Err(ReadError::Io(e)) if attempt < 2 => {
-                    tracing::debug!(error = %e, "the log broke off; reading it again");
-                    attempt += 1;
-                }
-                other => break other,
-            }
-        };
-        match result {
-            Ok(report) => Ok(report),
-            // No frame and a courier that failed: its termination message says why.
-            Err(ReadError::NoReport) if ended.exit_code != 0 => Err(Error::CourierFailed {
-                exit_code: ended.exit_code,
-                message: ended
-                    .message
-                    .or(ended.reason)
-                    .unwrap_or_else(|| "no report in the container log".into()),
-            }),
-            Err(e) => {
-                tracing::debug!(pod = %name, error = %e, "no usable report in the log");
-                Err(e.into())
-            }
+        self.read(run, &pod, ended).await
+    }
+
+    async fn try_receive(
+        &self,
+        run: &RunContext,
+        _job: &DispatchedJob,
+        pod: Option<&Pod>,
+    ) -> Result<Option<Report>, Error> {
+        match pod.and_then(|p| terminated(p).map(|t| (p, t))) {
+            Some((pod, ended)) => self.read(run, pod, ended).await.map(Some),
+            None => Ok(None),
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use cmdreporter_tests::bench;
 
+#[path = "bench/fake_api.rs"]
+mod fake_api;
 #[path = "bench/logs.rs"]
 mod logs;
 
@@ -34,6 +36,9 @@ fn main() {
         }
         if wants("logs") {
             logs::run(quick).await;
+        }
+        if wants("fake-api") {
+            fake_api::run(quick).await;
         }
     });
 }

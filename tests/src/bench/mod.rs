@@ -2,4 +2,7 @@
 //! Each section prints one JSON object per measurement.
 
 pub mod alloc;
+pub mod detect;
+pub mod floor;
 pub mod runs;
+pub mod soak;

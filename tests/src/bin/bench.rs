@@ -3,8 +3,8 @@
 
 use cmdreporter_tests::bench;
 
-#[path = "bench/fake_api.rs"]
-mod fake_api;
+#[path = "bench/kubelet.rs"]
+mod kubelet;
 #[path = "bench/logs.rs"]
 mod logs;
 
@@ -32,13 +32,29 @@ fn main() {
     };
     rt.block_on(async {
         if wants("runs") {
-            bench::runs::run(quick).await;
+            let per_run = bench::runs::run(quick).await;
+            // The floor for the same number of round trips, in the same process and run.
+            if let Some((requests, seconds)) = per_run {
+                let floor = bench::floor::run(requests, quick).await;
+                println!(
+                    "{}",
+                    serde_json::json!({"section": "floor-ratio", "concurrency": 1,
+                        "run_cost_us": seconds * 1e6, "floor_us": floor * 1e6,
+                        "ratio": seconds / floor})
+                );
+            }
+        }
+        if wants("detect") {
+            bench::detect::run(quick).await;
+        }
+        if wants("soak") {
+            bench::soak::run(quick).await;
         }
         if wants("logs") {
             logs::run(quick).await;
         }
-        if wants("fake-api") {
-            fake_api::run(quick).await;
+        if wants("kubelet") {
+            kubelet::run(quick).await;
         }
     });
 }

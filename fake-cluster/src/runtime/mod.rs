@@ -2,6 +2,8 @@
 //! [`ScriptedRuntime`] (in-process programs, for paused-time tests) and [`ProcessRuntime`]
 //! (real local processes).
 
+#[cfg(target_os = "linux")]
+mod namespace;
 mod process;
 mod scripted;
 
@@ -15,7 +17,7 @@ use async_trait::async_trait;
 use crate::clock::Clock;
 use crate::logs::LogStore;
 
-pub use process::ProcessRuntime;
+pub use process::{Isolation, ProcessRuntime};
 pub use scripted::{
     Program, ProgramContext, ProgramExit, ScriptedChild, ScriptedImage, ScriptedRuntime,
 };
@@ -186,8 +188,9 @@ pub struct PodApi {
     /// An in-process client (used by the scripted runtime).
     pub client: kube::Client,
     /// The environment variables a real pod gets to find the API server
-    /// (`KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`), and, in path-mapping mode,
-    /// `KUBECONFIG` for a kubeconfig that names the served cluster.
+    /// (`KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`, naming the cluster's HTTPS
+    /// server), and `KUBECONFIG` for a kubeconfig naming the same server, which the process
+    /// runtime passes on only in path-mapping mode.
     pub env: BTreeMap<String, String>,
 }
 

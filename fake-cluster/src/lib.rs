@@ -98,7 +98,7 @@ impl Builder {
         self
     }
 
-    /// How many changes the store keeps for watch resumption (default 10,000).
+    /// How many changes the store keeps for watch resumption (default 4,096).
     pub fn history_limit(mut self, n: usize) -> Self {
         self.history_limit = n.max(1);
         self
@@ -157,16 +157,10 @@ impl Builder {
         let scratch = tempfile::Builder::new().prefix("fake-cluster-").tempdir()?;
         let mut served = None;
         let mut pod_env = BTreeMap::new();
-        let mut root_ca = String::new();
         if self.serve_for_pods {
-            // Over HTTPS with the cluster's CA, which every namespace's `kube-root-ca.crt`
-            // holds, so in-cluster clients in pods trust it as in a real cluster.
-            let ca = api.ca()?;
-            root_ca = ca.ca_pem().to_owned();
-            let s = server::serve_tls(
+            let s = server::serve(
                 api.clone(),
                 "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
-                ca,
             )
             .await?;
             let kubeconfig = scratch.path().join("pod-kubeconfig");
@@ -195,9 +189,10 @@ impl Builder {
         api.add_admission(Arc::new(admission::ServiceAccountAdmission::new(
             store.clone(),
         )));
-        controllers::Controllers::spawn(api.clone(), kubelet);
+        let (stop_controllers, stop) = tokio::sync::oneshot::channel();
+        controllers::Controllers::spawn(api.clone(), kubelet, stop);
         for ns in INITIAL_NAMESPACES {
-            create_namespace(&api, ns, &root_ca);
+            create_namespace(&api, ns);
         }
         let _ = store.create(
             well_known::nodes(),
@@ -221,19 +216,19 @@ impl Builder {
             }
         }
         Ok(FakeCluster {
+            _stop_controllers: stop_controllers,
             api,
             client,
             runtime,
             served,
-            root_ca,
             _scratch: scratch,
         })
     }
 }
 
 /// Creates a namespace with what every namespace has: the `default` service account and
-/// the `kube-root-ca.crt` ConfigMap (its `ca.crt` is the PEM of the CA that pods trust).
-fn create_namespace(api: &ApiServer, ns: &str, root_ca: &str) {
+/// the `kube-root-ca.crt` ConfigMap.
+fn create_namespace(api: &ApiServer, ns: &str) {
     let _ = api.store.create(
         well_known::namespaces(),
         "",
@@ -248,18 +243,18 @@ fn create_namespace(api: &ApiServer, ns: &str, root_ca: &str) {
     let _ = api.store.create(
         well_known::configmaps(),
         ns,
-        json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": root_ca}}),
+        json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": ""}}),
     );
 }
 
 /// A running fake cluster. Dropping it stops serving.
 pub struct FakeCluster {
+    /// Dropped with the cluster: ends the controllers (which hold the store).
+    _stop_controllers: tokio::sync::oneshot::Sender<()>,
     api: Arc<ApiServer>,
     client: kube::Client,
     runtime: Arc<dyn Runtime>,
     served: Option<ServedCluster>,
-    /// The CA PEM in `kube-root-ca.crt` (empty unless pods reach a served cluster).
-    root_ca: String,
     _scratch: tempfile::TempDir,
 }
 
@@ -268,7 +263,7 @@ impl FakeCluster {
     pub fn builder() -> Builder {
         Builder {
             seed: 0,
-            history_limit: 10_000,
+            history_limit: 4_096,
             runtime: None,
             serve_for_pods: false,
             max_log_bytes: logs::DEFAULT_MAX_LOG_BYTES,
@@ -303,9 +298,9 @@ impl FakeCluster {
         &self.runtime
     }
 
-    /// Creates a namespace (with its default service account and `kube-root-ca.crt`).
+    /// Creates a namespace (with its default service account).
     pub fn create_namespace(&self, ns: &str) {
-        create_namespace(&self.api, ns, &self.root_ca);
+        create_namespace(&self.api, ns);
     }
 
     /// Adds an admission check run on every create.
@@ -340,7 +335,7 @@ impl FakeCluster {
             .unwrap_or_default()
     }
 
-    /// The loopback HTTPS server that pods of the process runtime use, if any.
+    /// The loopback server that pods of the process runtime use, if any.
     pub fn pod_server(&self) -> Option<&ServedCluster> {
         self.served.as_ref()
     }

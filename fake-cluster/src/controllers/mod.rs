@@ -151,7 +151,11 @@ pub(crate) fn has_condition(obj: &Value, kind: &str) -> bool {
 }
 
 impl Controllers {
-    pub(crate) fn spawn(api: Arc<ApiServer>, kubelet: Arc<Kubelet>) -> mpsc::UnboundedSender<Work> {
+    pub(crate) fn spawn(
+        api: Arc<ApiServer>,
+        kubelet: Arc<Kubelet>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> mpsc::UnboundedSender<Work> {
         let mut changes = api.store.subscribe_controller();
         let (requeue, mut requeued) = mpsc::unbounded_channel();
         let handle = requeue.clone();
@@ -169,6 +173,8 @@ impl Controllers {
             loop {
                 let work = tokio::select! {
                     biased;
+                    // The cluster was dropped: stop, and release the store.
+                    _ = &mut stop => return,
                     c = changes.recv() => match c {
                         Some(c) => Work::Change(c),
                         None => return,

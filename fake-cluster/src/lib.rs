@@ -157,10 +157,16 @@ impl Builder {
         let scratch = tempfile::Builder::new().prefix("fake-cluster-").tempdir()?;
         let mut served = None;
         let mut pod_env = BTreeMap::new();
+        let mut root_ca = String::new();
         if self.serve_for_pods {
-            let s = server::serve(
+            // Over HTTPS with the cluster's CA, which every namespace's `kube-root-ca.crt`
+            // holds, so in-cluster clients in pods trust it as in a real cluster.
+            let ca = api.ca()?;
+            root_ca = ca.ca_pem().to_owned();
+            let s = server::serve_tls(
                 api.clone(),
                 "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
+                ca,
             )
             .await?;
             let kubeconfig = scratch.path().join("pod-kubeconfig");
@@ -192,7 +198,7 @@ impl Builder {
         let (stop_controllers, stop) = tokio::sync::oneshot::channel();
         controllers::Controllers::spawn(api.clone(), kubelet, stop);
         for ns in INITIAL_NAMESPACES {
-            create_namespace(&api, ns);
+            create_namespace(&api, ns, &root_ca);
         }
         let _ = store.create(
             well_known::nodes(),
@@ -221,14 +227,15 @@ impl Builder {
             client,
             runtime,
             served,
+            root_ca,
             _scratch: scratch,
         })
     }
 }
 
 /// Creates a namespace with what every namespace has: the `default` service account and
-/// the `kube-root-ca.crt` ConfigMap.
-fn create_namespace(api: &ApiServer, ns: &str) {
+/// the `kube-root-ca.crt` ConfigMap (its `ca.crt` is the PEM of the CA that pods trust).
+fn create_namespace(api: &ApiServer, ns: &str, root_ca: &str) {
     let _ = api.store.create(
         well_known::namespaces(),
         "",
@@ -243,7 +250,7 @@ fn create_namespace(api: &ApiServer, ns: &str) {
     let _ = api.store.create(
         well_known::configmaps(),
         ns,
-        json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": ""}}),
+        json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": root_ca}}),
     );
 }
 
@@ -255,6 +262,8 @@ pub struct FakeCluster {
     client: kube::Client,
     runtime: Arc<dyn Runtime>,
     served: Option<ServedCluster>,
+    /// The CA PEM in `kube-root-ca.crt` (empty unless pods reach a served cluster).
+    root_ca: String,
     _scratch: tempfile::TempDir,
 }
 
@@ -298,9 +307,9 @@ impl FakeCluster {
         &self.runtime
     }
 
-    /// Creates a namespace (with its default service account).
+    /// Creates a namespace (with its default service account and `kube-root-ca.crt`).
     pub fn create_namespace(&self, ns: &str) {
-        create_namespace(&self.api, ns);
+        create_namespace(&self.api, ns, &self.root_ca);
     }
 
     /// Adds an admission check run on every create.
@@ -335,7 +344,7 @@ impl FakeCluster {
             .unwrap_or_default()
     }
 
-    /// The loopback server that pods of the process runtime use, if any.
+    /// The loopback HTTPS server that pods of the process runtime use, if any.
     pub fn pod_server(&self) -> Option<&ServedCluster> {
         self.served.as_ref()
     }

@@ -9,6 +9,11 @@
 //! fault is kept in [`Faults::injected`], and the faulted request is recorded in the
 //! journal with the status the client saw.
 //!
+//! Kubelet faults ([`FaultPlan::kubelet`]) are drawn once per pod as the kubelet starts it,
+//! in the order pods start, from a generator of their own (so API faults and kubelet
+//! faults do not shift each other); each is recorded in [`Faults::injected`] with the verb
+//! `kubelet` and the pod's path.
+//!
 //! ```
 //! use cmdreporter_fake_cluster::faults::{Fault, FaultPlan};
 //! let plan = FaultPlan::new(7)
@@ -29,6 +34,13 @@ use serde_json::json;
 use crate::api::{ApiServer, ResponseBody, json_response};
 use crate::journal::JournalEntry;
 
+/// Annotation on a second pod started by [`KubeletFault::DuplicatePod`]: the uid of the
+/// pod it copies.
+pub const DUPLICATE_OF: &str = "fake-cluster.cmdreporter.dev/duplicate-of";
+
+/// Mixed into the seed of the kubelet's generator.
+const KUBELET_STREAM: u64 = 0x6b75_6265_6c65_7421;
+
 /// A header set on the replay of a request whose answer is lost, so it is not faulted twice.
 const REPLAY_HEADER: &str = "x-fake-cluster-fault-replay";
 
@@ -45,6 +57,23 @@ pub enum Fault {
     /// Drop the whole watch history before handling the request: watches resuming from an
     /// earlier resourceVersion get 410 Expired.
     Compact,
+    /// A kubelet fault (see [`FaultPlan::kubelet`]); as an API rule it does nothing.
+    Kubelet(KubeletFault),
+}
+
+/// What the kubelet does wrong to a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeletFault {
+    /// Each container of the pod is killed by this signal as it starts: it never runs its
+    /// command and reports exit code 128 + N, reason `Error`.
+    Signal(i32),
+    /// The pod is evicted before its containers start: phase Failed, reason `Evicted`,
+    /// condition `DisruptionTarget`.
+    Evict,
+    /// A second pod like this one is started (another pod for the same Job, as Kubernetes
+    /// may rarely do). It carries the annotation [`DUPLICATE_OF`] and draws no fault of
+    /// its own.
+    DuplicatePod,
 }
 
 /// One rule of a plan.
@@ -67,6 +96,7 @@ pub struct FaultRule {
 pub struct FaultPlan {
     seed: u64,
     rules: Vec<FaultRule>,
+    kubelet: Vec<(f64, KubeletFault)>,
 }
 
 impl FaultPlan {
@@ -75,7 +105,16 @@ impl FaultPlan {
         Self {
             seed,
             rules: Vec::new(),
+            kubelet: Vec::new(),
         }
+    }
+
+    /// Adds a kubelet fault that befalls each pod with this probability. For each pod the
+    /// kubelet draws once and the first fault whose cumulated probability covers the draw
+    /// fires.
+    pub fn kubelet(mut self, probability: f64, fault: KubeletFault) -> Self {
+        self.kubelet.push((probability, fault));
+        self
     }
 
     /// Adds a rule.
@@ -104,7 +143,8 @@ impl FaultPlan {
 /// One fault that was injected.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InjectedFault {
-    /// Position of the request among those the plan saw (0 first).
+    /// Position of the request among those the plan saw (0 first); for a kubelet fault,
+    /// of the pod among those the kubelet started.
     pub request: u64,
     /// Verb of the request.
     pub verb: String,
@@ -119,6 +159,7 @@ pub struct InjectedFault {
 pub struct Faults {
     plan: FaultPlan,
     state: Mutex<(ChaCha8Rng, u64)>,
+    kubelet: Mutex<(ChaCha8Rng, u64)>,
     injected: Mutex<Vec<InjectedFault>>,
 }
 
@@ -127,6 +168,8 @@ impl Faults {
     pub fn new(plan: FaultPlan) -> Self {
         Self {
             state: Mutex::new((ChaCha8Rng::seed_from_u64(plan.seed), 0)),
+            kubelet: Mutex::new((ChaCha8Rng::seed_from_u64(plan.seed ^ KUBELET_STREAM), 0)),
+
             plan,
             injected: Mutex::new(Vec::new()),
         }
@@ -138,6 +181,31 @@ impl Faults {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The kubelet fault for the pod the kubelet starts now, if any (recorded).
+    pub(crate) fn kubelet_fault(&self, ns: &str, pod: &str) -> Option<KubeletFault> {
+        if self.plan.kubelet.is_empty() {
+            return None;
+        }
+        let (draw, request): (f64, u64) = {
+            let mut state = self.kubelet.lock().unwrap_or_else(|e| e.into_inner());
+            state.1 += 1;
+            (state.0.random(), state.1 - 1)
+        };
+        let mut acc = 0.0;
+        let fault = self.plan.kubelet.iter().find_map(|(p, f)| {
+            acc += p;
+            (draw < acc).then_some(*f)
+        })?;
+        let mut injected = self.injected.lock().unwrap_or_else(|e| e.into_inner());
+        injected.push(InjectedFault {
+            request,
+            verb: "kubelet".into(),
+            path: format!("/api/v1/namespaces/{ns}/pods/{pod}"),
+            fault: Fault::Kubelet(fault),
+        });
+        Some(fault)
     }
 
     fn decide(&self, verb: &str, resource: &str, path: &str) -> Option<Fault> {
@@ -281,6 +349,7 @@ pub async fn intercept(
             api.store.compact();
             Ok(req)
         }
+        Fault::Kubelet(_) => Ok(req),
         Fault::LostResponse => {
             let (mut parts, body) = req.into_parts();
             parts.headers.insert(

@@ -12,8 +12,11 @@ use tokio::sync::watch;
 
 use crate::api::ApiServer;
 use crate::env::{container_argv, container_env};
+use crate::faults::{DUPLICATE_OF, KubeletFault};
 use crate::resources::well_known;
-use crate::runtime::{ContainerSpec, Exit, Mount, OutputSink, PodApi, PullError, Runtime, stopped};
+use crate::runtime::{
+    ContainerSpec, Exit, Finished, Mount, OutputSink, PodApi, PullError, Runtime, stopped,
+};
 use crate::store::meta_str;
 
 /// How long after `ErrImagePull` the kubelet reports `ImagePullBackOff`.
@@ -36,6 +39,8 @@ struct PodRun {
     uid: String,
     pod: Value,
     stop: watch::Receiver<bool>,
+    /// A kubelet fault: kill each container by this signal as it starts.
+    kill: Option<i32>,
 }
 
 fn now(k: &Kubelet) -> String {
@@ -62,6 +67,7 @@ impl Kubelet {
             pod: (*pod).clone(),
             kubelet: self,
             stop,
+            kill: None,
         };
         run.run().await;
     }
@@ -160,7 +166,7 @@ impl PodRun {
             .collect()
     }
 
-    async fn run(self) {
+    async fn run(mut self) {
         let k = self.kubelet.clone();
         let inits = self.containers("initContainers");
         let mains = self.containers("containers");
@@ -226,6 +232,28 @@ impl PodRun {
             {
                 tracing::warn!(%e, volume, pod = %self.name, "volume not written");
             }
+        }
+        let duplicate = self
+            .pod
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(DUPLICATE_OF))
+            .is_some();
+        let fault = k
+            .api
+            .faults
+            .get()
+            .filter(|_| !duplicate)
+            .and_then(|f| f.kubelet_fault(&self.ns, &self.name));
+        match fault {
+            Some(KubeletFault::Evict) => {
+                self.evict();
+                stopped(&mut self.stop.clone()).await;
+                k.finish_deletion(&self.ns, &self.name, &self.uid);
+                return;
+            }
+            Some(KubeletFault::DuplicatePod) => self.start_duplicate(),
+            Some(KubeletFault::Signal(n)) => self.kill = Some(n),
+            None => {}
         }
         let mut init_failed = false;
         for c in &inits {
@@ -382,10 +410,17 @@ impl PodRun {
             container: name.clone(),
             clock: k.api.store.clock().clone(),
         };
-        let result = k
-            .runtime
-            .run(spec, sink.clone(), self.stop.clone(), k.pod_api.clone())
-            .await;
+        let result = match self.kill {
+            Some(signal) => Ok(Finished {
+                exit: Exit::Signal(signal),
+                termination_message: None,
+            }),
+            None => {
+                k.runtime
+                    .run(spec, sink.clone(), self.stop.clone(), k.pod_api.clone())
+                    .await
+            }
+        };
         sink.finish();
         let finished_at = now(&k);
         let (exit, reason, message) = match result {
@@ -420,6 +455,63 @@ impl PodRun {
             "state": {"terminated": terminated}}),
         );
         Some(exit)
+    }
+
+    /// Evicts the pod (a kubelet fault), as the kubelet does under node pressure.
+    fn evict(&self) {
+        let t = now(&self.kubelet);
+        self.update(|s| {
+            s["phase"] = json!("Failed");
+            s["reason"] = json!("Evicted");
+            s["message"] = json!("The node was low on resource: memory. ");
+            Self::set_condition(
+                s,
+                "DisruptionTarget",
+                true,
+                Some("TerminationByKubelet"),
+                &t,
+            );
+            Self::set_condition(s, "Ready", false, Some("PodFailed"), &t);
+            Self::set_condition(s, "ContainersReady", false, Some("PodFailed"), &t);
+            Self::set_condition(s, "PodReadyToStartContainers", false, None, &t);
+        });
+    }
+
+    /// Starts a second pod like this one (a kubelet fault): same labels, owner and
+    /// finalizers, a new name from the same `generateName`, marked [`DUPLICATE_OF`].
+    fn start_duplicate(&self) {
+        let mut copy = self.pod.clone();
+        let generate = meta_str(&self.pod, "generateName")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}-", self.name));
+        if let Some(meta) = copy["metadata"].as_object_mut() {
+            for key in [
+                "name",
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "generation",
+                "managedFields",
+            ] {
+                meta.remove(key);
+            }
+            meta.insert("generateName".into(), json!(generate));
+        }
+        if let Some(spec) = copy["spec"].as_object_mut() {
+            spec.remove("nodeName");
+        }
+        if let Some(obj) = copy.as_object_mut() {
+            obj.remove("status");
+        }
+        copy["metadata"]["annotations"][DUPLICATE_OF] = json!(self.uid);
+        if let Err(e) = self
+            .kubelet
+            .api
+            .store
+            .create(well_known::pods(), &self.ns, copy)
+        {
+            tracing::warn!(%e, pod = %self.name, "second pod not created");
+        }
     }
 
     /// Waits `d`; true when the pod was stopped meanwhile.

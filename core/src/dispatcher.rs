@@ -202,6 +202,10 @@ impl JobDispatcher {
     }
 }
 
+/// How often a request is tried when the API answers with a transient error (429, 5xx):
+/// with the backoff of [`retry`], about half a minute in all.
+pub const RETRY_ATTEMPTS: u32 = 10;
+
 /// Retries `f` on transient API errors, with backoff, at most `attempts` times.
 pub async fn retry<T, F, Fut>(attempts: u32, mut f: F) -> Result<T, kube::Error>
 where
@@ -259,7 +263,7 @@ impl Dispatcher for JobDispatcher {
     ) -> Result<DispatchedJob, Error> {
         let api: Api<Job> = Api::namespaced(self.client.clone(), &run.namespace);
         let job = build_job(req, &run.run_id, courier);
-        let created = retry(5, |attempt| {
+        let created = retry(RETRY_ATTEMPTS, |attempt| {
             let api = api.clone();
             let job = job.clone();
             let name = run.job_name.clone();
@@ -409,7 +413,7 @@ impl Dispatcher for JobDispatcher {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
         let lp = ListParams::default()
             .labels(&format!("batch.kubernetes.io/controller-uid={}", job.uid));
-        let mut list = retry(5, |_| pods.list(&lp)).await?.items;
+        let mut list = retry(RETRY_ATTEMPTS, |_| pods.list(&lp)).await?.items;
         list.sort_by(|a, b| {
             (
                 a.metadata.creation_timestamp.as_ref().map(|t| t.0),
@@ -431,7 +435,7 @@ impl Dispatcher for JobDispatcher {
         }
         let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), &job.namespace);
         let lp = ListParams::default().fields(&format!("involvedObject.uid={}", job.uid));
-        let failed_create = retry(5, |_| events.list(&lp))
+        let failed_create = retry(RETRY_ATTEMPTS, |_| events.list(&lp))
             .await?
             .items
             .into_iter()
@@ -449,7 +453,7 @@ impl Dispatcher for JobDispatcher {
             propagation_policy: Some(PropagationPolicy::Background),
             ..Default::default()
         };
-        match retry(8, |_| api.delete(&run.job_name, &dp)).await {
+        match retry(RETRY_ATTEMPTS, |_| api.delete(&run.job_name, &dp)).await {
             Ok(_) => Ok(()),
             Err(e) if api_code(&e) == Some(404) => Ok(()),
             Err(e) => Err(e.into()),

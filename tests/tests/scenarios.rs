@@ -377,3 +377,52 @@ async fn invalid_input_makes_no_request() {
         cluster.journal().entries()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn api_faults_change_neither_the_outcome_nor_what_is_left() {
+    use cmdreporter_fake_cluster::faults::{Fault, FaultPlan};
+    for &t in Transport::all() {
+        let mut lost = 0;
+        for seed in 0..12 {
+            let plan = FaultPlan::new(seed)
+                // Requests applied but their answers lost: the Job, the report, the delete.
+                .rule(Some("create"), Some("jobs"), 0.5, Fault::LostResponse)
+                .rule(Some("create"), Some("configmaps"), 0.5, Fault::LostResponse)
+                .rule(Some("delete"), Some("jobs"), 0.5, Fault::LostResponse)
+                // Server errors, and watches that fail or find their history gone.
+                .rule(None, Some("configmaps"), 0.3, Fault::Status(500))
+                .rule(Some("watch"), None, 0.3, Fault::Status(503))
+                .rule(Some("watch"), None, 0.2, Fault::Compact)
+                .rule(Some("get"), None, 0.3, Fault::Status(429));
+            let rt = scripted_runtime();
+            rt.image(IMAGE, tools());
+            let cluster = FakeCluster::builder()
+                .scripted(rt)
+                .faults(plan)
+                .build()
+                .await
+                .unwrap();
+            let runner = runner(&cluster, t);
+            let o = runner
+                .run(req(&["/bin/out-err-3"]))
+                .await
+                .unwrap_or_else(|e| panic!("{t:?} seed {seed}: {e}"));
+            assert_eq!(o.exit, ExitStatus::Code(3), "{t:?} seed {seed}");
+            assert_eq!(
+                (o.stdout.data.as_slice(), o.stderr.data.as_slice()),
+                (&b"out"[..], &b"err"[..])
+            );
+            runner.shutdown().await;
+            settled(&cluster).await;
+            lost += cluster
+                .injected_faults()
+                .iter()
+                .filter(|f| f.fault == Fault::LostResponse)
+                .count();
+        }
+        assert!(
+            lost >= 6,
+            "{t:?}: only {lost} responses were lost over the seeds"
+        );
+    }
+}

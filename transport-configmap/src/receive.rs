@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use cmdreporter_core::channel::{PodState, ResultChannel};
-use cmdreporter_core::dispatcher::{DispatchedJob, RunContext, retry};
+use cmdreporter_core::dispatcher::{DispatchedJob, RETRY_ATTEMPTS, RunContext, retry};
 use std::sync::Arc;
 
 use cmdreporter_core::job::{CourierSpec, MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL};
@@ -110,7 +110,7 @@ impl ResultChannel for ConfigMapChannel {
         _pod: Option<&Pod>,
     ) -> Result<Option<Report>, Error> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &run.namespace);
-        match retry(5, |_| api.get_opt(&run.job_name)).await? {
+        match retry(RETRY_ATTEMPTS, |_| api.get_opt(&run.job_name)).await? {
             Some(cm) if accept(&cm, run, job) => decode(&cm).map(Some),
             _ => Ok(None),
         }

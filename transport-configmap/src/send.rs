@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use cmdreporter_core::Report;
 use cmdreporter_core::capture::CaptureLimits;
 use cmdreporter_core::courier::{CourierHost, CourierIdentity, Delivery};
-use cmdreporter_core::dispatcher::retry;
+use cmdreporter_core::dispatcher::{RETRY_ATTEMPTS, retry};
 use cmdreporter_core::error::api_code;
 use cmdreporter_core::job::run_labels;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -79,11 +79,11 @@ impl Delivery for ConfigMapDelivery {
         let api: Api<ConfigMap> = Api::namespaced(client, &who.namespace);
         let cm = report_configmap(who, report);
         let pp = PostParams::default();
-        let result = retry(8, |_| api.create(&pp, &cm)).await;
+        let result = retry(RETRY_ATTEMPTS, |_| api.create(&pp, &cm)).await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if api_code(&e) == Some(409) => {
-                let existing = retry(8, |_| api.get(&who.job_name))
+                let existing = retry(RETRY_ATTEMPTS, |_| api.get(&who.job_name))
                     .await
                     .map_err(|e| e.to_string())?;
                 if is_ours(&existing, who) {

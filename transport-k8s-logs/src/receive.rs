@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use cmdreporter_core::channel::{PodState, ResultChannel};
-use cmdreporter_core::dispatcher::{DispatchedJob, RunContext, retry};
+use cmdreporter_core::dispatcher::{DispatchedJob, RETRY_ATTEMPTS, RunContext, retry};
 use cmdreporter_core::job::{CourierSpec, MAIN_CONTAINER};
 use cmdreporter_core::{Error, Report};
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
@@ -69,7 +69,7 @@ impl LogsChannel {
         // One GET; again only if the answer breaks off (an I/O error is not a bad log).
         let mut attempt = 0;
         let result = loop {
-            let stream = retry(5, |_| api.log_stream(&name, &lp)).await?;
+            let stream = retry(RETRY_ATTEMPTS, |_| api.log_stream(&name, &lp)).await?;
             match read_report(Box::pin(stream), &expected, &self.limits).await {
                 Err(ReadError::Io(e)) if attempt < 2 => {
                     tracing::debug!(error = %e, "the log broke off; reading it again");

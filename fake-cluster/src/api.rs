@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 
 use crate::journal::{Journal, JournalEntry};
 use crate::logs::LogStore;
-use crate::query::{Query, decode_continue, encode_continue, flag, parse_query};
-use crate::resources::{self, Propagation, ResourceDef, well_known};
+use crate::query::{Query, decode_continue, dry_run, encode_continue, flag, parse_query};
+use crate::resources::{self, ResourceDef};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
-use crate::store::{DeleteOptions, Deleted, Store, meta_str};
+use crate::store::{Store, meta_str};
 use crate::tls::{ClusterCa, TlsError};
 use crate::{discovery, events, patch, watch};
 
@@ -142,11 +142,11 @@ pub(crate) fn bytes_response(code: u16, content_type: &str, body: Bytes) -> Resp
     resp
 }
 
-fn error_response(e: &ApiError) -> Response<ResponseBody> {
+pub(crate) fn error_response(e: &ApiError) -> Response<ResponseBody> {
     json_response(e.code, &e.to_status())
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "the object provided is unrecognized or malformed: {e}"
@@ -194,7 +194,19 @@ impl ApiServer {
         &self,
         def: &'static ResourceDef,
         ns: &str,
+        obj: Value,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.create_with(def, ns, obj, false)
+    }
+
+    /// [`ApiServer::create`]; with `dry_run`, admission and every check run but nothing is
+    /// stored.
+    pub fn create_with(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
         mut obj: Value,
+        dry_run: bool,
     ) -> Result<Arc<Value>, ApiError> {
         let checks = self
             .admission
@@ -203,6 +215,9 @@ impl ApiServer {
             .clone();
         for check in checks {
             check.admit(def, ns, &mut obj)?;
+        }
+        if dry_run {
+            return self.store.create_dry_run(def, ns, obj);
         }
         self.store.create(def, ns, obj)
     }
@@ -311,20 +326,26 @@ impl ApiServer {
                 .store
                 .get(sdef, &ns, name)
                 .map(|o| self.object_response(t.def, 200, &o)),
-            "create" => self.create_request(&t, &ns, &body),
+            "create" => dry_run(query, "CreateOptions")
+                .and_then(|dry| self.create_request(&t, &ns, &body, dry)),
             "update" => parse_body(&body).and_then(|obj| {
                 self.store
-                    .update(
+                    .update_with(
                         sdef,
                         &ns,
                         name,
                         events::to_storage(t.def, obj),
                         t.subresource.as_deref(),
+                        dry_run(query, "UpdateOptions")?,
                     )
                     .map(|o| self.object_response(t.def, 200, &o))
             }),
-            "patch" => self.patch(&t, &ns, &content_type, &body),
-            "delete" => self.delete(&t, &ns, query, &body),
+            "patch" => dry_run(query, "PatchOptions")
+                .and_then(|dry| self.patch(&t, &ns, &content_type, &body, dry)),
+            "delete" => self.delete(t.def, &ns, name, query, &body),
+            "deletecollection" => {
+                self.delete_collection(t.def, t.namespace.as_deref(), query, &body)
+            }
             _ => Err(ApiError::method_not_allowed()),
         };
         let result = result.map_err(|e| events::rename_error(t.def, e));
@@ -332,7 +353,7 @@ impl ApiServer {
     }
 
     /// A stored object as clients of `def` see it.
-    fn object_response(
+    pub(crate) fn object_response(
         &self,
         def: &'static ResourceDef,
         code: u16,
@@ -346,6 +367,7 @@ impl ApiServer {
         t: &Target,
         ns: &str,
         body: &[u8],
+        dry_run: bool,
     ) -> Result<Response<ResponseBody>, ApiError> {
         if t.subresource.is_some() {
             return Err(ApiError::method_not_allowed());
@@ -371,7 +393,7 @@ impl ApiServer {
             )));
         }
         let obj = events::to_storage(t.def, obj);
-        self.create(events::storage_def(t.def), ns, obj)
+        self.create_with(events::storage_def(t.def), ns, obj, dry_run)
             .map(|o| self.object_response(t.def, 201, &o))
     }
 
@@ -446,6 +468,7 @@ impl ApiServer {
         ns: &str,
         content_type: &str,
         body: &[u8],
+        dry_run: bool,
     ) -> Result<Response<ResponseBody>, ApiError> {
         let name = t.name.as_deref().unwrap_or_default();
         let sdef = events::storage_def(t.def);
@@ -481,108 +504,19 @@ impl ApiServer {
             m.remove("resourceVersion");
         }
         self.store
-            .update(
+            .update_with(
                 sdef,
                 ns,
                 name,
                 events::to_storage(t.def, obj),
                 t.subresource.as_deref(),
+                dry_run,
             )
             .map(|o| self.object_response(t.def, 200, &o))
     }
-
-    fn delete(
-        &self,
-        t: &Target,
-        ns: &str,
-        q: &Query,
-        body: &[u8],
-    ) -> Result<Response<ResponseBody>, ApiError> {
-        let name = t.name.as_deref().unwrap_or_default();
-        let opts_body = if body.is_empty() {
-            json!({})
-        } else {
-            parse_body(body)?
-        };
-        let policy = opts_body
-            .get("propagationPolicy")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| q.get("propagationPolicy").cloned());
-        let propagation = match policy.as_deref() {
-            None | Some("") => None,
-            Some(p) => Some(Propagation::parse(p).ok_or_else(|| {
-                ApiError::invalid(
-                    t.def,
-                    name,
-                    vec![crate::status::FieldError::not_supported(
-                        "propagationPolicy",
-                        p,
-                        &["Foreground", "Background", "Orphan"],
-                    )],
-                )
-            })?),
-        };
-        let orphan_dependents = opts_body
-            .get("orphanDependents")
-            .and_then(Value::as_bool)
-            .or_else(|| q.get("orphanDependents").and_then(|v| v.parse().ok()));
-        let propagation = propagation.or(match orphan_dependents {
-            Some(true) => Some(Propagation::Orphan),
-            Some(false) => Some(Propagation::Background),
-            None => None,
-        });
-        let opts = DeleteOptions {
-            propagation,
-            uid: opts_body
-                .pointer("/preconditions/uid")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            resource_version: opts_body
-                .pointer("/preconditions/resourceVersion")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            grace_period_seconds: opts_body
-                .get("gracePeriodSeconds")
-                .and_then(Value::as_i64)
-                .or_else(|| q.get("gracePeriodSeconds").and_then(|g| g.parse().ok())),
-        };
-        let deleted = self
-            .store
-            .delete(events::storage_def(t.def), ns, name, &opts)?;
-        let mut resp = match deleted {
-            Deleted::Gone(obj) if !t.def.delete_returns_object => {
-                let mut details = t.def.details(name);
-                details["uid"] = json!(meta_str(&obj, "uid"));
-                json_response(
-                    200,
-                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                            "status": "Success", "details": details}),
-                )
-            }
-            Deleted::Gone(obj) => self.object_response(t.def, 200, &obj),
-            // The real server answers 202 for an object left in place only when the
-            // request asked for cascading deletion with the legacy `orphanDependents: false`.
-            Deleted::Terminating(obj) => {
-                let code = if orphan_dependents == Some(false) {
-                    202
-                } else {
-                    200
-                };
-                self.object_response(t.def, code, &obj)
-            }
-        };
-        if propagation.is_none() && t.def == well_known::jobs() {
-            resp.headers_mut().insert(
-                header::WARNING,
-                header::HeaderValue::from_static(JOB_ORPHAN_WARNING),
-            );
-        }
-        Ok(resp)
-    }
 }
 
-fn item_key(item: &Value) -> String {
+pub(crate) fn item_key(item: &Value) -> String {
     format!(
         "{}/{}",
         meta_str(item, "namespace").unwrap_or_default(),

@@ -27,19 +27,55 @@ impl std::fmt::Display for JournalEntry {
 }
 
 /// The list of requests, shared by the server and tests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Journal {
     entries: Mutex<Vec<JournalEntry>>,
+    /// The number of entries, for [`Journal::wait_for`].
+    recorded: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(Vec::new()),
+            recorded: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Journal {
-    /// Records one request.
+    /// Records one request. A watch is recorded once the server has registered it, before
+    /// its first event is sent.
     pub fn record(&self, entry: JournalEntry) {
         tracing::debug!(%entry, "api request");
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(entry);
+        let n = {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            entries.push(entry);
+            entries.len()
+        };
+        self.recorded.send_replace(n);
+    }
+
+    /// Waits until a recorded request satisfies `pred` (at once if one already does), and
+    /// returns it: for a test to act only after, say, a client's watch is in place.
+    pub async fn wait_for(&self, pred: impl Fn(&JournalEntry) -> bool) -> JournalEntry {
+        let mut rx = self.recorded.subscribe();
+        let mut checked = 0;
+        loop {
+            {
+                let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+                if entries.len() < checked {
+                    // Cleared meanwhile.
+                    checked = 0;
+                }
+                if let Some(e) = entries.iter().skip(checked).find(|e| pred(e)) {
+                    return e.clone();
+                }
+                checked = entries.len();
+            }
+            // The sender lives as long as `self`, so `changed` cannot fail while we wait.
+            let _ = rx.changed().await;
+        }
     }
 
     /// Every request so far.
@@ -66,5 +102,36 @@ impl Journal {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.recorded.send_replace(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(verb: &str) -> JournalEntry {
+        JournalEntry {
+            verb: verb.into(),
+            path: "/api/v1/configmaps".into(),
+            status: 200,
+            user_agent: "test".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn wait_for_returns_once_a_matching_request_is_recorded() {
+        let journal = std::sync::Arc::new(Journal::default());
+        journal.record(entry("list"));
+        assert_eq!(journal.wait_for(|e| e.verb == "list").await.verb, "list");
+        let waiter = {
+            let journal = journal.clone();
+            tokio::spawn(async move { journal.wait_for(|e| e.verb == "watch").await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        journal.record(entry("get"));
+        journal.record(entry("watch"));
+        assert_eq!(waiter.await.unwrap().verb, "watch");
     }
 }

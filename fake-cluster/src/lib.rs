@@ -23,6 +23,7 @@ pub mod api;
 pub mod clock;
 mod controllers;
 pub mod defaults;
+mod delete;
 pub mod discovery;
 pub mod env;
 pub mod events;

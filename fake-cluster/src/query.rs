@@ -50,6 +50,22 @@ pub fn flag(q: &Query, key: &str) -> bool {
     matches!(q.get(key).map(String::as_str), Some("true" | "1"))
 }
 
+/// Whether the request is a dry run (`dryRun=All`); 422 for another value, as the real
+/// server validates `dryRun` (`kind` is `CreateOptions`, `UpdateOptions`, ...).
+pub fn dry_run(q: &Query, kind: &str) -> Result<bool, ApiError> {
+    match q.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::new(
+            422,
+            "Invalid",
+            format!(
+                "{kind}.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{{\"{other}\"}}: supported values: \"All\""
+            ),
+        )),
+    }
+}
+
 /// The `continue` token naming the last item of a page.
 pub fn encode_continue(key: &str) -> String {
     use base64::Engine as _;

@@ -10,9 +10,15 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::clock::Clock;
-use crate::resources::{Propagation, ResourceDef, well_known};
+use crate::resources::{ResourceDef, well_known};
 use crate::status::{ApiError, FieldError};
 use crate::{defaults, validation};
+
+mod delete;
+mod history;
+
+pub use delete::{DeleteOptions, Deleted};
+pub use history::WatchStart;
 
 /// Result of store operations.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -57,28 +63,6 @@ pub struct Change {
     pub previous: Option<Arc<Value>>,
     /// The resourceVersion of the change.
     pub rv: u64,
-}
-
-/// Options of a delete.
-#[derive(Debug, Clone, Default)]
-pub struct DeleteOptions {
-    /// Explicit propagation policy; `None` uses the resource's default.
-    pub propagation: Option<Propagation>,
-    /// Precondition on the uid.
-    pub uid: Option<String>,
-    /// Precondition on the resourceVersion.
-    pub resource_version: Option<String>,
-    /// Grace period in seconds, for pods.
-    pub grace_period_seconds: Option<i64>,
-}
-
-/// What a delete did.
-#[derive(Debug, Clone)]
-pub enum Deleted {
-    /// The object is gone; its last state.
-    Gone(Arc<Value>),
-    /// The object is terminating (finalizers or a graceful pod delete); its new state.
-    Terminating(Arc<Value>),
 }
 
 type ObjectKey = (String, String);
@@ -195,25 +179,6 @@ impl Store {
         self.lock().objects.values().map(BTreeMap::len).sum()
     }
 
-    /// Drops the whole change history: a watch from any earlier resourceVersion gets 410.
-    pub fn compact(&self) {
-        let mut inner = self.lock();
-        inner.history.clear();
-        inner.compacted_rv = inner.rv;
-    }
-
-    /// Ends every open watch stream, as when the API server restarts or a connection drops;
-    /// clients watch again from their last resourceVersion.
-    pub fn close_watches(&self) {
-        self.watch_epoch.send_modify(|e| *e += 1);
-    }
-
-    /// The resourceVersion at or below which the change history has been dropped: a watch
-    /// from an older resourceVersion gets 410 Expired.
-    pub fn compacted_resource_version(&self) -> u64 {
-        self.lock().compacted_rv
-    }
-
     fn publish(&self, inner: &mut Inner, change: Change) {
         let change = Arc::new(change);
         inner.history.push_back(change.clone());
@@ -254,11 +219,27 @@ impl Store {
 
     /// Creates an object. Fills name (from generateName), namespace, uid, resourceVersion,
     /// creationTimestamp and generation.
-    pub fn create(
+    pub fn create(&self, def: &'static ResourceDef, ns: &str, obj: Value) -> Result<Arc<Value>> {
+        self.create_inner(def, ns, obj, false)
+    }
+
+    /// What [`Store::create`] would store, after every check, without storing it
+    /// (`dryRun=All`): no resourceVersion, nothing published.
+    pub fn create_dry_run(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        obj: Value,
+    ) -> Result<Arc<Value>> {
+        self.create_inner(def, ns, obj, true)
+    }
+
+    fn create_inner(
         &self,
         def: &'static ResourceDef,
         ns: &str,
         mut obj: Value,
+        dry_run: bool,
     ) -> Result<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
         let mut inner = self.lock();
@@ -321,6 +302,9 @@ impl Store {
         let causes = defaults::validate(def, &obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(def, &name, causes));
+        }
+        if dry_run {
+            return Ok(Arc::new(obj));
         }
         let rv = Self::next_rv(&mut inner);
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
@@ -385,6 +369,20 @@ impl Store {
         new: Value,
         subresource: Option<&str>,
     ) -> Result<Arc<Value>> {
+        self.update_with(def, ns, name, new, subresource, false)
+    }
+
+    /// [`Store::update`], or with `dry_run` every check and the object it would store,
+    /// without storing it.
+    pub fn update_with(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        new: Value,
+        subresource: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Arc<Value>> {
         if meta_str(&new, "name").is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -392,7 +390,7 @@ impl Store {
             )));
         }
         let precondition = meta_str(&new, "resourceVersion").map(str::to_owned);
-        self.modify(def, ns, name, |current| {
+        self.modify_inner(def, ns, name, dry_run, |current| {
             if let Some(rv) = &precondition
                 && meta_str(current, "resourceVersion") != Some(rv.as_str())
             {
@@ -469,6 +467,19 @@ impl Store {
         name: &str,
         f: impl FnOnce(&mut Value) -> Result<()>,
     ) -> Result<Arc<Value>> {
+        self.modify_inner(def, ns, name, false, f)
+    }
+
+    /// [`Store::modify`]; with `dry_run`, the new state is computed and returned (with the
+    /// current resourceVersion) but neither stored nor published.
+    pub(crate) fn modify_inner(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+        f: impl FnOnce(&mut Value) -> Result<()>,
+    ) -> Result<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
         let mut inner = self.lock();
         let k = (ns.to_owned(), name.to_owned());
@@ -509,6 +520,9 @@ impl Store {
                 .and_then(Value::as_i64)
                 .unwrap_or(1);
             meta_mut(&mut next).insert("generation".into(), json!(generation + 1));
+        }
+        if dry_run {
+            return Ok(Arc::new(next));
         }
         let rv = Self::next_rv(&mut inner);
         meta_mut(&mut next).insert("resourceVersion".into(), json!(rv.to_string()));
@@ -565,140 +579,6 @@ impl Store {
                 .and_then(Value::as_i64)
                 .is_some_and(|g| g > 0)
     }
-
-    /// Deletes an object, honouring preconditions, finalizers, propagation and pod grace.
-    pub fn delete(
-        &self,
-        def: &'static ResourceDef,
-        ns: &str,
-        name: &str,
-        opts: &DeleteOptions,
-    ) -> Result<Deleted> {
-        let propagation = opts.propagation.unwrap_or(def.default_propagation);
-        let is_pod = def == well_known::pods();
-        let now = self.clock.now_rfc3339_seconds();
-        let mut gone = false;
-        let obj = self.modify(def, ns, name, |obj| {
-            if let Some(uid) = &opts.uid
-                && meta_str(obj, "uid") != Some(uid.as_str()) {
-                    return Err(ApiError::conflict(
-                        def,
-                        name,
-                        &format!(
-                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                            meta_str(obj, "uid").unwrap_or_default()
-                        ),
-                    ));
-                }
-            if let Some(rv) = &opts.resource_version
-                && meta_str(obj, "resourceVersion") != Some(rv.as_str()) {
-                    return Err(ApiError::conflict(
-                        def,
-                        name,
-                        &format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                            meta_str(obj, "resourceVersion").unwrap_or_default()
-                        ),
-                    ));
-                }
-            let mut fins = finalizers(obj);
-            let add = match propagation {
-                Propagation::Orphan => Some("orphan"),
-                Propagation::Foreground => Some("foregroundDeletion"),
-                Propagation::Background => None,
-            };
-            if let Some(f) = add
-                && !fins.iter().any(|x| x == f) {
-                    fins.push(f.to_owned());
-                }
-            let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some();
-            let grace = if is_pod && bound {
-                let default = obj
-                    .pointer("/spec/terminationGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(30);
-                let requested = opts.grace_period_seconds.unwrap_or(default).max(0);
-                // A second delete can only shorten the grace period.
-                match obj
-                    .pointer("/metadata/deletionGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                {
-                    Some(current) => current.min(requested),
-                    None => requested,
-                }
-            } else {
-                0
-            };
-            let m = meta_mut(obj);
-            if !fins.is_empty() {
-                m.insert("finalizers".into(), json!(fins));
-            }
-            if !m.contains_key("deletionTimestamp") {
-                m.insert("deletionTimestamp".into(), json!(now));
-            }
-            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-            gone = fins.is_empty() && grace == 0;
-            Ok(())
-        })?;
-        if gone {
-            Ok(Deleted::Gone(obj))
-        } else {
-            Ok(Deleted::Terminating(obj))
-        }
-    }
-
-    /// Registers a watcher on every change from now on, and returns, atomically with the
-    /// registration, either the current objects (for a watch with no resourceVersion) or
-    /// the changes after `from` in the history (410 if they are no longer kept).
-    ///
-    /// The third value changes when [`Store::close_watches`] is called.
-    #[allow(clippy::type_complexity)]
-    pub fn watch(
-        &self,
-        def: &'static ResourceDef,
-        from: Option<u64>,
-    ) -> Result<(
-        WatchStart,
-        broadcast::Receiver<Arc<Change>>,
-        watch::Receiver<u64>,
-    )> {
-        let inner = self.lock();
-        let rx = self.watchers.subscribe();
-        let closed = self.watch_epoch.subscribe();
-        let start = match from {
-            None => WatchStart::Initial(
-                inner
-                    .objects
-                    .get(&key(def))
-                    .map(|m| m.values().cloned().collect())
-                    .unwrap_or_default(),
-                inner.rv,
-            ),
-            Some(rv) => {
-                if rv < inner.compacted_rv {
-                    return Err(ApiError::expired(rv, inner.compacted_rv + 1));
-                }
-                WatchStart::Resume(
-                    inner
-                        .history
-                        .iter()
-                        .filter(|c| c.rv > rv && c.resource == def)
-                        .cloned()
-                        .collect(),
-                    inner.rv.max(rv),
-                )
-            }
-        };
-        Ok((start, rx, closed))
-    }
-}
-
-/// How a watch begins.
-pub enum WatchStart {
-    /// Every current object, sent as synthetic ADDED events, and the store's resourceVersion.
-    Initial(Vec<Arc<Value>>, u64),
-    /// The changes after the requested resourceVersion, and the store's resourceVersion.
-    Resume(Vec<Arc<Change>>, u64),
 }
 
 impl Store {

@@ -437,3 +437,75 @@ async fn unknown_paths_are_404_like_the_real_server() {
     assert_eq!(code, 200);
     assert!(body.contains("\"gitVersion\":\"v1.33.0\""));
 }
+
+#[tokio::test]
+async fn delete_collection_removes_what_the_selectors_match() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    for (name, app) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let mut obj = cm(name);
+        obj.metadata.labels = Some([("app".to_owned(), app.to_owned())].into());
+        cms.create(&PostParams::default(), &obj).await.unwrap();
+    }
+    let deleted = cms
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app=x"),
+        )
+        .await
+        .unwrap();
+    let list = deleted.left().expect("the deleted objects are listed");
+    let names: Vec<_> = list
+        .items
+        .into_iter()
+        .map(|i| i.metadata.name.unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let left: Vec<_> = cms
+        .list(&ListParams::default().labels("app"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["c"]);
+}
+
+#[tokio::test]
+async fn dry_runs_check_everything_and_store_nothing() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let rv_before = c.store().resource_version();
+    let would = cms.create(&dry, &cm("d")).await.unwrap();
+    assert_eq!(would.metadata.name.as_deref(), Some("d"));
+    assert!(would.metadata.uid.is_some());
+    assert_eq!(would.metadata.resource_version, None);
+    assert_eq!(api_error(cms.get("d").await.unwrap_err()).code, 404);
+    let e = api_error(cms.create(&dry, &cm("Bad_Name")).await.unwrap_err());
+    assert_eq!(e.code, 422, "a dry run still validates");
+    assert_eq!(c.store().resource_version(), rv_before);
+
+    cms.create(&PostParams::default(), &cm("d")).await.unwrap();
+    let rv = c.store().resource_version();
+    let pp = PatchParams {
+        dry_run: true,
+        ..PatchParams::default()
+    };
+    let patched = cms
+        .patch("d", &pp, &Patch::Merge(json!({"data": {"k": "dry"}})))
+        .await
+        .unwrap();
+    assert_eq!(patched.data.unwrap()["k"], "dry");
+    let dp = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    cms.delete("d", &dp).await.unwrap();
+    assert_eq!(cms.get("d").await.unwrap().data.unwrap()["k"], "v");
+    assert_eq!(c.store().resource_version(), rv, "nothing was written");
+}

@@ -207,6 +207,13 @@ async fn kubectl_drives_the_served_cluster() {
             seen.push(line.clone());
             if line.starts_with("ADDED") && line.contains("cfg") && !updated {
                 updated = true;
+                // kubectl prints the object it got, then watches from resourceVersion 0
+                // and drops that watch's first (synthetic) event: update only once the
+                // watch is registered, or the update is that first event.
+                cluster
+                    .journal()
+                    .wait_for(|e| e.verb == "watch" && e.user_agent.starts_with("kubectl"))
+                    .await;
                 let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
                 cms.patch(
                     "cfg",
@@ -224,7 +231,17 @@ async fn kubectl_drives_the_served_cluster() {
     })
     .await;
     child.kill().await.unwrap();
-    assert_eq!(watched, Ok(true), "kubectl get --watch printed: {seen:?}");
+    let journal: Vec<String> = cluster
+        .journal()
+        .entries()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(
+        watched,
+        Ok(true),
+        "kubectl get --watch printed: {seen:?}; journal: {journal:#?}"
+    );
 
     // delete
     let out = k.ok(&["delete", "configmap", "cfg"]).await;

@@ -1,0 +1,117 @@
+//! Deletion in the store: preconditions, finalizers added by the propagation policy,
+//! deletionTimestamp, and the graceful deletion of pods bound to a node.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{Result, Store, finalizers, meta_mut, meta_str};
+use crate::resources::{Propagation, ResourceDef, well_known};
+use crate::status::ApiError;
+
+/// Options of a delete.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Explicit propagation policy; `None` uses the resource's default.
+    pub propagation: Option<Propagation>,
+    /// Precondition on the uid.
+    pub uid: Option<String>,
+    /// Precondition on the resourceVersion.
+    pub resource_version: Option<String>,
+    /// Grace period in seconds, for pods.
+    pub grace_period_seconds: Option<i64>,
+    /// Check everything and answer as the delete would, without deleting (`dryRun=All`).
+    pub dry_run: bool,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone)]
+pub enum Deleted {
+    /// The object is gone; its last state.
+    Gone(Arc<Value>),
+    /// The object is terminating (finalizers or a graceful pod delete); its new state.
+    Terminating(Arc<Value>),
+}
+
+impl Store {
+    /// Deletes an object, honouring preconditions, finalizers, propagation and pod grace.
+    pub fn delete(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted> {
+        let propagation = opts.propagation.unwrap_or(def.default_propagation);
+        let is_pod = def == well_known::pods();
+        let now = self.clock.now_rfc3339_seconds();
+        let mut gone = false;
+        let obj = self.modify_inner(def, ns, name, opts.dry_run, |obj| {
+            if let Some(uid) = &opts.uid
+                && meta_str(obj, "uid") != Some(uid.as_str()) {
+                    return Err(ApiError::conflict(
+                        def,
+                        name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            meta_str(obj, "uid").unwrap_or_default()
+                        ),
+                    ));
+                }
+            if let Some(rv) = &opts.resource_version
+                && meta_str(obj, "resourceVersion") != Some(rv.as_str()) {
+                    return Err(ApiError::conflict(
+                        def,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            meta_str(obj, "resourceVersion").unwrap_or_default()
+                        ),
+                    ));
+                }
+            let mut fins = finalizers(obj);
+            let add = match propagation {
+                Propagation::Orphan => Some("orphan"),
+                Propagation::Foreground => Some("foregroundDeletion"),
+                Propagation::Background => None,
+            };
+            if let Some(f) = add
+                && !fins.iter().any(|x| x == f) {
+                    fins.push(f.to_owned());
+                }
+            let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some();
+            let grace = if is_pod && bound {
+                let default = obj
+                    .pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(30);
+                let requested = opts.grace_period_seconds.unwrap_or(default).max(0);
+                // A second delete can only shorten the grace period.
+                match obj
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                {
+                    Some(current) => current.min(requested),
+                    None => requested,
+                }
+            } else {
+                0
+            };
+            let m = meta_mut(obj);
+            if !fins.is_empty() {
+                m.insert("finalizers".into(), json!(fins));
+            }
+            if !m.contains_key("deletionTimestamp") {
+                m.insert("deletionTimestamp".into(), json!(now));
+            }
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            gone = fins.is_empty() && grace == 0;
+            Ok(())
+        })?;
+        if gone {
+            Ok(Deleted::Gone(obj))
+        } else {
+            Ok(Deleted::Terminating(obj))
+        }
+    }
+}

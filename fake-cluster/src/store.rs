@@ -16,6 +16,7 @@ use crate::{defaults, validation};
 
 mod delete;
 mod history;
+mod namespace;
 
 pub use delete::{DeleteOptions, Deleted};
 pub use history::WatchStart;
@@ -271,6 +272,9 @@ impl Store {
             },
         };
         validation::validate_name(def, &name)?;
+        if def.namespaced {
+            namespace::check_not_terminating(&inner, def, ns, &name)?;
+        }
         let objects = inner.objects.entry(key(def)).or_default();
         if objects.contains_key(&(ns.to_owned(), name.clone())) {
             return Err(ApiError::already_exists(def, &name));
@@ -528,7 +532,11 @@ impl Store {
         meta_mut(&mut next).insert("resourceVersion".into(), json!(rv.to_string()));
         let terminating = meta_str(&next, "deletionTimestamp").is_some();
         let next = Arc::new(next);
-        if terminating && finalizers(&next).is_empty() && !Self::awaits_kubelet(def, &next) {
+        if terminating
+            && finalizers(&next).is_empty()
+            && !Self::awaits_kubelet(def, &next)
+            && !namespace::held_by_spec_finalizers(def, &next)
+        {
             if let Some(m) = inner.objects.get_mut(&key(def)) {
                 m.remove(&k);
             }
@@ -544,6 +552,9 @@ impl Store {
                     rv,
                 },
             );
+            if def.namespaced {
+                self.finalize_namespace_if_empty(&mut inner, ns);
+            }
             return Ok(next);
         }
         inner

@@ -509,3 +509,51 @@ async fn dry_runs_check_everything_and_store_nothing() {
     assert_eq!(cms.get("d").await.unwrap().data.unwrap()["k"], "v");
     assert_eq!(c.store().resource_version(), rv, "nothing was written");
 }
+
+#[tokio::test]
+async fn a_deleted_namespace_terminates_then_goes_with_its_content() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let c = cluster().await;
+    c.create_namespace("doomed");
+    let namespaces: Api<Namespace> = Api::all(c.client());
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "doomed");
+    cms.create(&PostParams::default(), &cm("plain"))
+        .await
+        .unwrap();
+    let mut held = cm("held");
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    cms.create(&PostParams::default(), &held).await.unwrap();
+
+    let ns = namespaces
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("a namespace delete answers the namespace");
+    assert!(ns.metadata.deletion_timestamp.is_some());
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
+    assert_eq!(api_error(cms.get("plain").await.unwrap_err()).code, 404);
+    let e = api_error(
+        cms.create(&PostParams::default(), &cm("late"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        e.message,
+        "configmaps \"late\" is forbidden: unable to create new content in namespace doomed because it is being terminated"
+    );
+    // The namespace waits for the object its finalizer holds, then goes.
+    assert!(namespaces.get("doomed").await.is_ok());
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        api_error(namespaces.get("doomed").await.unwrap_err()).code,
+        404
+    );
+}

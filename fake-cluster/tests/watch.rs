@@ -390,3 +390,35 @@ async fn hundreds_of_watchers_each_receive_every_event() {
         assert_eq!(next_events(w, 20).await, expected);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn bookmarks_carry_the_stores_progress() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let mut w = cms
+        .watch(&WatchParams::default().labels("app=none"), "0")
+        .await
+        .unwrap()
+        .boxed();
+    // Writes the watch does not show still move the resourceVersion its bookmarks carry.
+    c.store()
+        .create(
+            well_known::configmaps(),
+            "default",
+            json!({"metadata": {"name": "other"}}),
+        )
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let Some(Ok(WatchEvent::Bookmark(b))) = w.next().await else {
+        panic!("no bookmark")
+    };
+    assert_eq!(
+        start.elapsed(),
+        cmdreporter_fake_cluster::watch::BOOKMARK_INTERVAL
+    );
+    assert_eq!(
+        b.metadata.resource_version,
+        c.store().resource_version().to_string()
+    );
+    assert!(b.metadata.annotations.is_empty());
+}

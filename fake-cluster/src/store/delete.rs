@@ -42,6 +42,15 @@ impl Store {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<Deleted> {
+        if def == well_known::namespaces() {
+            let ns = self.delete_namespace(name, opts)?;
+            let gone = self.get(def, "", name).is_err() && !opts.dry_run;
+            return Ok(if gone {
+                Deleted::Gone(ns)
+            } else {
+                Deleted::Terminating(ns)
+            });
+        }
         let propagation = opts.propagation.unwrap_or(def.default_propagation);
         let is_pod = def == well_known::pods();
         let now = self.clock.now_rfc3339_seconds();

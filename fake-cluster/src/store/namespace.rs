@@ -1,0 +1,157 @@
+//! Namespace deletion as the API server and the namespace controller do it: the namespace
+//! turns `Terminating` (its `spec.finalizers` hold it), nothing new may be created in it
+//! (403), its content is deleted with Background propagation, and the namespace goes once
+//! the last object in it is gone (objects held by finalizers or a pod's grace period keep
+//! it `Terminating` until then).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{Change, ChangeType, DeleteOptions, Inner, Result, Store, key, meta_mut, meta_str};
+use crate::resources::{Propagation, RESOURCES, ResourceDef, well_known};
+use crate::status::ApiError;
+
+/// Whether a namespace object still holds its `spec.finalizers` (`kubernetes`).
+pub(super) fn held_by_spec_finalizers(def: &ResourceDef, obj: &Value) -> bool {
+    def == well_known::namespaces()
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+}
+
+/// 403 for a create in a namespace being deleted, with the real server's message.
+pub(super) fn check_not_terminating(
+    inner: &Inner,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+) -> Result<()> {
+    let terminating = inner
+        .objects
+        .get(&key(well_known::namespaces()))
+        .and_then(|m| m.get(&(String::new(), ns.to_owned())))
+        .is_some_and(|n| meta_str(n, "deletionTimestamp").is_some());
+    if terminating {
+        let mut e = ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                def.qualified_plural()
+            ),
+        );
+        e.details = Some(def.details(name));
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn is_empty(inner: &Inner, ns: &str) -> bool {
+    RESOURCES.iter().filter(|d| d.namespaced).all(|d| {
+        inner.objects.get(&key(d)).is_none_or(|m| {
+            m.range((ns.to_owned(), String::new())..)
+                .next()
+                .is_none_or(|((n, _), _)| n != ns)
+        })
+    })
+}
+
+impl Store {
+    /// Deletes a namespace: marks it Terminating, deletes its content, and removes it once
+    /// empty. Answers the namespace as it is after the content pass.
+    pub(super) fn delete_namespace(&self, name: &str, opts: &DeleteOptions) -> Result<Arc<Value>> {
+        let def = well_known::namespaces();
+        let now = self.clock.now_rfc3339_seconds();
+        let marked = self.modify_inner(def, "", name, opts.dry_run, |ns| {
+            if let Some(uid) = &opts.uid
+                && meta_str(ns, "uid") != Some(uid.as_str())
+            {
+                return Err(ApiError::conflict(
+                    def,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(ns, "uid").unwrap_or_default()
+                    ),
+                ));
+            }
+            let m = meta_mut(ns);
+            if !m.contains_key("deletionTimestamp") {
+                m.insert("deletionTimestamp".into(), json!(now));
+                m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            }
+            ns["status"]["phase"] = json!("Terminating");
+            Ok(())
+        })?;
+        if opts.dry_run {
+            return Ok(marked);
+        }
+        // The namespace controller's pass over the content.
+        let content = DeleteOptions {
+            propagation: Some(Propagation::Background),
+            ..DeleteOptions::default()
+        };
+        for d in RESOURCES.iter().filter(|d| d.namespaced) {
+            if crate::events::is_converted(d) {
+                continue;
+            }
+            let (items, _) = self.list(d, Some(name));
+            for item in items {
+                let n = meta_str(&item, "name").unwrap_or_default();
+                if let Err(e) = self.delete(d, name, n, &content)
+                    && e.code != 404
+                {
+                    tracing::debug!(%e, resource = d.plural, n, "namespace deletion left an object");
+                }
+            }
+        }
+        let mut inner = self.lock();
+        self.finalize_namespace_if_empty(&mut inner, name);
+        Ok(inner
+            .objects
+            .get(&key(def))
+            .and_then(|m| m.get(&(String::new(), name.to_owned())))
+            .cloned()
+            .unwrap_or(marked))
+    }
+
+    /// Removes a Terminating namespace that holds nothing any more.
+    pub(super) fn finalize_namespace_if_empty(&self, inner: &mut Inner, ns: &str) {
+        let def = well_known::namespaces();
+        let k = (String::new(), ns.to_owned());
+        let Some(current) = inner
+            .objects
+            .get(&key(def))
+            .and_then(|m| m.get(&k))
+            .cloned()
+        else {
+            return;
+        };
+        if meta_str(&current, "deletionTimestamp").is_none() || !is_empty(inner, ns) {
+            return;
+        }
+        let mut last = (*current).clone();
+        if let Some(spec) = last.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("finalizers".into(), json!([]));
+        }
+        let rv = Self::next_rv(inner);
+        meta_mut(&mut last).insert("resourceVersion".into(), json!(rv.to_string()));
+        if let Some(m) = inner.objects.get_mut(&key(def)) {
+            m.remove(&k);
+        }
+        self.publish(
+            inner,
+            Change {
+                kind: ChangeType::Deleted,
+                resource: def,
+                namespace: String::new(),
+                name: ns.to_owned(),
+                object: Arc::new(last),
+                previous: Some(current),
+                rv,
+            },
+        );
+    }
+}

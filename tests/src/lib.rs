@@ -167,3 +167,4 @@ impl Transport {
     }
 }
 pub mod bench;
+pub mod props;

@@ -1,0 +1,1166 @@
+//! Property tests of the whole flow: random commands, random pod conditions, several runs
+//! at once, cancellation at a random point and a seeded fault plan, for every transport,
+//! on the fake cluster's scripted runtime under paused time.
+//!
+//! Invariants, for every case:
+//! (a) a run returns within its timeout plus a small bound;
+//! (b) its result is exactly what the command did, or the typed error the injected
+//!     condition implies (see [`expect`] and [`fault_allows`]);
+//! (c) never the report of another run or pod (each command prints a token of its own);
+//! (d) once the runs returned and the garbage collector settled, nothing is left;
+//! (e) within one pod the command ran at most once.
+//!
+//! `PROPTEST_CASES` sets the number of cases of each property (default 1,000).
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cmdreporter_configmap::BUDGET_PER_STREAM;
+use cmdreporter_core::request::DEFAULT_REPORTER_IMAGE;
+use cmdreporter_core::{
+    Captured, Error, ExitStatus, GracePeriods, JobDispatcher, JobRunner, Outcome, Phase, Request,
+    Runner,
+};
+use cmdreporter_fake_cluster::faults::{Fault, FaultPlan, InjectedFault, KubeletFault};
+use cmdreporter_fake_cluster::resources::{ResourceDef, well_known};
+use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
+use cmdreporter_fake_cluster::{AdmissionCheck, ApiError, FakeCluster, ScriptedImage};
+use cmdreporter_tests::props::{Invocations, failing_reporter_image, small_log_reporter_image};
+use cmdreporter_tests::{Transport, leftovers, reporter_image, scripted_runtime, wait_for_store};
+use proptest::prelude::*;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError};
+use serde_json::Value;
+use tokio::time::Instant;
+
+/// The timeout of every run.
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// How long past its timeout a run may take to return when the API answers (the Job's
+/// DELETE after the timeout).
+const SLACK: Duration = Duration::from_secs(2);
+/// How long the garbage collector may take to remove what a finished run created.
+const SETTLE: Duration = Duration::from_secs(60);
+/// The payload capacity of the small-log courier variant.
+const SMALL_LOG_CAPACITY: u64 = 96 * 1024;
+/// Room the logs report's metadata may take in the capacity.
+const META_ROOM: usize = 8 * 1024;
+/// Length of every token.
+const TOKEN_LEN: usize = 14;
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases(),
+        max_shrink_iters: 2000,
+        // Beside the crate (tests/), whatever the working directory of the test binary.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/properties.txt"
+        )))),
+        ..ProptestConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The model: what a case is.
+
+/// The transport, and for the logs transport the courier's capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    ConfigMap,
+    /// The logs transport with the real courier (about 7.4 MiB: every output here fits).
+    Logs,
+    /// The logs transport with a courier whose capacity is [`SMALL_LOG_CAPACITY`].
+    LogsSmall,
+}
+
+impl Via {
+    fn transport(self) -> Transport {
+        match self {
+            Via::ConfigMap => Transport::ConfigMap,
+            Via::Logs | Via::LogsSmall => Transport::Logs,
+        }
+    }
+}
+
+fn via() -> impl Strategy<Value = Via> {
+    // Every transport of `Transport::all()`, the logs one also with a small capacity.
+    let all: Vec<Via> = Transport::all()
+        .iter()
+        .flat_map(|t| match t {
+            Transport::ConfigMap => vec![Via::ConfigMap],
+            Transport::Logs => vec![Via::Logs, Via::LogsSmall],
+        })
+        .collect();
+    proptest::sample::select(all)
+}
+
+/// One output stream: empty, or the run's token followed by `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Out {
+    len: usize,
+    binary: bool,
+}
+
+/// What the command does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Command {
+    /// Whether the program exists in the image.
+    found: bool,
+    stdout: Option<Out>,
+    stderr: Option<Out>,
+    /// Size of each write.
+    chunk: usize,
+    exit: ExitStatus,
+    /// Seconds it sleeps (0: fast), before or after writing.
+    delay: u64,
+    sleep_first: bool,
+}
+
+/// What the pod meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Meets {
+    Nothing,
+    UnpullableImage,
+    Unschedulable,
+    AdmissionRejects,
+    /// The install step of the reporter image fails with this exit code.
+    InitFails(i32),
+    /// The pod is evicted (deleted, as the Eviction API does) this long after its command
+    /// started.
+    Evicted(u64),
+    /// A second pod of the same Job appears (as Kubernetes may, rarely, start one).
+    SecondPod,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RunSpec {
+    name: &'static str,
+    command: Command,
+    meets: Meets,
+    /// Drop the run's future after this many milliseconds.
+    cancel_after_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Case {
+    seed: u64,
+    via: Via,
+    shared_watches: bool,
+    runs: Vec<RunSpec>,
+    faults: Vec<(Option<&'static str>, Option<&'static str>, u8, Fault)>,
+    /// Kubelet faults: the percentage of pods each befalls.
+    kubelet: Vec<(u8, KubeletFault)>,
+}
+
+fn boundaries() -> Vec<usize> {
+    let cm = BUDGET_PER_STREAM - TOKEN_LEN;
+    let logs = SMALL_LOG_CAPACITY as usize - TOKEN_LEN;
+    vec![
+        cm - 1,
+        cm,
+        cm + 1,
+        logs / 2,
+        logs - META_ROOM,
+        logs,
+        logs + 1,
+    ]
+}
+
+/// Payload length: mostly small, sometimes at a capacity's boundary or beyond it.
+fn payload_len(big: bool) -> BoxedStrategy<usize> {
+    if !big {
+        return prop_oneof![
+            3 => Just(0usize),
+            6 => 1usize..200,
+            2 => 200usize..16 * 1024,
+        ]
+        .boxed();
+    }
+    prop_oneof![
+        3 => Just(0usize),
+        8 => 1usize..200,
+        3 => 200usize..32 * 1024,
+        1 => 32 * 1024..(SMALL_LOG_CAPACITY as usize + 16 * 1024),
+        1 => proptest::sample::select(boundaries()),
+        1 => BUDGET_PER_STREAM..BUDGET_PER_STREAM + 64 * 1024,
+    ]
+    .boxed()
+}
+
+fn out(big: bool) -> impl Strategy<Value = Option<Out>> {
+    prop_oneof![
+        1 => Just(None),
+        6 => (payload_len(big), any::<bool>()).prop_map(|(len, binary)| Some(Out { len, binary })),
+    ]
+}
+
+fn exit() -> impl Strategy<Value = ExitStatus> {
+    prop_oneof![
+        3 => Just(ExitStatus::Code(0)),
+        4 => (0i32..=255).prop_map(ExitStatus::Code),
+        1 => (1i32..=31).prop_map(ExitStatus::Signal),
+    ]
+}
+
+fn command(big: bool) -> impl Strategy<Value = Command> {
+    (
+        prop::bool::weighted(0.93),
+        out(big),
+        out(big),
+        prop_oneof![
+            Just(1usize),
+            1usize..4096,
+            Just(64 * 1024),
+            Just(usize::MAX)
+        ],
+        exit(),
+        prop_oneof![
+            6 => Just(0u64),
+            3 => 1u64..40,
+            1 => 200u64..3000,
+        ],
+        any::<bool>(),
+    )
+        .prop_map(
+            |(found, stdout, stderr, chunk, exit, delay, sleep_first)| Command {
+                found,
+                stdout,
+                stderr,
+                chunk,
+                exit,
+                delay,
+                sleep_first,
+            },
+        )
+}
+
+fn meets() -> impl Strategy<Value = Meets> {
+    prop_oneof![
+        12 => Just(Meets::Nothing),
+        1 => Just(Meets::UnpullableImage),
+        1 => Just(Meets::Unschedulable),
+        1 => Just(Meets::AdmissionRejects),
+        1 => (1i32..=255).prop_map(Meets::InitFails),
+        1 => (0u64..45_000).prop_map(Meets::Evicted),
+        1 => Just(Meets::SecondPod),
+    ]
+}
+
+fn run_spec(big: bool, cancel: bool) -> impl Strategy<Value = RunSpec> {
+    let cancel = if cancel {
+        prop_oneof![
+            3 => Just(None),
+            1 => Just(Some(0u64)),
+            // Never on a multiple of 50 ms, the instants at which runs end (grace periods,
+            // whole-second delays, backoffs): a drop in the middle of a run's cleanup leaks
+            // its Job (bug B, reported in issue 8; see the ignored test below).
+            2 => (0u64..1200, 1u64..50).prop_map(|(k, r)| Some(k * 50 + r)),
+        ]
+        .boxed()
+    } else {
+        Just(None).boxed()
+    };
+    (
+        proptest::sample::select(vec!["probe", "probe", "other", "x"]),
+        command(big),
+        meets(),
+        cancel,
+    )
+        .prop_map(|(name, command, meets, cancel_after_ms)| RunSpec {
+            name,
+            command,
+            meets,
+            cancel_after_ms,
+        })
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        4 => proptest::sample::select(vec![409u16, 429, 500, 503]).prop_map(Fault::Status),
+        2 => Just(Fault::LostResponse),
+        1 => (1u64..3000).prop_map(|ms| Fault::Latency(Duration::from_millis(ms))),
+        1 => Just(Fault::Compact),
+    ]
+}
+
+fn kubelet_fault() -> impl Strategy<Value = (u8, KubeletFault)> {
+    (
+        5u8..=40,
+        prop_oneof![
+            (1i32..=31).prop_map(KubeletFault::Signal),
+            Just(KubeletFault::Evict),
+            Just(KubeletFault::DuplicatePod),
+        ],
+    )
+}
+
+fn fault_rule() -> impl Strategy<Value = (Option<&'static str>, Option<&'static str>, u8, Fault)> {
+    (
+        proptest::sample::select(vec![
+            None,
+            Some("create"),
+            Some("get"),
+            Some("list"),
+            Some("watch"),
+            Some("delete"),
+        ]),
+        proptest::sample::select(vec![
+            None,
+            Some("jobs"),
+            Some("pods"),
+            Some("configmaps"),
+            Some("events"),
+        ]),
+        1u8..=30,
+        fault(),
+    )
+        .prop_map(|(verb, resource, pct, fault)| {
+            // The API server answers 409 only to writes (AlreadyExists, Conflict). (A 409 on
+            // a shared watch is reported in issue 8: the hub hides the status code.)
+            let verb = match fault {
+                Fault::Status(409) => Some("create"),
+                _ => verb,
+            };
+            (verb, resource, pct, fault)
+        })
+}
+
+// ---------------------------------------------------------------------------------------
+// The command's bytes.
+
+fn token(seed: u64, i: usize) -> String {
+    let t = format!("<{:08x}-r{i:02}>", seed as u32);
+    assert_eq!(t.len(), TOKEN_LEN);
+    t
+}
+
+/// The bytes a stream carries: the token, then `len` bytes of text or of binary noise.
+fn stream_bytes(token: &str, out: Option<Out>, salt: u64) -> Vec<u8> {
+    let Some(out) = out else { return Vec::new() };
+    let mut data = token.as_bytes().to_vec();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ salt ^ (out.len as u64);
+    data.extend((0..out.len).map(|i| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if out.binary {
+            // Sure not to be UTF-8: a 0xff now and then.
+            if i % 97 == 0 { 0xff } else { (x >> 32) as u8 }
+        } else if i % 61 == 60 {
+            b'\n'
+        } else {
+            b'a' + (x % 26) as u8
+        }
+    }));
+    data
+}
+
+struct Script {
+    token: String,
+    command: Command,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+type Scripts = Arc<Mutex<Vec<Arc<Script>>>>;
+
+/// The test image: `/bin/cmd <token>` does what the run's script says.
+fn tools(scripts: Scripts, invocations: Invocations) -> ScriptedImage {
+    ScriptedImage::new().program("/bin/cmd", move |ctx: ProgramContext| {
+        let scripts = scripts.clone();
+        let invocations = invocations.clone();
+        async move {
+            let token = ctx.argv.get(1).cloned().unwrap_or_default();
+            invocations.record(&ctx, &token);
+            let script = scripts
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|s| s.token == token)
+                .cloned()
+                .expect("a script for every token");
+            let c = &script.command;
+            let delay = Duration::from_secs(c.delay);
+            if c.sleep_first {
+                tokio::time::sleep(delay).await;
+            }
+            let chunk = c.chunk.max(1);
+            let mut out = script.stdout.chunks(chunk);
+            let mut err = script.stderr.chunks(chunk);
+            loop {
+                let (o, e) = (out.next(), err.next());
+                if o.is_none() && e.is_none() {
+                    break;
+                }
+                if let Some(o) = o {
+                    ctx.write_stdout(o).await;
+                }
+                if let Some(e) = e {
+                    ctx.write_stderr(e).await;
+                }
+            }
+            if !c.sleep_first {
+                tokio::time::sleep(delay).await;
+            }
+            match c.exit {
+                ExitStatus::Code(code) => Exit::Code(code),
+                ExitStatus::Signal(s) => Exit::Signal(s),
+            }
+        }
+    })
+}
+
+/// Rejects pods that run one of these images, as Pod Security would.
+struct RejectImages(BTreeSet<String>);
+
+const REJECTION: &str = "violates PodSecurity \"restricted:latest\" (property test)";
+
+impl AdmissionCheck for RejectImages {
+    fn admit(&self, def: &ResourceDef, _ns: &str, obj: &mut Value) -> Result<(), ApiError> {
+        if def != well_known::pods() {
+            return Ok(());
+        }
+        let rejected = obj
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("image").and_then(Value::as_str))
+            .any(|i| self.0.contains(i));
+        if rejected {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("pods is forbidden: {REJECTION}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The first pod of run `i` (found by its image) once `ready` holds for it.
+async fn pod_of(cluster: &FakeCluster, image: &str, ready: fn(&Value) -> bool) -> Arc<Value> {
+    let find = || {
+        let (pods, _) = cluster.store().list(well_known::pods(), Some("default"));
+        pods.into_iter().find(|p| {
+            p.pointer("/spec/containers/0/image")
+                .and_then(Value::as_str)
+                == Some(image)
+                && ready(p)
+        })
+    };
+    let mut found = None;
+    wait_for_store(cluster, || {
+        found = find();
+        found.is_some()
+    })
+    .await;
+    found.expect("the store outlives the wait")
+}
+
+fn command_started(p: &Value) -> bool {
+    p.pointer("/status/containerStatuses/0/state/running")
+        .is_some()
+}
+
+/// Evicts the run's pod, or starts a second pod for its Job. Whether it did.
+async fn disrupt(cluster: &FakeCluster, image: &str, meets: Meets) -> bool {
+    match meets {
+        Meets::Evicted(after_ms) => {
+            let pod = pod_of(cluster, image, command_started).await;
+            let name = pod
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap()
+                .to_owned();
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+                kube::Api::namespaced(cluster.client(), "default");
+            // Through the API, as the Eviction API does; retried if a fault hits it.
+            for _ in 0..20 {
+                match api.delete(&name, &Default::default()).await {
+                    Ok(_) => return true,
+                    Err(kube::Error::Api(s)) if s.code == 404 => return false,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+            false
+        }
+        Meets::SecondPod => {
+            let pod = pod_of(cluster, image, |_| true).await;
+            let mut second = (*pod).clone();
+            let name = format!("{}-second", second["metadata"]["name"].as_str().unwrap());
+            let meta = second["metadata"].as_object_mut().unwrap();
+            meta.retain(|k, _| {
+                ["labels", "annotations", "ownerReferences", "finalizers"].contains(&k.as_str())
+            });
+            meta.insert("name".into(), Value::String(name));
+            second.as_object_mut().unwrap().remove("status");
+            if let Some(spec) = second["spec"].as_object_mut() {
+                spec.remove("nodeName");
+            }
+            cluster
+                .api()
+                .create(well_known::pods(), "default", second)
+                .is_ok()
+        }
+        _ => false,
+    }
+}
+
+fn image_of(i: usize) -> String {
+    format!("tools-{i}:1.0")
+}
+
+fn broken_reporter_of(i: usize) -> String {
+    format!("broken-reporter-{i}:1.0")
+}
+
+// ---------------------------------------------------------------------------------------
+// The table: what each run must end with.
+
+#[derive(Debug, Clone, PartialEq)]
+enum Expect {
+    Outcome {
+        exit: ExitStatus,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
+    NotFound,
+    Timeout,
+    ImagePull,
+    Unschedulable,
+    Rejected,
+    InitFailed(i32),
+}
+
+/// What a run must end with when the API answers every request.
+fn expect(run: &RunSpec, script: &Script) -> Expect {
+    match run.meets {
+        Meets::UnpullableImage => return Expect::ImagePull,
+        Meets::Unschedulable => return Expect::Unschedulable,
+        Meets::AdmissionRejects => return Expect::Rejected,
+        Meets::InitFails(code) => return Expect::InitFailed(code),
+        Meets::Nothing | Meets::Evicted(_) | Meets::SecondPod => {}
+    }
+    let c = &run.command;
+    if !c.found {
+        Expect::NotFound
+    } else if Duration::from_secs(c.delay) >= TIMEOUT {
+        Expect::Timeout
+    } else {
+        Expect::Outcome {
+            exit: c.exit,
+            stdout: script.stdout.clone(),
+            stderr: script.stderr.clone(),
+        }
+    }
+}
+
+/// Until when (from the start of the run) the error must have come: detection in
+/// seconds, not at the timeout.
+fn detected_within(e: &Expect) -> Duration {
+    match e {
+        Expect::ImagePull => GracePeriods::default().image_pull + Duration::from_secs(5),
+        Expect::Unschedulable => GracePeriods::default().unschedulable + Duration::from_secs(5),
+        Expect::Rejected => GracePeriods::default().pod_creation + Duration::from_secs(5),
+        Expect::InitFailed(_) | Expect::NotFound => Duration::from_secs(5),
+        Expect::Timeout | Expect::Outcome { .. } => TIMEOUT + SLACK,
+    }
+}
+
+/// Whether `got` is exactly `src` as the transport delivers it: whole, or head and tail
+/// with the omission stated.
+fn check_stream(
+    what: &str,
+    src: &[u8],
+    other: usize,
+    got: &Captured,
+    via: Via,
+) -> Result<(), String> {
+    let len = src.len();
+    if got.total_bytes != len as u64 {
+        return Err(format!("{what}: total {} != {len}", got.total_bytes));
+    }
+    let whole = match via {
+        Via::ConfigMap => len <= BUDGET_PER_STREAM,
+        Via::Logs => true,
+        Via::LogsSmall => len + other + META_ROOM <= SMALL_LOG_CAPACITY as usize,
+    };
+    if whole || got.omitted.is_none() {
+        if got.omitted.is_some() || got.data != src {
+            return Err(format!(
+                "{what}: {len} bytes must come back whole, got {} bytes, omitted {:?}",
+                got.data.len(),
+                got.omitted
+            ));
+        }
+        if via == Via::ConfigMap && !whole {
+            return Err(format!(
+                "{what}: {len} bytes beyond the budget came back whole"
+            ));
+        }
+        return Ok(());
+    }
+    let gap = got.omitted.unwrap();
+    let kept = got.data.len();
+    let head = gap.at as usize;
+    if head > kept || kept >= len {
+        return Err(format!(
+            "{what}: gap at {head} of {kept} kept, {len} in all"
+        ));
+    }
+    let tail = kept - head;
+    if got.data[..head] != src[..head] || got.data[head..] != src[len - tail..] {
+        return Err(format!(
+            "{what}: head {head} / tail {tail} are not the stream's"
+        ));
+    }
+    if gap.bytes as usize != len - kept {
+        return Err(format!(
+            "{what}: gap of {} bytes, {} left out",
+            gap.bytes,
+            len - kept
+        ));
+    }
+    if via == Via::ConfigMap {
+        let h = BUDGET_PER_STREAM / 2;
+        if head != h || tail != BUDGET_PER_STREAM - h {
+            return Err(format!(
+                "{what}: head {head} tail {tail}, budget split is {h}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_outcome(o: &Outcome, run: &RunSpec, expected: &Expect, via: Via) -> Result<(), String> {
+    let Expect::Outcome {
+        exit,
+        stdout,
+        stderr,
+    } = expected
+    else {
+        return Err(format!(
+            "expected {expected:?}, got outcome exit {:?}",
+            o.exit
+        ));
+    };
+    if o.exit != *exit {
+        return Err(format!(
+            "exit {:?}, the command ended with {exit:?}",
+            o.exit
+        ));
+    }
+    check_stream("stdout", stdout, stderr.len(), &o.stdout, via)?;
+    check_stream("stderr", stderr, stdout.len(), &o.stderr, via)?;
+    if !o.job_name.starts_with(&format!("{}-", run.name)) || !o.job_name.ends_with(&o.run_id) {
+        return Err(format!(
+            "job {:?} / run {:?} are not this run's",
+            o.job_name, o.run_id
+        ));
+    }
+    Ok(())
+}
+
+fn error_matches(e: &Error, expected: &Expect, image: &str) -> bool {
+    match (expected, e) {
+        (
+            Expect::NotFound,
+            Error::CommandNotStarted {
+                command, not_found, ..
+            },
+        ) => command == "/bin/missing" && *not_found,
+        (Expect::Timeout, Error::Timeout { timeout, phase }) => {
+            *timeout == TIMEOUT && *phase == Phase::Running
+        }
+        (Expect::ImagePull, Error::ImagePull { image: i, .. }) => i == image,
+        (Expect::Unschedulable, Error::Unschedulable { .. }) => true,
+        (Expect::Rejected, Error::PodRejected { message }) => message.contains(REJECTION),
+        (
+            Expect::InitFailed(code),
+            Error::InitContainerFailed {
+                exit_code, message, ..
+            },
+        ) => exit_code == code && message.contains("install failed on purpose"),
+        _ => false,
+    }
+}
+
+/// Whether the injected faults imply `e`: the API error the server answered (once the
+/// retries of transient ones are spent), a courier that could not deliver when its
+/// requests were faulted, a log read that failed.
+fn fault_allows(e: &Error, injected: &[InjectedFault], via: Via) -> bool {
+    let codes: BTreeSet<u16> = injected
+        .iter()
+        .filter_map(|f| match f.fault {
+            Fault::Status(c) => Some(c),
+            Fault::LostResponse => Some(504),
+            _ => None,
+        })
+        .collect();
+    let touched = |r: &str| injected.iter().any(|f| f.path.contains(r));
+    match e {
+        Error::Api(k) => cmdreporter_core::error::api_code(k).is_some_and(|c| codes.contains(&c)),
+        Error::CourierFailed { message, .. } => {
+            via == Via::ConfigMap && touched("/configmaps") && message.contains("cannot deliver")
+        }
+        Error::Transport { .. } => via != Via::ConfigMap && touched("/log"),
+        // A container killed by signal N as it starts: the install step fails with 128 + N.
+        Error::InitContainerFailed { exit_code, .. } => injected
+            .iter()
+            .any(|f| f.fault == Fault::Kubelet(KubeletFault::Signal(exit_code - 128))),
+        Error::JobFailed { reason, .. } => {
+            reason == "Evicted"
+                && injected
+                    .iter()
+                    .any(|f| f.fault == Fault::Kubelet(KubeletFault::Evict))
+        }
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Running a case.
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+async fn run_case(case: Case) -> Result<(), TestCaseError> {
+    let scripts: Scripts = Arc::default();
+    let invocations = Invocations::default();
+    let rt = scripted_runtime();
+    if case.via == Via::LogsSmall {
+        rt.image(
+            DEFAULT_REPORTER_IMAGE,
+            small_log_reporter_image(SMALL_LOG_CAPACITY),
+        );
+    } else {
+        rt.image(DEFAULT_REPORTER_IMAGE, reporter_image());
+    }
+    let mut rejected = BTreeSet::new();
+    let mut runs = Vec::new();
+    for (i, run) in case.runs.iter().enumerate() {
+        let token = token(case.seed, i);
+        let script = Arc::new(Script {
+            stdout: stream_bytes(&token, run.command.stdout, case.seed ^ (2 * i as u64)),
+            stderr: stream_bytes(&token, run.command.stderr, case.seed ^ (2 * i as u64 + 1)),
+            token: token.clone(),
+            command: run.command.clone(),
+        });
+        scripts.lock().unwrap().push(script.clone());
+        let image = image_of(i);
+        rt.image(&image, tools(scripts.clone(), invocations.clone()));
+        let program = if run.command.found {
+            "/bin/cmd"
+        } else {
+            "/bin/missing"
+        };
+        let mut req = Request::new(image.clone(), [program, token.as_str()])
+            .name(run.name)
+            .timeout(TIMEOUT);
+        match run.meets {
+            Meets::Nothing | Meets::Evicted(_) | Meets::SecondPod => {}
+            Meets::UnpullableImage => rt.unpullable(&image),
+            Meets::Unschedulable => req = req.node_selector("cmdreporter.test/nowhere", "true"),
+            Meets::AdmissionRejects => {
+                rejected.insert(image.clone());
+            }
+            Meets::InitFails(code) => {
+                rt.image(&broken_reporter_of(i), failing_reporter_image(code));
+                req = req.reporter_image(broken_reporter_of(i));
+            }
+        }
+        let expected = expect(run, &script);
+        runs.push((run.clone(), script, req, expected, image));
+    }
+    let mut builder = FakeCluster::builder().seed(case.seed).scripted(rt);
+    if !case.faults.is_empty() || !case.kubelet.is_empty() {
+        let mut plan = FaultPlan::new(case.seed);
+        for (verb, resource, pct, fault) in &case.faults {
+            plan = plan.rule(*verb, *resource, f64::from(*pct) / 100.0, fault.clone());
+        }
+        for (pct, fault) in &case.kubelet {
+            plan = plan.kubelet(f64::from(*pct) / 100.0, *fault);
+        }
+        builder = builder.faults(plan);
+    }
+    let cluster = builder.build().await.expect("fake cluster");
+    if !rejected.is_empty() {
+        cluster.add_admission(Arc::new(RejectImages(rejected)));
+    }
+    let client = cluster.client();
+    let mut dispatcher = JobDispatcher::new(client.clone());
+    if case.shared_watches {
+        dispatcher = dispatcher.shared_watches();
+    }
+    let runner =
+        JobRunner::with_dispatcher(Arc::new(dispatcher), case.via.transport().channel(client))
+            .seed_run_ids(case.seed);
+
+    let disruptions = futures::future::join_all(runs.iter().map(|(run, _, _, _, image)| {
+        let cluster = &cluster;
+        async move {
+            if matches!(run.meets, Meets::Evicted(_) | Meets::SecondPod) {
+                // Bounded: a pod that never gets there (the run ended first) is not disrupted.
+                tokio::time::timeout(TIMEOUT, disrupt(cluster, image, run.meets))
+                    .await
+                    .unwrap_or(false)
+            } else {
+                false
+            }
+        }
+    }));
+    let all_runs = futures::future::join_all(runs.iter().map(|(run, _, req, _, _)| {
+        let runner = &runner;
+        let req = req.clone();
+        async move {
+            let start = Instant::now();
+            let fut = runner.run(req);
+            let result = match run.cancel_after_ms {
+                Some(ms) => tokio::time::timeout(Duration::from_millis(ms), fut)
+                    .await
+                    .ok(),
+                None => Some(fut.await),
+            };
+            (result, start.elapsed())
+        }
+    }));
+    let (results, disrupted) = futures::future::join(all_runs, disruptions).await;
+    let injected = cluster.injected_faults();
+    runner.shutdown().await;
+    let settled = tokio::time::timeout(
+        SETTLE,
+        wait_for_store(&cluster, || leftovers(&cluster, "default").is_empty()),
+    )
+    .await;
+
+    let mut problems = Vec::new();
+    // (a) and (b) and (c), per run.
+    let latency: Duration = injected
+        .iter()
+        .filter_map(|f| match f.fault {
+            Fault::Latency(d) => Some(d),
+            _ => None,
+        })
+        .sum();
+    for (i, (((run, script, _, expected, image), (result, took)), disrupted)) in
+        runs.iter().zip(results).zip(disrupted).enumerate()
+    {
+        let evicted = disrupted && matches!(run.meets, Meets::Evicted(_));
+        let Some(result) = result else {
+            // Cancelled: only (d) and (e) apply.
+            continue;
+        };
+        let bound = if injected.is_empty() {
+            detected_within(expected)
+        } else {
+            // Transient errors are retried: the Job's DELETE after the timeout may take its
+            // whole backoff (about 16 s) plus the latency injected.
+            TIMEOUT + SLACK + Duration::from_secs(17) + latency
+        };
+        if took > bound {
+            problems.push(format!(
+                "run {i}: took {took:?}, more than {bound:?} ({expected:?})"
+            ));
+        }
+        if evicted && matches!(result, Err(Error::Timeout { .. })) {
+            problems.push(format!(
+                "run {i}: its pod was evicted, yet it waited for its timeout"
+            ));
+        }
+        let verdict = match &result {
+            Ok(o) => check_outcome(o, run, expected, case.via),
+            Err(e) if error_matches(e, expected, image) => Ok(()),
+            Err(e) if fault_allows(e, &injected, case.via) => Ok(()),
+            // An evicted pod ends the run with the Job's failure, or its courier's.
+            Err(Error::JobFailed { .. } | Error::CourierFailed { .. }) if evicted => Ok(()),
+            Err(e) => Err(format!("error {e:?}, expected {expected:?}")),
+        };
+        if let Err(p) = verdict {
+            problems.push(format!("run {i} ({:?}): {p}", run.meets));
+        }
+        // The command never runs when the pod cannot start; it runs once when it reported.
+        let ran = invocations.count(&script.token);
+        let must_not_run = !matches!(
+            run.meets,
+            Meets::Nothing | Meets::Evicted(_) | Meets::SecondPod
+        ) || !run.command.found;
+        if must_not_run && ran != 0 {
+            problems.push(format!(
+                "run {i}: the command ran {ran} times, its pod could not run it"
+            ));
+        }
+        if result.is_ok() && ran == 0 {
+            problems.push(format!("run {i}: an outcome, but the command never ran"));
+        }
+    }
+    // (d)
+    let left = leftovers(&cluster, "default");
+    if settled.is_err() || !left.is_empty() {
+        problems.push(format!("left behind {SETTLE:?} after the runs: {left:?}"));
+    }
+    // (e)
+    let repeated = invocations.repeated();
+    if !repeated.is_empty() {
+        problems.push(format!(
+            "a pod ran its command more than once: {repeated:?}"
+        ));
+    }
+    prop_assert!(
+        problems.is_empty(),
+        "{problems:#?}\ninjected faults: {injected:#?}"
+    );
+    Ok(())
+}
+
+/// Cases the properties do not generate until a reported bug is fixed.
+fn without_reported_bugs(mut case: Case) -> Case {
+    // Bug C (transport-k8s-logs, reported in issue 8): the log of an evicted pod is a 404,
+    // and the run ends with that raw API error instead of a typed one.
+    // Bug D (transport-configmap, reported in issue 8): both pods of the Job write the same
+    // ConfigMap; when the second one's lands first, the watched pod's courier takes the 409
+    // for its own delivery and the run ends with CorruptReport.
+    // Bug C also when a faulted second pod fails the Job, whose controller then deletes the
+    // first pod.
+    let kubelet_faults = !case.kubelet.is_empty();
+    for run in &mut case.runs {
+        match (case.via, run.meets) {
+            (Via::Logs | Via::LogsSmall, Meets::SecondPod) if kubelet_faults => {
+                run.meets = Meets::Nothing;
+            }
+            (Via::Logs | Via::LogsSmall, Meets::Evicted(_)) if kubelet_faults => {
+                run.meets = Meets::Nothing;
+            }
+            (Via::Logs | Via::LogsSmall, Meets::Evicted(_)) => run.meets = Meets::SecondPod,
+            (Via::ConfigMap, Meets::SecondPod) => run.meets = Meets::Evicted(1_000),
+            _ => {}
+        }
+    }
+    // Bug E (core/src/dispatcher.rs, reported in issue 8): a pod gone before the progress
+    // watch saw it (here: its watch delayed) leaves the run waiting for its timeout although
+    // the Job failed.
+    if case
+        .runs
+        .iter()
+        .any(|r| matches!(r.meets, Meets::Evicted(_)))
+    {
+        case.faults.retain(|(verb, _, _, fault)| {
+            !(matches!(fault, Fault::Latency(_)) && matches!(verb, None | Some("watch")))
+        });
+    }
+    // The kubelet's second pod: bug D with the ConfigMap transport; with the logs transport
+    // the Job controller deletes one of the two pods, and if it is the watched one, bug C.
+    case.kubelet
+        .retain(|(_, f)| *f != KubeletFault::DuplicatePod);
+    // Bug B: latency on the Job's DELETE lets a drop land in the middle of the cleanup.
+    if case.runs.iter().any(|r| r.cancel_after_ms.is_some()) {
+        case.faults.retain(|(verb, resource, _, fault)| {
+            !(matches!(fault, Fault::Latency(_))
+                && matches!(verb, None | Some("delete"))
+                && matches!(resource, None | Some("jobs")))
+        });
+    }
+    case
+}
+
+fn single_case() -> impl Strategy<Value = Case> {
+    (any::<u64>(), via(), any::<bool>(), run_spec(true, false))
+        .prop_map(|(seed, via, shared_watches, run)| Case {
+            seed,
+            via,
+            shared_watches,
+            runs: vec![run],
+            faults: Vec::new(),
+            kubelet: Vec::new(),
+        })
+        .prop_map(without_reported_bugs)
+}
+
+fn concurrent_case() -> impl Strategy<Value = Case> {
+    (
+        any::<u64>(),
+        via(),
+        any::<bool>(),
+        prop::collection::vec(run_spec(false, true), 2..=4),
+    )
+        .prop_map(|(seed, via, shared_watches, runs)| Case {
+            seed,
+            via,
+            shared_watches,
+            runs,
+            faults: Vec::new(),
+            kubelet: Vec::new(),
+        })
+        .prop_map(without_reported_bugs)
+}
+
+fn faulted_case() -> impl Strategy<Value = Case> {
+    (
+        any::<u64>(),
+        via(),
+        any::<bool>(),
+        prop::collection::vec(run_spec(false, true), 1..=2),
+        prop::collection::vec(fault_rule(), 0..=3),
+        prop::collection::vec(kubelet_fault(), 0..=2),
+    )
+        .prop_map(|(seed, via, shared_watches, runs, faults, kubelet)| Case {
+            seed,
+            via,
+            shared_watches,
+            runs,
+            faults,
+            kubelet,
+        })
+        .prop_map(without_reported_bugs)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// One run: every command behaviour (exit codes, signals, output from empty to beyond
+    /// the capacity, binary, slow, not found) and every pod condition.
+    #[test]
+    fn one_run_ends_exactly_as_its_command_did(case in single_case()) {
+        block_on(run_case(case))?;
+    }
+
+    /// Several runs at once, with the same or different base names, some dropped at a
+    /// random point: each gets its own report or its own error, and nothing is left.
+    #[test]
+    fn concurrent_and_dropped_runs_never_mix_or_leak(case in concurrent_case()) {
+        block_on(run_case(case))?;
+    }
+
+    /// Runs under a seeded fault plan: API errors by verb and resource, lost responses,
+    /// latency, compaction. A run ends as its command did or with the error a fault implies;
+    /// nothing is left and nothing runs twice.
+    #[test]
+    fn faults_never_lose_mix_or_leak(case in faulted_case()) {
+        block_on(run_case(case))?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Minimal reproductions of bugs the properties found outside tests/ (reported in issue 8).
+// Ignored until fixed: `cargo test -p cmdreporter-tests --test properties -- --ignored`.
+
+fn quick(found: bool, delay: u64, meets: Meets, cancel_after_ms: Option<u64>) -> RunSpec {
+    RunSpec {
+        name: "probe",
+        command: Command {
+            found,
+            stdout: None,
+            stderr: None,
+            chunk: 1,
+            exit: ExitStatus::Code(0),
+            delay,
+            sleep_first: false,
+        },
+        meets,
+        cancel_after_ms,
+    }
+}
+
+#[test]
+#[ignore = "bug B (core/src/runner.rs): a run dropped during its own cleanup leaks its Job"]
+fn bug_b_a_run_dropped_while_it_cleans_up_leaves_its_job() {
+    block_on(run_case(Case {
+        seed: 0,
+        via: Via::ConfigMap,
+        shared_watches: false,
+        runs: vec![
+            quick(false, 0, Meets::Nothing, None),
+            quick(false, 0, Meets::UnpullableImage, Some(10_000)),
+        ],
+        faults: Vec::new(),
+        kubelet: Vec::new(),
+    }))
+    .unwrap();
+}
+
+#[test]
+#[ignore = "bug C (transport-k8s-logs): the run of an evicted pod ends with a raw 404"]
+fn bug_c_an_evicted_pod_with_the_logs_transport_ends_with_a_raw_404() {
+    block_on(run_case(Case {
+        seed: 0,
+        via: Via::Logs,
+        shared_watches: false,
+        runs: vec![quick(true, 29, Meets::Evicted(0), None)],
+        faults: Vec::new(),
+        kubelet: Vec::new(),
+    }))
+    .unwrap();
+}
+
+#[test]
+#[ignore = "bug D (transport-configmap): a second pod's report makes the run fail"]
+fn bug_d_a_second_pod_of_the_job_makes_the_configmap_run_fail() {
+    let mut run = quick(true, 1, Meets::SecondPod, None);
+    run.command.sleep_first = true;
+    run.command.stdout = Some(Out {
+        len: 16,
+        binary: false,
+    });
+    run.command.stderr = Some(Out {
+        len: 20,
+        binary: false,
+    });
+    block_on(run_case(Case {
+        seed: 0,
+        via: Via::ConfigMap,
+        shared_watches: false,
+        runs: vec![run],
+        faults: Vec::new(),
+        kubelet: Vec::new(),
+    }))
+    .unwrap();
+}
+
+#[test]
+#[ignore = "bug A (core/src/shared_watch.rs): a shared watch's error loses its status code"]
+fn bug_a_a_shared_watch_error_keeps_its_status() {
+    block_on(run_case(Case {
+        seed: 14_276_192_238_835_893_364,
+        via: Via::ConfigMap,
+        shared_watches: true,
+        runs: vec![quick(false, 0, Meets::UnpullableImage, None)],
+        faults: vec![(Some("watch"), Some("pods"), 100, Fault::Status(409))],
+        kubelet: Vec::new(),
+    }))
+    .unwrap();
+}
+
+#[test]
+#[ignore = "bug E (core/src/dispatcher.rs): a pod gone before the watch saw it: Timeout, not JobFailed"]
+fn bug_e_a_pod_evicted_before_the_watch_saw_it_waits_for_the_timeout() {
+    block_on(run_case(Case {
+        seed: 15_937_042_248_880_535_483,
+        via: Via::ConfigMap,
+        shared_watches: false,
+        runs: vec![quick(true, 2, Meets::Evicted(1000), None)],
+        faults: vec![(
+            Some("watch"),
+            None,
+            100,
+            Fault::Latency(Duration::from_millis(1001)),
+        )],
+        kubelet: Vec::new(),
+    }))
+    .unwrap();
+}

@@ -17,7 +17,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Store, meta_str};
 use crate::tls::{ClusterCa, TlsError};
-use crate::{discovery, events, patch, watch};
+use crate::{discovery, events, field_validation, patch, watch};
 
 pub use crate::discovery::SERVER_VERSION;
 
@@ -125,6 +125,17 @@ fn route_resource(group: &str, version: &str, gv: String, rest: &[&str]) -> Opti
         name: name.map(str::to_owned),
         subresource: sub.map(str::to_owned),
     }))
+}
+
+/// Adds one `Warning: 299 - "<text>"` header per warning.
+fn with_warnings(mut resp: Response<ResponseBody>, warnings: &[String]) -> Response<ResponseBody> {
+    for w in warnings {
+        let text = format!("299 - \"{}\"", w.replace('"', "\\\""));
+        if let Ok(v) = header::HeaderValue::from_str(&text) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
 }
 
 /// A JSON response.
@@ -326,9 +337,13 @@ impl ApiServer {
                 .store
                 .get(sdef, &ns, name)
                 .map(|o| self.object_response(t.def, 200, &o)),
-            "create" => dry_run(query, "CreateOptions")
-                .and_then(|dry| self.create_request(&t, &ns, &body, dry)),
+            "create" => dry_run(query, "CreateOptions").and_then(|dry| {
+                let directive = field_validation::directive(query)?;
+                self.create_request(&t, &ns, &body, dry, directive)
+            }),
             "update" => parse_body(&body).and_then(|obj| {
+                let warnings =
+                    field_validation::check(t.def, &obj, field_validation::directive(query)?)?;
                 self.store
                     .update_with(
                         sdef,
@@ -338,10 +353,12 @@ impl ApiServer {
                         t.subresource.as_deref(),
                         dry_run(query, "UpdateOptions")?,
                     )
-                    .map(|o| self.object_response(t.def, 200, &o))
+                    .map(|o| with_warnings(self.object_response(t.def, 200, &o), &warnings))
             }),
-            "patch" => dry_run(query, "PatchOptions")
-                .and_then(|dry| self.patch(&t, &ns, &content_type, &body, dry)),
+            "patch" => dry_run(query, "PatchOptions").and_then(|dry| {
+                let directive = field_validation::directive(query)?;
+                self.patch(&t, &ns, &content_type, &body, dry, directive)
+            }),
             "delete" => self.delete(t.def, &ns, name, query, &body),
             "deletecollection" => {
                 self.delete_collection(t.def, t.namespace.as_deref(), query, &body)
@@ -368,11 +385,13 @@ impl ApiServer {
         ns: &str,
         body: &[u8],
         dry_run: bool,
+        directive: field_validation::Directive,
     ) -> Result<Response<ResponseBody>, ApiError> {
         if t.subresource.is_some() {
             return Err(ApiError::method_not_allowed());
         }
         let obj = parse_body(body)?;
+        let warnings = field_validation::check(t.def, &obj, directive)?;
         if let Some(body_ns) = meta_str(&obj, "namespace")
             && t.def.namespaced
             && body_ns != ns
@@ -394,7 +413,7 @@ impl ApiServer {
         }
         let obj = events::to_storage(t.def, obj);
         self.create_with(events::storage_def(t.def), ns, obj, dry_run)
-            .map(|o| self.object_response(t.def, 201, &o))
+            .map(|o| with_warnings(self.object_response(t.def, 201, &o), &warnings))
     }
 
     fn list(&self, t: &Target, q: &Query) -> Result<Response<ResponseBody>, ApiError> {
@@ -469,6 +488,7 @@ impl ApiServer {
         content_type: &str,
         body: &[u8],
         dry_run: bool,
+        directive: field_validation::Directive,
     ) -> Result<Response<ResponseBody>, ApiError> {
         let name = t.name.as_deref().unwrap_or_default();
         let sdef = events::storage_def(t.def);
@@ -500,6 +520,7 @@ impl ApiServer {
             }
             _ => p.pointer("/metadata/resourceVersion").is_some(),
         };
+        let warnings = field_validation::check(t.def, &obj, directive)?;
         if !precondition && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
         }
@@ -512,7 +533,7 @@ impl ApiServer {
                 t.subresource.as_deref(),
                 dry_run,
             )
-            .map(|o| self.object_response(t.def, 200, &o))
+            .map(|o| with_warnings(self.object_response(t.def, 200, &o), &warnings))
     }
 }
 

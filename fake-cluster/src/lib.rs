@@ -27,6 +27,7 @@ mod delete;
 pub mod discovery;
 pub mod env;
 pub mod events;
+pub mod field_validation;
 pub mod faults;
 pub mod journal;
 pub mod kubelet;

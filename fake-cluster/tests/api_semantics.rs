@@ -557,3 +557,39 @@ async fn a_deleted_namespace_terminates_then_goes_with_its_content() {
         404
     );
 }
+
+#[tokio::test]
+async fn unknown_fields_warn_by_default_and_fail_when_strict() {
+    let c = cluster().await;
+    let body = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "typo"}, "datta": {"k": "v"}}))
+    .unwrap();
+    let post = |query: &str| {
+        http::Request::post(format!("/api/v1/namespaces/default/configmaps{query}"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .unwrap()
+    };
+    let resp = c
+        .client()
+        .send(post("?fieldValidation=Strict").map(Into::into))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let status: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        status["message"],
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"datta\""
+    );
+    // No directive: Warn, as the real server defaults to.
+    let resp = c.client().send(post("").map(Into::into)).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(
+        resp.headers()["warning"],
+        "299 - \"unknown field \\\"datta\\\"\""
+    );
+}

@@ -163,6 +163,22 @@ async fn kubectl_drives_the_served_cluster() {
         .unwrap();
     assert_eq!(stored["data"]["k"], "v2");
 
+    // Default validation is strict: a misspelt field is refused by the server.
+    let typo = k.file(
+        "typo.yaml",
+        &CONFIGMAP
+            .replace("name: cfg", "name: typo")
+            .replace("\ndata:", "\ndatta:"),
+    );
+    let (ok, _, stderr) = k.run(&["apply", "-f", &typo]).await;
+    assert!(!ok);
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "Error from server (BadRequest): error when creating \"{typo}\": ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"datta\""
+        )
+    );
+
     // get -o json with a label selector.
     let list: Value = serde_json::from_str(
         &k.ok(&["get", "configmaps,jobs", "-l", "app=demo", "-o", "json"])

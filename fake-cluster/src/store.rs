@@ -82,6 +82,11 @@ struct Inner {
 /// The in-memory object store. Cheap to share behind an `Arc`.
 pub struct Store {
     inner: Mutex<Inner>,
+    /// Watches open now, and the most open at once.
+    open_watches: (
+        std::sync::atomic::AtomicUsize,
+        std::sync::atomic::AtomicUsize,
+    ),
     watchers: broadcast::Sender<Arc<Change>>,
     /// Bumped by [`Store::close_watches`]: every open watch ends when it changes.
     watch_epoch: watch::Sender<u64>,
@@ -136,6 +141,7 @@ impl Store {
     pub fn new(seed: u64, history_limit: usize, clock: Clock) -> Self {
         let (watchers, _) = broadcast::channel(WATCH_BUFFER);
         Self {
+            open_watches: Default::default(),
             watch_epoch: watch::Sender::new(0),
             inner: Mutex::new(Inner {
                 rv: 0,
@@ -149,6 +155,37 @@ impl Store {
             controllers: Mutex::new(Vec::new()),
             clock,
         }
+    }
+
+    /// Number of watch streams open now, over every resource.
+    pub fn open_watches(&self) -> usize {
+        self.open_watches
+            .0
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The most watch streams open at once since the store started or
+    /// [`reset_peak_open_watches`](Self::reset_peak_open_watches).
+    pub fn peak_open_watches(&self) -> usize {
+        self.open_watches
+            .1
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Starts a new peak measurement from the watches open now.
+    pub fn reset_peak_open_watches(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.open_watches
+            .1
+            .store(self.open_watches.0.load(SeqCst), SeqCst);
+    }
+
+    /// Counts one open watch until the returned guard is dropped.
+    pub(crate) fn watch_opened(self: &Arc<Self>) -> OpenWatch {
+        use std::sync::atomic::Ordering::SeqCst;
+        let open = self.open_watches.0.fetch_add(1, SeqCst) + 1;
+        self.open_watches.1.fetch_max(open, SeqCst);
+        OpenWatch(self.clone())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -603,5 +640,17 @@ impl Store {
                 GENERATE_NAME_ALPHABET[i] as char
             })
             .collect()
+    }
+}
+
+/// One open watch, counted until dropped.
+pub(crate) struct OpenWatch(Arc<Store>);
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0
+            .open_watches
+            .0
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }

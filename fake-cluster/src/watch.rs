@@ -193,7 +193,10 @@ pub fn start(
     }
 
     let deadline = tokio::time::Instant::now() + timeout;
+    let open = store.watch_opened();
     let live = async_stream(move |out| async move {
+        // Counted as open until this task ends (the stream ended or its client went away).
+        let _open = open;
         let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
         ticker.tick().await;
         loop {

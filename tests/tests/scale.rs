@@ -171,7 +171,12 @@ async fn a_thousand_runs_share_a_constant_number_of_watches() {
     runner.shutdown().await;
 
     let max_watches = meter.max_open_watches.load(Ordering::SeqCst);
-    println!("max open watches: {max_watches}");
+    let server_peak = cluster.store().peak_open_watches();
+    println!("max open watches: {max_watches} (client side), {server_peak} (server side)");
+    assert_eq!(
+        server_peak, max_watches,
+        "the fake cluster counts the same watches"
+    );
     // One pod watch and one ConfigMap watch for the namespace, plus at most one shared
     // FailedCreate event watch; restarts after an idle moment may overlap briefly.
     assert!(max_watches <= 4, "{max_watches} watches open at once");

@@ -5,4 +5,5 @@ pub mod alloc;
 pub mod detect;
 pub mod floor;
 pub mod runs;
+pub mod scale;
 pub mod soak;

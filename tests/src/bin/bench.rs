@@ -50,6 +50,9 @@ fn main() {
         if wants("soak") {
             bench::soak::run(quick).await;
         }
+        if wants("scale") {
+            bench::scale::run(quick).await;
+        }
         if wants("logs") {
             logs::run(quick).await;
         }

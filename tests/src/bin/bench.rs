@@ -3,6 +3,8 @@
 
 use cmdreporter_tests::bench;
 
+#[path = "bench/fake_api.rs"]
+mod fake_api;
 #[path = "bench/kubelet.rs"]
 mod kubelet;
 #[path = "bench/logs.rs"]
@@ -55,6 +57,9 @@ fn main() {
         }
         if wants("logs") {
             logs::run(quick).await;
+        }
+        if wants("fake-api") {
+            fake_api::run(quick).await;
         }
         if wants("kubelet") {
             kubelet::run(quick).await;

@@ -176,3 +176,35 @@ fn an_image_that_cannot_be_pulled_exits_125_naming_it() {
         started.elapsed()
     );
 }
+
+#[test]
+fn ctrl_c_deletes_the_job_and_exits_130() {
+    if !on_path("kubectl") {
+        eprintln!("skipped: kubectl is not installed");
+        return;
+    }
+    let served = Served::start(&[]);
+    let run = served
+        .with_kubeconfig(BIN, &["run", "--", "sleep", "60"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ok(kubectl(&served, &["get", "pods", "-o", "name"])).is_empty() {
+        assert!(Instant::now() < deadline, "no pod appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = run.wait_with_output().unwrap();
+    assert_code(&out, 130);
+    assert!(
+        stderr(&out).contains("interrupted by signal 2"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ok(kubectl(&served, &["get", "jobs", "-o", "name"])), "");
+}

@@ -316,6 +316,13 @@ impl Dispatcher for JobDispatcher {
         let mut events: Option<BoxStream<'static, kube::Result<Event<K8sEvent>>>> = None;
         let events_after = tokio::time::sleep(self.graces.pod_creation);
         tokio::pin!(events_after);
+        // While no pod has been seen, the Job itself is looked at every grace period: a pod
+        // that came and went before the watch saw it leaves only the Job's condition.
+        let mut job_checks = tokio::time::interval_at(
+            Instant::now() + self.graces.pod_creation,
+            self.graces.pod_creation.max(Duration::from_millis(100)),
+        );
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &job.namespace);
         let mut pod_uid: Option<String> = None;
         // The pending error and when it becomes final (a grace period).
         let mut pending: Option<(Instant, Error)> = None;
@@ -395,6 +402,21 @@ impl Dispatcher for JobDispatcher {
                             resumable_watch(api, wp).boxed()
                         }
                     });
+                }
+                _ = job_checks.tick(), if pod_uid.is_none() && pending.is_none() => {
+                    if let Ok(Some(j)) = jobs.get_opt(&job.name).await
+                        && let Some(failed) = j
+                            .status
+                            .and_then(|s| s.conditions)
+                            .into_iter()
+                            .flatten()
+                            .find(|c| c.type_ == "Failed" && c.status == "True")
+                    {
+                        return Error::JobFailed {
+                            reason: failed.reason.unwrap_or_default(),
+                            message: failed.message.unwrap_or_default(),
+                        };
+                    }
                 }
                 _ = tokio::time::sleep_until(deadline), if pending.is_some() => {
                     if let Some((_, e)) = pending.take() {

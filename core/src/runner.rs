@@ -63,10 +63,13 @@ struct CleanupGuard {
 
 impl CleanupGuard {
     async fn finish(mut self) {
-        if let Some(run) = self.run.take()
-            && let Err(e) = self.dispatcher.cleanup(&run).await
-        {
-            tracing::warn!(job = %run.job_name, error = %e, "cleanup failed");
+        // The run stays armed until the cleanup has finished: a run dropped in the middle of
+        // its own cleanup hands it to the tracker like any other dropped run.
+        if let Some(run) = self.run.clone() {
+            if let Err(e) = self.dispatcher.cleanup(&run).await {
+                tracing::warn!(job = %run.job_name, error = %e, "cleanup failed");
+            }
+            self.run = None;
         }
     }
 }

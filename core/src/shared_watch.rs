@@ -149,6 +149,8 @@ where
                     Ok(Event::Applied(o)) => Ok(Event::Applied(o.clone())),
                     Ok(Event::Deleted(o)) => Ok(Event::Deleted(o.clone())),
                     Ok(Event::Restarted) => Ok(Event::Restarted),
+                    // Every subscriber gets the error; an API error keeps its Status.
+                    Err(kube::Error::Api(status)) => Err(kube::Error::Api(status.clone())),
                     Err(e) => Err(kube::Error::Service(e.to_string().into())),
                 };
                 let _ = s.tx.send(copy);

@@ -69,7 +69,16 @@ impl LogsChannel {
         // One GET; again only if the answer breaks off (an I/O error is not a bad log).
         let mut attempt = 0;
         let result = loop {
-            let stream = retry(RETRY_ATTEMPTS, |_| api.log_stream(&name, &lp)).await?;
+            let stream = match retry(RETRY_ATTEMPTS, |_| api.log_stream(&name, &lp)).await {
+                Ok(stream) => stream,
+                // The pod (and its log) is gone: evicted, or deleted by its Job. What
+                // happened to it is the runner's pod watch's to say, not a raw 404's.
+                Err(e) if cmdreporter_core::error::api_code(&e) == Some(404) => {
+                    tracing::debug!(pod = %name, "the pod is gone before its log was read");
+                    return futures::future::pending().await;
+                }
+                Err(e) => return Err(e.into()),
+            };
             match read_report(Box::pin(stream), &expected, &self.limits).await {
                 Err(ReadError::Io(e)) if attempt < 2 => {
                     tracing::debug!(error = %e, "the log broke off; reading it again");

@@ -3,103 +3,14 @@
 //! runtime, and a cluster set up with the reporter image.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use cmdreporter_core::ExitStatus;
-use cmdreporter_core::capture::{Exec, Spawned};
-use cmdreporter_core::courier::CourierHost;
-use cmdreporter_core::job::REPORTER_BINARY;
-use cmdreporter_core::request::DEFAULT_REPORTER_IMAGE;
-use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
-use cmdreporter_fake_cluster::{FakeCluster, ScriptedImage, ScriptedRuntime};
+use cmdreporter_fake_cluster::{FakeCluster, ScriptedRuntime};
 
-/// The courier's host on the scripted runtime: the program's context.
-pub struct ScriptedHost {
-    ctx: Arc<ProgramContext>,
-    exec: ScriptedExec,
-}
-
-/// Starts commands as programs of the same scripted container.
-pub struct ScriptedExec {
-    ctx: Arc<ProgramContext>,
-}
-
-impl Exec for ScriptedExec {
-    fn spawn(&self, argv: &[String]) -> io::Result<Spawned> {
-        let child = self.ctx.spawn(argv, self.ctx.env.clone())?;
-        Ok(Spawned {
-            stdout: child.stdout,
-            stderr: child.stderr,
-            wait: Box::pin(async move {
-                Ok(match child.wait.await {
-                    Exit::Code(c) => ExitStatus::Code(c),
-                    Exit::Signal(s) => ExitStatus::Signal(s),
-                })
-            }),
-        })
-    }
-}
-
-impl ScriptedHost {
-    /// A host over a program's context.
-    pub fn new(ctx: ProgramContext) -> Self {
-        let ctx = Arc::new(ctx);
-        Self {
-            exec: ScriptedExec { ctx: ctx.clone() },
-            ctx,
-        }
-    }
-}
-
-#[async_trait]
-impl CourierHost for ScriptedHost {
-    fn exec(&self) -> &dyn Exec {
-        &self.exec
-    }
-
-    fn env(&self, name: &str) -> Option<String> {
-        self.ctx.env.get(name).cloned()
-    }
-
-    async fn client(&self) -> Result<kube::Client, String> {
-        Ok(self.ctx.client())
-    }
-
-    async fn write_stdout(&self, data: &[u8]) -> io::Result<()> {
-        self.ctx.write_stdout(data).await;
-        Ok(())
-    }
-
-    async fn write_stderr(&self, data: &[u8]) {
-        self.ctx.write_stderr(data).await;
-    }
-
-    fn write_termination_message(&self, path: &str, message: &str) -> io::Result<()> {
-        self.ctx.write_file(path, message.as_bytes())
-    }
-
-    fn install(&self, dest: &str) -> io::Result<()> {
-        self.ctx.install_self(dest)
-    }
-}
-
-/// The reporter image: the real courier entry point at its path in the image.
-pub fn reporter_image() -> ScriptedImage {
-    ScriptedImage::new().program(REPORTER_BINARY, |ctx: ProgramContext| async move {
-        let argv = ctx.argv.clone();
-        let host = ScriptedHost::new(ctx);
-        Exit::Code(cmdreporter_cli::courier_main(&argv, &host).await)
-    })
-}
-
-/// A scripted runtime with the default reporter image registered.
-pub fn scripted_runtime() -> Arc<ScriptedRuntime> {
-    let rt = ScriptedRuntime::new();
-    rt.image(DEFAULT_REPORTER_IMAGE, reporter_image());
-    rt
-}
+/// The courier's bridge to the scripted runtime lives with the courier, in the cli crate.
+pub use cmdreporter_cli::scripted::{
+    ScriptedExec, ScriptedHost, reporter_image, runtime as scripted_runtime,
+};
 
 /// A fake cluster on `runtime`.
 pub async fn cluster(runtime: Arc<ScriptedRuntime>) -> FakeCluster {

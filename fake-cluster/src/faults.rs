@@ -59,6 +59,9 @@ pub enum Fault {
     Compact,
     /// A kubelet fault (see [`FaultPlan::kubelet`]); as an API rule it does nothing.
     Kubelet(KubeletFault),
+    /// For a watch: the stream ends (the connection drops) after this many events; the
+    /// client must watch again from its last resourceVersion. Other requests are handled.
+    CutWatchAfter(usize),
 }
 
 /// What the kubelet does wrong to a pod.
@@ -350,6 +353,26 @@ pub async fn intercept(
             Ok(req)
         }
         Fault::Kubelet(_) => Ok(req),
+        Fault::CutWatchAfter(n) => {
+            if verb != "watch" {
+                return Ok(req);
+            }
+            let (mut parts, body) = req.into_parts();
+            parts.headers.insert(
+                http::HeaderName::from_static(REPLAY_HEADER),
+                header::HeaderValue::from_static("1"),
+            );
+            let resp = Box::pin(api.handle(Request::from_parts(parts, body))).await;
+            let (parts, body) = resp.into_parts();
+            let cut = http_body_util::StreamBody::new(futures::StreamExt::take(
+                http_body_util::BodyStream::new(body),
+                n,
+            ));
+            Err(Response::from_parts(
+                parts,
+                http_body_util::BodyExt::boxed_unsync(cut),
+            ))
+        }
         Fault::LostResponse => {
             let (mut parts, body) = req.into_parts();
             parts.headers.insert(

@@ -16,6 +16,10 @@ struct ContainerLog {
     /// Lines of the current file: (RFC 3339 nanosecond timestamp, bytes including '\n').
     lines: Vec<(String, Bytes)>,
     size: usize,
+    /// How often the file was rotated (a follower's cursor names the file it read).
+    rotations: u64,
+    /// Whether the container has ended (its log will not grow).
+    finished: bool,
     /// A partial line not yet ended by '\n', per stream (0 stdout, 1 stderr).
     partial: [BytesMut; 2],
 }
@@ -26,6 +30,13 @@ pub struct LogStore {
     logs: Mutex<HashMap<(String, String), ContainerLog>>,
     max_bytes: usize,
     changed: watch::Sender<u64>,
+}
+
+/// Where a follower of a log stands: the file (by rotations) and the line in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCursor {
+    rotations: u64,
+    line: usize,
 }
 
 /// Options of a log read, as the `pods/log` query gives them.
@@ -71,6 +82,7 @@ impl LogStore {
             // Rotation: the kubelet serves only the current file.
             log.lines.clear();
             log.size = 0;
+            log.rotations += 1;
         }
         log.size += line.len();
         log.lines.push((now.to_owned(), line));
@@ -79,16 +91,54 @@ impl LogStore {
     /// Flushes partial lines of a container that ended (they are logged without a newline).
     pub fn finish(&self, pod_uid: &str, container: &str, now: &str) {
         let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(log) = logs.get_mut(&(pod_uid.to_owned(), container.to_owned())) {
-            for i in 0..2 {
-                if !log.partial[i].is_empty() {
-                    let line = std::mem::take(&mut log.partial[i]).freeze();
-                    Self::push_line(log, self.max_bytes, now, line);
-                }
+        let log = logs
+            .entry((pod_uid.to_owned(), container.to_owned()))
+            .or_default();
+        log.finished = true;
+        for i in 0..2 {
+            if !log.partial[i].is_empty() {
+                let line = std::mem::take(&mut log.partial[i]).freeze();
+                Self::push_line(log, self.max_bytes, now, line);
             }
         }
         drop(logs);
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// For `follow`: the lines after `cursor` (`None`: the start, honouring `tailLines`), the
+    /// cursor after them, and whether the container has ended. A rotation since the cursor
+    /// continues at the start of the new file, as the kubelet's follower does.
+    pub fn read_since(
+        &self,
+        pod_uid: &str,
+        container: &str,
+        q: &LogQuery,
+        cursor: Option<LogCursor>,
+    ) -> (Bytes, LogCursor, bool) {
+        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(log) = logs.get(&(pod_uid.to_owned(), container.to_owned())) else {
+            return (Bytes::new(), LogCursor::default(), false);
+        };
+        let start = match cursor {
+            Some(c) if c.rotations == log.rotations => c.line.min(log.lines.len()),
+            Some(_) => 0,
+            None => q
+                .tail_lines
+                .map_or(0, |n| log.lines.len().saturating_sub(n)),
+        };
+        let mut out = BytesMut::new();
+        for (ts, line) in &log.lines[start..] {
+            if q.timestamps {
+                out.extend_from_slice(ts.as_bytes());
+                out.extend_from_slice(b" ");
+            }
+            out.extend_from_slice(line);
+        }
+        let next = LogCursor {
+            rotations: log.rotations,
+            line: log.lines.len(),
+        };
+        (out.freeze(), next, log.finished)
     }
 
     /// Reads a container's current log file.
@@ -138,6 +188,8 @@ impl LogStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|(uid, _), _| uid != pod_uid);
+        // Followers of the pod's logs wake up and see it gone.
+        self.changed.send_modify(|n| *n += 1);
     }
 
     /// A receiver that changes whenever any log grows (for `follow`).

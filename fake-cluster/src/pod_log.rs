@@ -79,10 +79,72 @@ impl ApiServer {
             timestamps: matches!(q.get("timestamps").map(String::as_str), Some("true" | "1")),
         };
         let uid = meta_str(&pod, "uid").unwrap_or_default();
+        if matches!(q.get("follow").map(String::as_str), Some("true" | "1")) {
+            return Ok(self.follow(ns, name, uid, &container, query));
+        }
         Ok(bytes_response(
             200,
             "text/plain",
             self.logs.read(uid, &container, &query),
         ))
+    }
+
+    /// `follow=true`: what the log holds, then each line as it comes, until the container
+    /// ends (or its pod is deleted); `limitBytes` applies to the whole stream.
+    fn follow(
+        &self,
+        ns: &str,
+        pod: &str,
+        uid: &str,
+        container: &str,
+        query: LogQuery,
+    ) -> Response<ResponseBody> {
+        use http_body_util::BodyExt as _;
+        let logs = self.logs.clone();
+        let store = self.store.clone();
+        let (ns, pod) = (ns.to_owned(), pod.to_owned());
+        let (uid, container) = (uid.to_owned(), container.to_owned());
+        let mut changed = logs.subscribe();
+        changed.borrow_and_update();
+        let stream = futures::stream::unfold(
+            (None, 0usize, false, changed),
+            move |(cursor, sent, done, mut changed)| {
+                let (logs, store) = (logs.clone(), store.clone());
+                let (uid, container, query) = (uid.clone(), container.clone(), query.clone());
+                let (ns, pod) = (ns.clone(), pod.clone());
+                async move {
+                    if done {
+                        return None;
+                    }
+                    loop {
+                        let (mut bytes, next, finished) =
+                            logs.read_since(&uid, &container, &query, cursor);
+                        if let Some(limit) = query.limit_bytes {
+                            bytes.truncate(limit.saturating_sub(sent));
+                        }
+                        let sent = sent + bytes.len();
+                        let over = query.limit_bytes.is_some_and(|l| sent >= l);
+                        if !bytes.is_empty() || finished || over {
+                            let frame =
+                                Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes));
+                            return Some((frame, (Some(next), sent, finished || over, changed)));
+                        }
+                        // Nothing new: the pod may be gone; else wait for the log to grow.
+                        let alive = store
+                            .get(well_known::pods(), &ns, &pod)
+                            .is_ok_and(|p| meta_str(&p, "uid") == Some(uid.as_str()));
+                        if !alive || changed.changed().await.is_err() {
+                            return None;
+                        }
+                    }
+                }
+            },
+        );
+        let mut resp = Response::new(http_body_util::StreamBody::new(stream).boxed_unsync());
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain"),
+        );
+        resp
     }
 }

@@ -219,7 +219,11 @@ async fn a_failing_shell_job_through_kubectl() {
     let pod = job_pod(&cluster, "sh-fails").unwrap();
     let pod_name = pod["metadata"]["name"].as_str().unwrap().to_owned();
     let logs = kubectl.ok(&["logs", &pod_name]).await;
-    assert_eq!(logs, "hello\noops\n");
+    // stdout and stderr are separate pipes, read as they come: both lines are in the log,
+    // in whichever order their writes reached the kubelet.
+    let mut lines: Vec<&str> = logs.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["hello", "oops"], "{logs:?}");
     let got: Value =
         serde_json::from_str(&kubectl.ok(&["get", "pod", &pod_name, "-o", "json"]).await).unwrap();
     let terminated = &got["status"]["containerStatuses"][0]["state"]["terminated"];

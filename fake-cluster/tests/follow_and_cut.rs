@@ -1,0 +1,131 @@
+//! `pods/log?follow=true` streams a container's log until it ends; a `CutWatchAfter` fault
+//! ends watch streams after N events. Through the real `kube::Client`, paused time.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use cmdreporter_fake_cluster::faults::{Fault, FaultPlan};
+use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
+use cmdreporter_fake_cluster::{FakeCluster, ScriptedImage, ScriptedRuntime};
+use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, LogParams, PostParams, WatchEvent, WatchParams};
+use serde_json::json;
+
+async fn cluster_with_talker() -> FakeCluster {
+    let rt = ScriptedRuntime::new();
+    rt.image(
+        "talker:1",
+        ScriptedImage::new().program("/talk", |ctx: ProgramContext| async move {
+            ctx.write_stdout(b"one\n").await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            ctx.write_stderr(b"two\n").await;
+            Exit::Code(0)
+        }),
+    );
+    FakeCluster::builder().scripted(rt).build().await.unwrap()
+}
+
+async fn running_pod(cluster: &FakeCluster) -> Api<Pod> {
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client());
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "talker"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "talker:1", "command": ["/talk"]}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    // Wait for the container to start (its log is then readable).
+    let wp = WatchParams::default().fields("metadata.name=talker");
+    let mut events = pods.watch(&wp, "0").await.unwrap().boxed();
+    while let Some(ev) = events.try_next().await.unwrap() {
+        if let WatchEvent::Added(p) | WatchEvent::Modified(p) = ev {
+            let running = p
+                .status
+                .and_then(|s| s.container_statuses)
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+                });
+            if running {
+                break;
+            }
+        }
+    }
+    pods
+}
+
+#[tokio::test(start_paused = true)]
+async fn follow_streams_until_the_container_ends() {
+    let cluster = cluster_with_talker().await;
+    let pods = running_pod(&cluster).await;
+    let lp = LogParams {
+        follow: true,
+        ..Default::default()
+    };
+    let started = tokio::time::Instant::now();
+    let mut lines = pods.log_stream("talker", &lp).await.unwrap().lines();
+    let mut got = Vec::new();
+    while let Some(line) = lines.next().await {
+        got.push(line.unwrap());
+    }
+    // Both lines, the second written 5 s later, and the stream ended with the container.
+    assert_eq!(got, ["one", "two"]);
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let plain = pods.logs("talker", &LogParams::default()).await.unwrap();
+    assert_eq!(plain, "one\ntwo\n");
+}
+
+#[tokio::test(start_paused = true)]
+async fn follow_applies_limit_bytes_to_the_whole_stream() {
+    let cluster = cluster_with_talker().await;
+    let pods = running_pod(&cluster).await;
+    let lp = LogParams {
+        follow: true,
+        limit_bytes: Some(6),
+        ..Default::default()
+    };
+    let mut body = Vec::new();
+    let mut stream = pods.log_stream("talker", &lp).await.unwrap();
+    futures::AsyncReadExt::read_to_end(&mut stream, &mut body)
+        .await
+        .unwrap();
+    assert_eq!(body, b"one\ntw");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_watch_ends_after_n_events() {
+    let plan = FaultPlan::new(1).rule(
+        Some("watch"),
+        Some("configmaps"),
+        1.0,
+        Fault::CutWatchAfter(2),
+    );
+    let cluster = FakeCluster::builder()
+        .scripted(ScriptedRuntime::new())
+        .faults(plan)
+        .build()
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+    for i in 0..3 {
+        let cm: ConfigMap = serde_json::from_value(
+            json!({"metadata": {"name": format!("cm-{i}"), "labels": {"t": "x"}}}),
+        )
+        .unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let wp = WatchParams::default().labels("t=x");
+    let events: Vec<_> = cms.watch(&wp, "0").await.unwrap().collect().await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| matches!(e, Ok(WatchEvent::Added(_)))));
+    let injected = cluster.injected_faults();
+    assert_eq!(injected.len(), 1);
+    assert_eq!(injected[0].fault, Fault::CutWatchAfter(2));
+    // Other requests are not affected by a watch rule.
+    assert_eq!(cms.list(&Default::default()).await.unwrap().items.len(), 4);
+}

@@ -99,7 +99,10 @@ mod tests {
     #[test]
     fn core_errors_keep_the_kind() {
         let e: cmdreporter_core::Error = ReadError::Truncated("end missing".into()).into();
-        assert_eq!(e.to_string(), "logs transport: truncated report: end missing");
+        assert_eq!(
+            e.to_string(),
+            "logs transport: truncated report: end missing"
+        );
         match e {
             cmdreporter_core::Error::Transport { source, .. } => {
                 let read = source.downcast_ref::<ReadError>().expect("a ReadError");

@@ -56,15 +56,16 @@ fn meta(name: &str, ns: &str) -> ObjectMeta {
 }
 
 /// The operator side's rules for a transport: create, read back (after a lost response)
-/// and delete Jobs; watch the Job's pod and its events; receive the report.
+/// and delete Jobs; watch the Job's pod and its events (`run`), or list them
+/// (`start`/`poll`); receive the report (a watch for `run`, a get for `poll`).
 pub fn operator_rules(transport: &str) -> Result<Vec<PolicyRule>, TransportError> {
     let mut rules = vec![
         rule("batch", &["jobs"], &["create", "get", "delete"]),
-        rule("", &["pods"], &["watch"]),
-        rule("", &["events"], &["watch"]),
+        rule("", &["pods"], &["list", "watch"]),
+        rule("", &["events"], &["list", "watch"]),
     ];
     match transport {
-        "configmap" => rules.push(rule("", &["configmaps"], &["watch"])),
+        "configmap" => rules.push(rule("", &["configmaps"], &["get", "watch"])),
         "logs" => rules.push(rule("", &["pods/log"], &["get"])),
         other => return Err(TransportError::Unknown(other.to_owned())),
     }

@@ -86,9 +86,10 @@ fn configmap_rbac_for_both_sides() {
                 "jobs".into(),
                 v(&["create", "get", "delete"])
             ),
-            ("".into(), "pods".into(), v(&["watch"])),
-            ("".into(), "events".into(), v(&["watch"])),
-            ("".into(), "configmaps".into(), v(&["watch"])),
+            // list and get: for Runner::start/poll (tests/tests/least_privilege.rs).
+            ("".into(), "pods".into(), v(&["list", "watch"])),
+            ("".into(), "events".into(), v(&["list", "watch"])),
+            ("".into(), "configmaps".into(), v(&["get", "watch"])),
         ]
     );
     let courier = &p.roles[1];

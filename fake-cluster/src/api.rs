@@ -44,6 +44,8 @@ pub struct ApiServer {
     ca: std::sync::OnceLock<Arc<ClusterCa>>,
     /// The fault plan being applied, if any (see [`crate::faults`]).
     pub(crate) faults: std::sync::OnceLock<crate::faults::Faults>,
+    /// Authentication and authorization, when turned on (see [`crate::rbac`]).
+    pub(crate) rbac: std::sync::OnceLock<crate::rbac::Rbac>,
 }
 
 /// Where a request goes.
@@ -174,6 +176,7 @@ impl ApiServer {
             admission: RwLock::new(Vec::new()),
             ca: std::sync::OnceLock::new(),
             faults: std::sync::OnceLock::new(),
+            rbac: std::sync::OnceLock::new(),
         }
     }
 
@@ -239,6 +242,9 @@ impl ApiServer {
             Ok(req) => req,
             Err(injected) => return injected,
         };
+        if let Some(denied) = crate::rbac::check(self, &req) {
+            return denied;
+        }
         let path = req
             .uri()
             .path_and_query()

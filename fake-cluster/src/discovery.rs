@@ -209,13 +209,16 @@ mod tests {
     }
 
     #[test]
-    fn groups_list_batch_and_events() {
+    fn groups_list_batch_events_and_rbac() {
         let names: Vec<String> = api_groups()["groups"]
             .as_array()
             .unwrap()
             .iter()
             .map(|g| g["name"].as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(names, ["batch", "events.k8s.io"]);
+        assert_eq!(
+            names,
+            ["batch", "events.k8s.io", "rbac.authorization.k8s.io"]
+        );
     }
 }

@@ -34,7 +34,9 @@ pub mod kubelet;
 pub mod logs;
 pub mod patch;
 mod pod_log;
+pub mod pod_security;
 pub mod query;
+pub mod rbac;
 pub mod resources;
 pub mod runtime;
 pub mod selector;
@@ -91,6 +93,8 @@ pub struct Builder {
     max_log_bytes: usize,
     nodes: Vec<serde_json::Value>,
     faults: Option<faults::FaultPlan>,
+    rbac: Option<String>,
+    pod_security: bool,
 }
 
 impl Builder {
@@ -135,6 +139,29 @@ impl Builder {
         self
     }
 
+    /// Turns authentication and RBAC authorization on (off by default; see [`rbac`]):
+    /// requests need a token, and service accounts only get what Roles and ClusterRoles
+    /// bound to them allow. [`FakeCluster::client`] stays the admin.
+    pub fn rbac(mut self, on: bool) -> Self {
+        self.rbac = on.then(|| rbac::ADMIN_TOKEN.to_owned());
+        self
+    }
+
+    /// Turns authorization on (as [`Builder::rbac`]) with this admin token instead of
+    /// [`rbac::ADMIN_TOKEN`].
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.rbac = Some(token.into());
+        self
+    }
+
+    /// Whether Pod Security admission runs (default on, as in a real cluster): it only
+    /// acts in namespaces labelled `pod-security.kubernetes.io/enforce` (see
+    /// [`pod_security`]).
+    pub fn pod_security(mut self, on: bool) -> Self {
+        self.pod_security = on;
+        self
+    }
+
     /// Rotation size of container logs (default 10 MiB, as the kubelet's).
     pub fn max_log_bytes(mut self, n: usize) -> Self {
         self.max_log_bytes = n;
@@ -151,6 +178,13 @@ impl Builder {
         let api = Arc::new(ApiServer::new(store.clone(), journal.clone(), logs));
         if let Some(plan) = self.faults {
             let _ = api.faults.set(faults::Faults::new(plan));
+        }
+        let admin_token = self
+            .rbac
+            .clone()
+            .unwrap_or_else(|| rbac::ADMIN_TOKEN.to_owned());
+        if let Some(token) = self.rbac {
+            let _ = api.rbac.set(rbac::Rbac::new(token));
         }
         let runtime = match self.runtime {
             Some(r) => r,
@@ -184,12 +218,16 @@ impl Builder {
             );
             served = Some(s);
         }
-        let client = kube::Client::new(FakeService::new(api.clone()), "default");
+        let client = kube::Client::new(
+            FakeService::new(api.clone()).with_token(&admin_token),
+            "default",
+        );
         let kubelet = Arc::new(Kubelet {
             api: api.clone(),
             runtime: runtime.clone(),
             pod_api: PodApi {
                 client: client.clone(),
+                service: FakeService::new(api.clone()),
                 env: pod_env,
             },
             volumes_root: scratch.path().join("volumes"),
@@ -197,6 +235,11 @@ impl Builder {
         api.add_admission(Arc::new(admission::ServiceAccountAdmission::new(
             store.clone(),
         )));
+        if self.pod_security {
+            api.add_admission(Arc::new(pod_security::PodSecurityAdmission::new(
+                store.clone(),
+            )));
+        }
         let (stop_controllers, stop) = tokio::sync::oneshot::channel();
         controllers::Controllers::spawn(api.clone(), kubelet, stop);
         for ns in INITIAL_NAMESPACES {
@@ -280,6 +323,8 @@ impl FakeCluster {
             max_log_bytes: logs::DEFAULT_MAX_LOG_BYTES,
             nodes: Vec::new(),
             faults: None,
+            rbac: None,
+            pod_security: true,
         }
     }
 
@@ -287,6 +332,32 @@ impl FakeCluster {
     /// `default`.
     pub fn client(&self) -> kube::Client {
         self.client.clone()
+    }
+
+    /// A kube client sending `Authorization: Bearer <token>` (in-process).
+    pub fn client_with_token(&self, token: &str, namespace: &str) -> kube::Client {
+        kube::Client::new(
+            FakeService::new(self.api.clone()).with_token(token),
+            namespace,
+        )
+    }
+
+    /// A kube client acting as a service account, with the token the kubelet mounts for
+    /// it (in-process); its default namespace is the account's.
+    pub fn service_account_client(&self, namespace: &str, service_account: &str) -> kube::Client {
+        self.client_with_token(
+            &rbac::service_account_token(namespace, service_account),
+            namespace,
+        )
+    }
+
+    /// Every authorization decision so far (empty unless [`Builder::rbac`] is on).
+    pub fn audit(&self) -> Vec<rbac::AuditEntry> {
+        self.api
+            .rbac
+            .get()
+            .map(rbac::Rbac::audit)
+            .unwrap_or_default()
     }
 
     /// The request handler and its state.

@@ -165,6 +165,15 @@ pub static RESOURCES: &[ResourceDef] = &[
          prop: Propagation::Orphan, returns_object: false, generation: true, name_is_label: true),
     def!("events.k8s.io", "v1", "events", "event", "Event", true, short: &["ev"], sub: &[],
          prop: Propagation::Background, returns_object: false, generation: false, name_is_label: false),
+    // RBAC objects, evaluated by `crate::rbac` when authorization is on.
+    def!("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", true, short: &[], sub: &[],
+         prop: Propagation::Background, returns_object: false, generation: false, name_is_label: false),
+    def!("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", true, short: &[], sub: &[],
+         prop: Propagation::Background, returns_object: false, generation: false, name_is_label: false),
+    def!("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", false, short: &[], sub: &[],
+         prop: Propagation::Background, returns_object: false, generation: false, name_is_label: false),
+    def!("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, short: &[], sub: &[],
+         prop: Propagation::Background, returns_object: false, generation: false, name_is_label: false),
 ];
 
 /// Finds a resource by group, version and plural.

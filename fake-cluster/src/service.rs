@@ -15,12 +15,25 @@ use crate::status::ApiError;
 #[derive(Clone)]
 pub struct FakeService {
     api: Arc<ApiServer>,
+    authorization: Option<http::HeaderValue>,
 }
 
 impl FakeService {
-    /// A service over this API server.
+    /// A service over this API server, sending no credentials.
     pub fn new(api: Arc<ApiServer>) -> Self {
-        Self { api }
+        Self {
+            api,
+            authorization: None,
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` on every request that has no `Authorization`
+    /// header of its own, as a client configured with that token would (see
+    /// [`crate::rbac`]). A token that is not a valid header value is not sent.
+    #[must_use]
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.authorization = http::HeaderValue::from_str(&format!("Bearer {token}")).ok();
+        self
     }
 }
 
@@ -40,8 +53,14 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let api = self.api.clone();
+        let authorization = self.authorization.clone();
         Box::pin(async move {
-            let (parts, body) = req.into_parts();
+            let (mut parts, body) = req.into_parts();
+            if let Some(value) = authorization
+                && !parts.headers.contains_key(http::header::AUTHORIZATION)
+            {
+                parts.headers.insert(http::header::AUTHORIZATION, value);
+            }
             let body = match collect_body(body).await {
                 Ok(b) => b,
                 Err(e) => {

@@ -185,8 +185,11 @@ pub async fn stopped(stop: &mut StopSignal) {
 /// How programs in a pod reach the API server.
 #[derive(Clone)]
 pub struct PodApi {
-    /// An in-process client (used by the scripted runtime).
+    /// An in-process client with the admin's credentials.
     pub client: kube::Client,
+    /// The in-process service, sending no credentials: the scripted runtime builds each
+    /// pod's client on it with the pod's own token.
+    pub service: crate::FakeService,
     /// The environment variables a real pod gets to find the API server
     /// (`KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`, naming the cluster's HTTPS
     /// server), and `KUBECONFIG` for a kubeconfig naming the same server, which the process

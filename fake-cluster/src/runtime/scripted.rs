@@ -135,9 +135,22 @@ impl ProgramContext {
         self.stderr.write(data).await;
     }
 
-    /// An API client built as a program in a real pod builds one (in-process).
+    /// An API client built as a program in a real pod builds one (in-process): it sends
+    /// the service account token mounted in the container, if any, and defaults to the
+    /// pod's namespace. Without a mounted token it sends no credentials (anonymous).
     pub fn client(&self) -> kube::Client {
-        self.api.client.clone()
+        let dir = crate::admission::SERVICE_ACCOUNT_DIR;
+        let read = |f: &str| {
+            self.read_file(&format!("{dir}/{f}"))
+                .ok()
+                .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        };
+        let mut service = self.api.service.clone();
+        if let Some(token) = read("token") {
+            service = service.with_token(token.trim());
+        }
+        let namespace = read("namespace").unwrap_or_else(|| "default".into());
+        kube::Client::new(service, namespace)
     }
 
     fn file_key(&self, path: &str) -> Option<String> {

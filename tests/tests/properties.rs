@@ -485,15 +485,20 @@ async fn disrupt(cluster: &FakeCluster, image: &str, meets: Meets) -> bool {
             tokio::time::sleep(Duration::from_millis(after_ms)).await;
             let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
                 kube::Api::namespaced(cluster.client(), "default");
-            // Through the API, as the Eviction API does; retried if a fault hits it.
+            // Through the API, as the Eviction API does; retried if a fault hits it. A 404
+            // after a lost response means the first attempt evicted it.
+            let mut sent = false;
             for _ in 0..20 {
                 match api.delete(&name, &Default::default()).await {
                     Ok(_) => return true,
-                    Err(kube::Error::Api(s)) if s.code == 404 => return false,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Err(kube::Error::Api(s)) if s.code == 404 => return sent,
+                    Err(_) => {
+                        sent = true;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
             }
-            false
+            sent
         }
         Meets::SecondPod => {
             let pod = pod_of(cluster, image, |_| true).await;

@@ -412,6 +412,16 @@ impl Dispatcher for JobDispatcher {
                             .flatten()
                             .find(|c| c.type_ == "Failed" && c.status == "True")
                     {
+                        // The pod may still be there, unseen by the watch: its own state says
+                        // more than the Job's condition.
+                        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
+                        let lp = ListParams::default()
+                            .labels(&format!("batch.kubernetes.io/controller-uid={}", job.uid));
+                        if let Ok(list) = pods.list(&lp).await
+                            && let Some(e) = list.items.iter().find_map(|p| signal_error(classify(p)))
+                        {
+                            return e;
+                        }
                         return Error::JobFailed {
                             reason: failed.reason.unwrap_or_default(),
                             message: failed.message.unwrap_or_default(),

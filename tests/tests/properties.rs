@@ -65,6 +65,15 @@ fn config() -> ProptestConfig {
             env!("CARGO_MANIFEST_DIR"),
             "/proptest-regressions/properties.txt"
         )))),
+        // Deterministic by default (CI runs the same cases every time); set
+        // PROPTEST_RNG_SEED to explore others.
+        rng_seed: match std::env::var("PROPTEST_RNG_SEED") {
+            Ok(s) => s
+                .parse()
+                .map(proptest::test_runner::RngSeed::Fixed)
+                .unwrap_or(proptest::test_runner::RngSeed::Random),
+            Err(_) => proptest::test_runner::RngSeed::Fixed(20_261_125),
+        },
         ..ProptestConfig::default()
     }
 }

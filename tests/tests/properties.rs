@@ -1091,7 +1091,6 @@ fn quick(found: bool, delay: u64, meets: Meets, cancel_after_ms: Option<u64>) ->
 }
 
 #[test]
-#[ignore = "bug B (core/src/runner.rs): a run dropped during its own cleanup leaks its Job"]
 fn bug_b_a_run_dropped_while_it_cleans_up_leaves_its_job() {
     block_on(run_case(Case {
         seed: 0,
@@ -1108,7 +1107,6 @@ fn bug_b_a_run_dropped_while_it_cleans_up_leaves_its_job() {
 }
 
 #[test]
-#[ignore = "bug C (transport-k8s-logs): the run of an evicted pod ends with a raw 404"]
 fn bug_c_an_evicted_pod_with_the_logs_transport_ends_with_a_raw_404() {
     block_on(run_case(Case {
         seed: 0,
@@ -1146,7 +1144,6 @@ fn bug_d_a_second_pod_of_the_job_makes_the_configmap_run_fail() {
 }
 
 #[test]
-#[ignore = "bug A (core/src/shared_watch.rs): a shared watch's error loses its status code"]
 fn bug_a_a_shared_watch_error_keeps_its_status() {
     block_on(run_case(Case {
         seed: 14_276_192_238_835_893_364,
@@ -1160,7 +1157,6 @@ fn bug_a_a_shared_watch_error_keeps_its_status() {
 }
 
 #[test]
-#[ignore = "bug E (core/src/dispatcher.rs): a pod gone before the watch saw it: Timeout, not JobFailed"]
 fn bug_e_a_pod_evicted_before_the_watch_saw_it_waits_for_the_timeout() {
     block_on(run_case(Case {
         seed: 15_937_042_248_880_535_483,

@@ -4,60 +4,14 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 
 use async_trait::async_trait;
-use cmdreporter_core::ExitStatus;
-use cmdreporter_core::capture::{Exec, Spawned};
+use cmdreporter_core::capture::{Exec, OsExec};
 use cmdreporter_core::courier::CourierHost;
 use tokio::io::AsyncWriteExt;
-
-/// Starts commands as processes of this machine, with stdin an empty pipe (closed at
-/// once) rather than `/dev/null`: an image built `FROM scratch` run outside a container
-/// runtime (a chroot) has no `/dev`, and a missing `/dev/null` must not pass for a
-/// missing command.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessExec;
-
-impl Exec for ProcessExec {
-    fn spawn(&self, argv: &[String]) -> io::Result<Spawned> {
-        use std::os::unix::process::ExitStatusExt;
-        use std::process::Stdio;
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        // Closing our end gives the command end-of-file on stdin.
-        drop(child.stdin.take());
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| io::Error::other("no stdout pipe"))?;
-        let stderr = child
-            .stderr
-            .take()
-            .ok_or_else(|| io::Error::other("no stderr pipe"))?;
-        Ok(Spawned {
-            stdout: Box::pin(stdout),
-            stderr: Box::pin(stderr),
-            wait: Box::pin(async move {
-                let status = child.wait().await?;
-                Ok(match (status.code(), status.signal()) {
-                    (Some(c), _) => ExitStatus::Code(c),
-                    (None, Some(s)) => ExitStatus::Signal(s),
-                    (None, None) => ExitStatus::Code(-1),
-                })
-            }),
-        })
-    }
-}
 
 /// The operating system as the courier's host.
 #[derive(Debug, Default)]
 pub struct OsHost {
-    exec: ProcessExec,
+    exec: OsExec,
 }
 
 impl OsHost {

@@ -26,7 +26,9 @@ pub trait Exec: Send + Sync {
     fn spawn(&self, argv: &[String]) -> io::Result<Spawned>;
 }
 
-/// Starts commands as processes of this machine.
+/// Starts commands as processes of this machine, with stdin an empty pipe (closed at once)
+/// rather than `/dev/null`: an image built `FROM scratch` run outside a container runtime
+/// (a chroot) has no `/dev`, and a missing `/dev/null` must not pass for a missing command.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsExec;
 
@@ -38,10 +40,12 @@ impl Exec for OsExec {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
         let mut child = tokio::process::Command::new(program)
             .args(args)
-            .stdin(std::process::Stdio::null())
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()?;
+        // Closing our end gives the command end-of-file on stdin.
+        drop(child.stdin.take());
         let stdout = child
             .stdout
             .take()

@@ -1,6 +1,6 @@
 //! The pod-state classifier: what a pod's status says about the run.
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 
 use crate::error::Phase;
 use crate::job::{INIT_CONTAINER, MAIN_CONTAINER};
@@ -79,6 +79,14 @@ fn waiting_signal(c: &ContainerStatus) -> Option<PodSignal> {
     }
 }
 
+/// A terminated container's termination message, or its reason when it wrote none.
+fn message_or_reason(t: &ContainerStateTerminated) -> String {
+    t.message
+        .clone()
+        .or_else(|| t.reason.clone())
+        .unwrap_or_default()
+}
+
 /// Classifies a pod of the run's Job.
 pub fn classify(pod: &Pod) -> PodSignal {
     let Some(status) = pod.status.as_ref() else {
@@ -89,11 +97,7 @@ pub fn classify(pod: &Pod) -> PodSignal {
     if let Some(t) = main.and_then(|m| m.state.as_ref()?.terminated.as_ref()) {
         return PodSignal::CourierEnded {
             exit_code: t.exit_code,
-            message: t
-                .message
-                .clone()
-                .or_else(|| t.reason.clone())
-                .unwrap_or_default(),
+            message: message_or_reason(t),
         };
     }
     if let Some(t) = init.and_then(|m| m.state.as_ref()?.terminated.as_ref())
@@ -101,11 +105,7 @@ pub fn classify(pod: &Pod) -> PodSignal {
     {
         return PodSignal::InitFailed {
             exit_code: t.exit_code,
-            message: t
-                .message
-                .clone()
-                .or_else(|| t.reason.clone())
-                .unwrap_or_default(),
+            message: message_or_reason(t),
         };
     }
     for c in [init, main].into_iter().flatten() {

@@ -62,6 +62,17 @@ pub struct CourierSpec {
     pub needs_api_token: bool,
 }
 
+impl CourierSpec {
+    /// The spec of a transport selected by `--transport NAME`, with no extra env.
+    pub fn transport(name: &str, needs_api_token: bool) -> Self {
+        Self {
+            args: vec!["--transport".into(), name.into()],
+            env: Vec::new(),
+            needs_api_token,
+        }
+    }
+}
+
 /// How long after the timeout the TTL controller may delete a finished Job: far above any
 /// timeout, so a report is never deleted before it is read; a safety net if the operator
 /// dies.

@@ -70,11 +70,7 @@ impl ResultChannel for ConfigMapChannel {
     }
 
     fn courier(&self, _run: &RunContext) -> CourierSpec {
-        CourierSpec {
-            args: vec!["--transport".into(), crate::TRANSPORT.into()],
-            env: Vec::new(),
-            needs_api_token: true,
-        }
+        CourierSpec::transport(crate::TRANSPORT, true)
     }
 
     async fn receive(

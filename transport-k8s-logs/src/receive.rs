@@ -142,11 +142,7 @@ impl ResultChannel for LogsChannel {
     }
 
     fn courier(&self, _run: &RunContext) -> CourierSpec {
-        CourierSpec {
-            args: vec!["--transport".into(), crate::TRANSPORT.into()],
-            env: Vec::new(),
-            needs_api_token: false,
-        }
+        CourierSpec::transport(crate::TRANSPORT, false)
     }
 
     async fn receive(

@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 use crate::journal::{Journal, JournalEntry};
 use crate::logs::LogStore;
 use crate::query::{Query, decode_continue, dry_run, encode_continue, flag, parse_query};
-use crate::resources::{self, ResourceDef};
+use crate::resources::{Registry, ResourceDef, ResourceRef};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Store, meta_str};
 use crate::tls::{ClusterCa, TlsError};
-use crate::{discovery, events, field_validation, patch, watch};
+use crate::{conversion, discovery, events, field_validation, patch, watch};
 
 pub use crate::discovery::SERVER_VERSION;
 
@@ -51,7 +51,7 @@ pub struct ApiServer {
 /// Where a request goes.
 #[derive(Debug)]
 struct Target {
-    def: &'static ResourceDef,
+    def: ResourceRef,
     namespace: Option<String>,
     name: Option<String>,
     subresource: Option<String>,
@@ -71,7 +71,7 @@ enum Route {
 
 /// Routes a path. `None` is a path outside every served group version, which the real
 /// server answers with a plain-text `404 page not found`.
-fn route(path: &str) -> Option<Route> {
+fn route(registry: &Registry, path: &str) -> Option<Route> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Some(Route::Version),
@@ -79,7 +79,8 @@ fn route(path: &str) -> Option<Route> {
         ["apis"] => return Some(Route::ApiGroups),
         ["openapi", "v3"] => return Some(Route::OpenApiRoot),
         ["openapi", "v3", gv @ ..] => {
-            return discovery::openapi_v3_group_version(&gv.join("/")).map(Route::OpenApi);
+            return discovery::openapi_v3_group_version(registry, &gv.join("/"))
+                .map(Route::OpenApi);
         }
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
@@ -90,15 +91,24 @@ fn route(path: &str) -> Option<Route> {
     } else {
         format!("{group}/{version}")
     };
-    if !discovery::serves_group_version(&gv) {
+    if !discovery::serves_group_version(registry, &gv) {
         return None;
     }
-    Some(route_resource(group, version, gv, rest).unwrap_or(Route::NotFoundStatus))
+    Some(route_resource(registry, group, version, gv, rest).unwrap_or(Route::NotFoundStatus))
 }
 
-fn route_resource(group: &str, version: &str, gv: String, rest: &[&str]) -> Option<Route> {
-    let namespaced =
-        |plural: &str| resources::find(group, version, plural).filter(|d| d.namespaced);
+fn route_resource(
+    registry: &Registry,
+    group: &str,
+    version: &str,
+    gv: String,
+    rest: &[&str],
+) -> Option<Route> {
+    let namespaced = |plural: &str| {
+        registry
+            .find(group, version, plural)
+            .filter(|d| d.namespaced)
+    };
     let (namespace, rest) = match rest {
         ["namespaces", ns, plural, more @ ..] if namespaced(plural).is_some() => (
             Some((*ns).to_owned()),
@@ -115,9 +125,9 @@ fn route_resource(group: &str, version: &str, gv: String, rest: &[&str]) -> Opti
         [p, n, s] => (*p, Some(*n), Some(*s)),
         _ => return None,
     };
-    let def = resources::find(group, version, plural)?;
+    let def = registry.find(group, version, plural)?;
     if let Some(s) = sub
-        && !def.subresources.contains(&s)
+        && !def.has_subresource(s)
     {
         return None;
     }
@@ -204,12 +214,7 @@ impl ApiServer {
     }
 
     /// Creates an object through admission, as a controller does (not journaled).
-    pub fn create(
-        &self,
-        def: &'static ResourceDef,
-        ns: &str,
-        obj: Value,
-    ) -> Result<Arc<Value>, ApiError> {
+    pub fn create(&self, def: &ResourceRef, ns: &str, obj: Value) -> Result<Arc<Value>, ApiError> {
         self.create_with(def, ns, obj, false)
     }
 
@@ -217,7 +222,7 @@ impl ApiServer {
     /// stored.
     pub fn create_with(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         ns: &str,
         mut obj: Value,
         dry_run: bool,
@@ -258,7 +263,7 @@ impl ApiServer {
             .to_owned();
         let query = parse_query(req.uri().query());
         let get = |body: &Value| ("get".to_owned(), json_response(200, body));
-        let (verb, resp) = match route(req.uri().path()) {
+        let (verb, resp) = match route(self.store.resources(), req.uri().path()) {
             None => (
                 req.method().as_str().to_lowercase(),
                 bytes_response(
@@ -273,9 +278,11 @@ impl ApiServer {
             ),
             Some(Route::Version) => get(&discovery::version()),
             Some(Route::ApiVersions) => get(&discovery::api_versions()),
-            Some(Route::ApiGroups) => get(&discovery::api_groups()),
-            Some(Route::ResourceList(gv)) => get(&discovery::resource_list(&gv)),
-            Some(Route::OpenApiRoot) => get(&discovery::openapi_v3_root()),
+            Some(Route::ApiGroups) => get(&discovery::api_groups(self.store.resources())),
+            Some(Route::ResourceList(gv)) => {
+                get(&discovery::resource_list(self.store.resources(), &gv))
+            }
+            Some(Route::OpenApiRoot) => get(&discovery::openapi_v3_root(self.store.resources())),
             Some(Route::OpenApi(doc)) => get(&doc),
             Some(Route::Resource(target)) => self.resource(req, target, &query).await,
         };
@@ -328,61 +335,61 @@ impl ApiServer {
         let body = req.into_body();
         let name = t.name.as_deref().unwrap_or_default();
         // events.k8s.io/v1 Events live in the core Events' storage.
-        let sdef = events::storage_def(t.def);
+        let sdef = self.store.resources().storage_of(&t.def);
         let result = match verb {
             "list" => self.list(&t, query),
             "watch" => {
                 return (
                     verb.into(),
                     self.watch(&t, query)
-                        .unwrap_or_else(|e| error_response(&events::rename_error(t.def, e))),
+                        .unwrap_or_else(|e| error_response(&events::rename_error(&t.def, e))),
                 );
             }
             "get" if t.subresource.as_deref() == Some("log") => self.pod_log(&ns, name, query),
             "get" => self
                 .store
-                .get(sdef, &ns, name)
-                .map(|o| self.object_response(t.def, 200, &o)),
+                .get(&sdef, &ns, name)
+                .map(|o| self.object_response(&t.def, 200, &o)),
             "create" => dry_run(query, "CreateOptions").and_then(|dry| {
                 let directive = field_validation::directive(query)?;
                 self.create_request(&t, &ns, &body, dry, directive)
             }),
             "update" => parse_body(&body).and_then(|obj| {
                 let warnings =
-                    field_validation::check(t.def, &obj, field_validation::directive(query)?)?;
+                    field_validation::check(&t.def, &obj, field_validation::directive(query)?)?;
                 self.store
                     .update_with(
-                        sdef,
+                        &sdef,
                         &ns,
                         name,
-                        events::to_storage(t.def, obj),
+                        conversion::to_storage(&t.def, obj),
                         t.subresource.as_deref(),
                         dry_run(query, "UpdateOptions")?,
                     )
-                    .map(|o| with_warnings(self.object_response(t.def, 200, &o), &warnings))
+                    .map(|o| with_warnings(self.object_response(&t.def, 200, &o), &warnings))
             }),
             "patch" => dry_run(query, "PatchOptions").and_then(|dry| {
                 let directive = field_validation::directive(query)?;
                 self.patch(&t, &ns, &content_type, &body, dry, directive)
             }),
-            "delete" => self.delete(t.def, &ns, name, query, &body),
+            "delete" => self.delete(&t.def, &ns, name, query, &body),
             "deletecollection" => {
-                self.delete_collection(t.def, t.namespace.as_deref(), query, &body)
+                self.delete_collection(&t.def, t.namespace.as_deref(), query, &body)
             }
             _ => Err(ApiError::method_not_allowed()),
         };
-        let result = result.map_err(|e| events::rename_error(t.def, e));
+        let result = result.map_err(|e| events::rename_error(&t.def, e));
         (verb.into(), result.unwrap_or_else(|e| error_response(&e)))
     }
 
     /// A stored object as clients of `def` see it.
     pub(crate) fn object_response(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         code: u16,
         obj: &Value,
     ) -> Response<ResponseBody> {
-        json_response(code, &events::to_wire(def, obj))
+        json_response(code, &conversion::to_wire(def, obj))
     }
 
     fn create_request(
@@ -397,7 +404,7 @@ impl ApiServer {
             return Err(ApiError::method_not_allowed());
         }
         let obj = parse_body(body)?;
-        let warnings = field_validation::check(t.def, &obj, directive)?;
+        let warnings = field_validation::check(&t.def, &obj, directive)?;
         if let Some(body_ns) = meta_str(&obj, "namespace")
             && t.def.namespaced
             && body_ns != ns
@@ -417,18 +424,19 @@ impl ApiServer {
                 t.def.api_version()
             )));
         }
-        let obj = events::to_storage(t.def, obj);
-        self.create_with(events::storage_def(t.def), ns, obj, dry_run)
-            .map(|o| with_warnings(self.object_response(t.def, 201, &o), &warnings))
+        let obj = conversion::to_storage(&t.def, obj);
+        self.create_with(&self.store.resources().storage_of(&t.def), ns, obj, dry_run)
+            .map(|o| with_warnings(self.object_response(&t.def, 201, &o), &warnings))
     }
 
     fn list(&self, t: &Target, q: &Query) -> Result<Response<ResponseBody>, ApiError> {
         let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
         let fields =
-            FieldSelector::parse(t.def, q.get("fieldSelector").map_or("", String::as_str))?;
-        let (items, rv) = self
-            .store
-            .list(events::storage_def(t.def), t.namespace.as_deref());
+            FieldSelector::parse(&t.def, q.get("fieldSelector").map_or("", String::as_str))?;
+        let (items, rv) = self.store.list(
+            &self.store.resources().storage_of(&t.def),
+            t.namespace.as_deref(),
+        );
         let start_after = match q.get("continue").filter(|c| !c.is_empty()) {
             Some(token) => Some(decode_continue(token)?),
             None => None,
@@ -461,7 +469,10 @@ impl ApiServer {
             metadata["continue"] = json!(encode_continue(&item_key(last)));
             metadata["remainingItemCount"] = json!(remaining);
         }
-        let items: Vec<_> = selected.iter().map(|i| events::to_wire(t.def, i)).collect();
+        let items: Vec<_> = selected
+            .iter()
+            .map(|i| conversion::to_wire(&t.def, i))
+            .collect();
         let body = json!({
             "kind": format!("{}List", t.def.kind),
             "apiVersion": t.def.api_version(),
@@ -474,7 +485,7 @@ impl ApiServer {
     fn watch(&self, t: &Target, q: &Query) -> Result<Response<ResponseBody>, ApiError> {
         let body = watch::start(
             &self.store,
-            t.def,
+            &t.def,
             t.namespace.as_deref(),
             t.name.as_deref(),
             q,
@@ -497,11 +508,11 @@ impl ApiServer {
         directive: field_validation::Directive,
     ) -> Result<Response<ResponseBody>, ApiError> {
         let name = t.name.as_deref().unwrap_or_default();
-        let sdef = events::storage_def(t.def);
+        let sdef = self.store.resources().storage_of(&t.def);
         let ct = content_type.split(';').next().unwrap_or_default().trim();
         let p = parse_body(body)?;
-        let stored = self.store.get(sdef, ns, name)?;
-        let mut obj = events::to_wire(t.def, &stored).into_owned();
+        let stored = self.store.get(&sdef, ns, name)?;
+        let mut obj = conversion::to_wire(&t.def, &stored).into_owned();
         match ct {
             // Strategic merge patch is treated as a JSON merge patch: the same result for
             // maps and scalars; lists are replaced rather than merged by key.
@@ -526,20 +537,20 @@ impl ApiServer {
             }
             _ => p.pointer("/metadata/resourceVersion").is_some(),
         };
-        let warnings = field_validation::check(t.def, &obj, directive)?;
+        let warnings = field_validation::check(&t.def, &obj, directive)?;
         if !precondition && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
         }
         self.store
             .update_with(
-                sdef,
+                &sdef,
                 ns,
                 name,
-                events::to_storage(t.def, obj),
+                conversion::to_storage(&t.def, obj),
                 t.subresource.as_deref(),
                 dry_run,
             )
-            .map(|o| with_warnings(self.object_response(t.def, 200, &o), &warnings))
+            .map(|o| with_warnings(self.object_response(&t.def, 200, &o), &warnings))
     }
 }
 
@@ -565,25 +576,32 @@ mod tests {
 
     #[test]
     fn routes_namespaced_and_cluster_paths() {
-        let Some(Route::Resource(t)) = route("/api/v1/namespaces/ns1/configmaps/cm") else {
+        let Some(Route::Resource(t)) =
+            route(&Registry::default(), "/api/v1/namespaces/ns1/configmaps/cm")
+        else {
             panic!("no route")
         };
         assert_eq!(
-            (t.def.plural, t.namespace.as_deref(), t.name.as_deref()),
+            (
+                t.def.plural.as_str(),
+                t.namespace.as_deref(),
+                t.name.as_deref()
+            ),
             ("configmaps", Some("ns1"), Some("cm"))
         );
-        let Some(Route::Resource(t)) = route("/api/v1/namespaces/ns1") else {
+        let Some(Route::Resource(t)) = route(&Registry::default(), "/api/v1/namespaces/ns1") else {
             panic!()
         };
         assert_eq!(
-            (t.def.plural, t.name.as_deref()),
+            (t.def.plural.as_str(), t.name.as_deref()),
             ("namespaces", Some("ns1"))
         );
-        let Some(Route::Resource(t)) = route("/api/v1/namespaces/ns1/status") else {
+        let Some(Route::Resource(t)) = route(&Registry::default(), "/api/v1/namespaces/ns1/status")
+        else {
             panic!()
         };
         assert_eq!(t.subresource.as_deref(), Some("status"));
-        let Some(Route::Resource(t)) = route("/apis/batch/v1/jobs") else {
+        let Some(Route::Resource(t)) = route(&Registry::default(), "/apis/batch/v1/jobs") else {
             panic!()
         };
         assert!(t.namespace.is_none() && t.name.is_none());
@@ -592,20 +610,23 @@ mod tests {
     #[test]
     fn unknown_paths_are_404_in_the_real_server_shapes() {
         // Outside every served group version: plain text.
-        assert!(route("/apis/batch/v2/jobs").is_none());
-        assert!(route("/apis/example.com/v1").is_none());
-        assert!(route("/healthz/x").is_none());
+        assert!(route(&Registry::default(), "/apis/batch/v2/jobs").is_none());
+        assert!(route(&Registry::default(), "/apis/example.com/v1").is_none());
+        assert!(route(&Registry::default(), "/healthz/x").is_none());
         // Inside a served group version: a Status.
         assert!(matches!(
-            route("/api/v1/namespaces/a/configmaps/b/log"),
+            route(
+                &Registry::default(),
+                "/api/v1/namespaces/a/configmaps/b/log"
+            ),
             Some(Route::NotFoundStatus)
         ));
         assert!(matches!(
-            route("/api/v1/widgets"),
+            route(&Registry::default(), "/api/v1/widgets"),
             Some(Route::NotFoundStatus)
         ));
         assert!(matches!(
-            route("/openapi/v3/apis/batch/v1"),
+            route(&Registry::default(), "/openapi/v3/apis/batch/v1"),
             Some(Route::OpenApi(_))
         ));
     }

@@ -11,7 +11,7 @@ pub const MAX_CONFIGMAP_BYTES: usize = 1_048_576;
 
 /// Applies the resource's defaults to a new object (its uid is already set).
 pub fn apply(def: &ResourceDef, obj: &mut Value) {
-    match (def.group, def.plural) {
+    match (def.group.as_str(), def.plural.as_str()) {
         ("batch", "jobs") => default_job(obj),
         ("", "pods") => {
             if let Some(spec) = obj.get_mut("spec") {
@@ -44,7 +44,7 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
             }
         }
     }
-    match (def.group, def.plural) {
+    match (def.group.as_str(), def.plural.as_str()) {
         ("", "configmaps") => validate_configmap(obj, &mut causes),
         ("", "pods") => {
             if let Some(spec) = obj.get("spec") {

@@ -9,9 +9,8 @@ use serde_json::{Value, json};
 use crate::api::{
     ApiServer, JOB_ORPHAN_WARNING, ResponseBody, item_key, json_response, parse_body,
 };
-use crate::events;
 use crate::query::Query;
-use crate::resources::{Propagation, ResourceDef, well_known};
+use crate::resources::{Propagation, ResourceDef, ResourceRef, well_known};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, FieldError};
 use crate::store::{DeleteOptions, Deleted, meta_str};
@@ -100,16 +99,19 @@ impl ApiServer {
     /// `DELETE` of one object.
     pub(crate) fn delete(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         ns: &str,
         name: &str,
         q: &Query,
         body: &[u8],
     ) -> Result<Response<ResponseBody>, ApiError> {
         let opts = options(def, name, q, body)?;
-        let deleted = self
-            .store
-            .delete(events::storage_def(def), ns, name, &opts.store)?;
+        let deleted = self.store.delete(
+            &self.store.resources().storage_of(def),
+            ns,
+            name,
+            &opts.store,
+        )?;
         let resp = match deleted {
             Deleted::Gone(obj) if !def.delete_returns_object => {
                 let mut details = def.details(name);
@@ -140,7 +142,7 @@ impl ApiServer {
     /// server's `DeleteCollection` returns it.
     pub(crate) fn delete_collection(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         namespace: Option<&str>,
         q: &Query,
         body: &[u8],
@@ -148,8 +150,8 @@ impl ApiServer {
         let opts = options(def, "", q, body)?;
         let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
         let fields = FieldSelector::parse(def, q.get("fieldSelector").map_or("", String::as_str))?;
-        let sdef = events::storage_def(def);
-        let (items, _) = self.store.list(sdef, namespace);
+        let sdef = self.store.resources().storage_of(def);
+        let (items, _) = self.store.list(&sdef, namespace);
         let mut deleted = Vec::new();
         for item in items
             .iter()
@@ -157,8 +159,8 @@ impl ApiServer {
         {
             let ns = meta_str(item, "namespace").unwrap_or_default();
             let name = meta_str(item, "name").unwrap_or_default();
-            match self.store.delete(sdef, ns, name, &opts.store) {
-                Ok(_) => deleted.push(events::to_wire(def, item).into_owned()),
+            match self.store.delete(&sdef, ns, name, &opts.store) {
+                Ok(_) => deleted.push(crate::conversion::to_wire(def, item).into_owned()),
                 // Gone meanwhile (a controller deleted it): not an error.
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),

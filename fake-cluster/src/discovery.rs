@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::resources::{RESOURCES, ResourceDef};
+use crate::resources::{Registry, ResourceDef, ResourceRef};
 
 /// The Kubernetes version the fake reports at `/version`.
 pub const SERVER_VERSION: (&str, &str) = ("1", "33");
@@ -37,21 +37,26 @@ pub fn api_versions() -> Value {
            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:443"}]})
 }
 
-fn group_versions() -> Vec<(&'static str, Vec<&'static str>)> {
-    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
-    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
+/// Served groups (not core) with their versions, the preferred one first: a custom
+/// resource's versions in the order the definition's `spec.versions` lists them (the real
+/// server sorts them by Kubernetes version priority; definitions usually list them so).
+fn group_versions(all: &[ResourceRef]) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for r in all.iter().filter(|r| !r.group.is_empty()) {
         match groups.iter_mut().find(|(g, _)| *g == r.group) {
-            Some((_, versions)) if !versions.contains(&r.version) => versions.push(r.version),
+            Some((_, versions)) if !versions.contains(&r.version) => {
+                versions.push(r.version.clone());
+            }
             Some(_) => {}
-            None => groups.push((r.group, vec![r.version])),
+            None => groups.push((r.group.clone(), vec![r.version.clone()])),
         }
     }
     groups
 }
 
 /// The `/apis` document (APIGroupList).
-pub fn api_groups() -> Value {
-    let groups: Vec<Value> = group_versions()
+pub fn api_groups(registry: &Registry) -> Value {
+    let groups: Vec<Value> = group_versions(&registry.all())
         .into_iter()
         .map(|(g, versions)| {
             let vs: Vec<Value> = versions
@@ -66,16 +71,17 @@ pub fn api_groups() -> Value {
 }
 
 /// Whether `gv` (`v1`, `batch/v1`) is served.
-pub fn serves_group_version(gv: &str) -> bool {
-    RESOURCES.iter().any(|r| r.api_version() == gv)
+pub fn serves_group_version(registry: &Registry, gv: &str) -> bool {
+    registry.all().iter().any(|r| r.api_version() == gv)
 }
 
 /// The APIResourceList of one group version.
-pub fn resource_list(gv: &str) -> Value {
-    let resources: Vec<Value> = RESOURCES
+pub fn resource_list(registry: &Registry, gv: &str) -> Value {
+    let resources: Vec<Value> = registry
+        .all()
         .iter()
         .filter(|r| r.api_version() == gv)
-        .flat_map(ResourceDef::discovery)
+        .flat_map(|r| r.discovery())
         .collect();
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
 }
@@ -90,10 +96,10 @@ fn gv_path(group: &str, version: &str) -> String {
 }
 
 /// The `/openapi/v3` discovery document: one entry per group version.
-pub fn openapi_v3_root() -> Value {
+pub fn openapi_v3_root(registry: &Registry) -> Value {
     let mut paths = Map::new();
-    for r in RESOURCES {
-        let p = gv_path(r.group, r.version);
+    for r in registry.all() {
+        let p = gv_path(&r.group, &r.version);
         paths.insert(
             p.clone(),
             json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={OPENAPI_HASH}")}),
@@ -127,7 +133,7 @@ fn operation(def: &ResourceDef, action: &str, write: bool) -> Value {
 }
 
 fn schema_name(def: &ResourceDef) -> String {
-    let group = match def.group {
+    let group = match def.group.as_str() {
         "" => "core",
         "events.k8s.io" => "events",
         g => g,
@@ -137,17 +143,18 @@ fn schema_name(def: &ResourceDef) -> String {
 
 /// The OpenAPI v3 document of one group version (`api/v1`, `apis/batch/v1`), or `None` if
 /// it is not served.
-pub fn openapi_v3_group_version(path: &str) -> Option<Value> {
-    let defs: Vec<&ResourceDef> = RESOURCES
-        .iter()
-        .filter(|r| gv_path(r.group, r.version) == path)
+pub fn openapi_v3_group_version(registry: &Registry, path: &str) -> Option<Value> {
+    let defs: Vec<ResourceRef> = registry
+        .all()
+        .into_iter()
+        .filter(|r| gv_path(&r.group, &r.version) == path)
         .collect();
     if defs.is_empty() {
         return None;
     }
     let mut paths = Map::new();
     let mut schemas = Map::new();
-    for def in defs {
+    for def in &defs {
         let base = format!("/{path}");
         let collection = if def.namespaced {
             format!("{base}/namespaces/{{namespace}}/{}", def.plural)
@@ -191,11 +198,11 @@ mod tests {
 
     #[test]
     fn openapi_v3_lists_every_group_version_and_field_validation() {
-        let root = openapi_v3_root();
+        let root = openapi_v3_root(&Registry::default());
         for gv in ["api/v1", "apis/batch/v1", "apis/events.k8s.io/v1"] {
             assert!(root["paths"][gv]["serverRelativeURL"].is_string(), "{gv}");
         }
-        let doc = openapi_v3_group_version("apis/batch/v1").unwrap();
+        let doc = openapi_v3_group_version(&Registry::default(), "apis/batch/v1").unwrap();
         let patch = &doc["paths"]["/apis/batch/v1/namespaces/{namespace}/jobs/{name}"]["patch"];
         assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Job");
         assert!(
@@ -205,12 +212,12 @@ mod tests {
                 .iter()
                 .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
         );
-        assert!(openapi_v3_group_version("apis/batch/v2").is_none());
+        assert!(openapi_v3_group_version(&Registry::default(), "apis/batch/v2").is_none());
     }
 
     #[test]
     fn groups_list_batch_events_and_rbac() {
-        let names: Vec<String> = api_groups()["groups"]
+        let names: Vec<String> = api_groups(&Registry::default())["groups"]
             .as_array()
             .unwrap()
             .iter()

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value, json};
 
-use crate::resources::{ResourceDef, well_known};
+use crate::resources::{ResourceDef, ResourceRef, well_known};
 use crate::status::ApiError;
 
 /// Field renames between `events.k8s.io/v1` (left) and core `v1` (right).
@@ -28,7 +28,7 @@ pub fn is_converted(def: &ResourceDef) -> bool {
 }
 
 /// The resource whose storage holds objects of `def`.
-pub fn storage_def(def: &'static ResourceDef) -> &'static ResourceDef {
+pub fn storage_def(def: &ResourceRef) -> &ResourceRef {
     if is_converted(def) {
         well_known::events()
     } else {
@@ -89,7 +89,7 @@ pub fn to_wire<'a>(def: &ResourceDef, obj: &'a Value) -> Cow<'a, Value> {
 
 /// Rewrites an error about the stored resource so it names the requested one
 /// (`events.events.k8s.io "x" not found`).
-pub fn rename_error(def: &'static ResourceDef, mut e: ApiError) -> ApiError {
+pub fn rename_error(def: &ResourceRef, mut e: ApiError) -> ApiError {
     if !is_converted(def) {
         return e;
     }
@@ -102,7 +102,7 @@ pub fn rename_error(def: &'static ResourceDef, mut e: ApiError) -> ApiError {
         &format!("on {} ", def.qualified_plural()),
     );
     if let Some(d) = e.details.as_mut().and_then(Value::as_object_mut)
-        && d.get("kind").and_then(Value::as_str) == Some(def.plural)
+        && d.get("kind").and_then(Value::as_str) == Some(def.plural.as_str())
     {
         d.insert("group".into(), json!(def.group));
     }

@@ -28,7 +28,7 @@ const OBJECT_META: &[&str] = &[
 ];
 
 fn top_level(def: &ResourceDef) -> &'static [&'static str] {
-    match (def.group, def.kind) {
+    match (def.group.as_str(), def.kind.as_str()) {
         ("", "ConfigMap") => &["data", "binaryData", "immutable"],
         ("", "Secret") => &["data", "stringData", "type", "immutable"],
         ("", "ServiceAccount") => &[

@@ -22,6 +22,8 @@ pub mod admission;
 pub mod api;
 pub mod clock;
 mod controllers;
+pub mod conversion;
+pub mod crd;
 pub mod defaults;
 mod delete;
 pub mod discovery;

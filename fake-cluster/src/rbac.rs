@@ -309,8 +309,8 @@ fn authorize(api: &ApiServer, user: &UserInfo, a: &Attributes) -> Result<(), Str
     })
 }
 
-fn stored(plural: &str) -> Option<&'static resources::ResourceDef> {
-    resources::find(RBAC_GROUP, "v1", plural)
+fn stored(plural: &str) -> Option<&'static resources::ResourceRef> {
+    resources::builtin(RBAC_GROUP, "v1", plural)
 }
 
 fn strings(v: Option<&Value>) -> Vec<&str> {

@@ -1,5 +1,7 @@
 //! The table of served resources: one entry per resource, with its scope, kind and policies.
 
+use std::sync::{Arc, LazyLock, RwLock};
+
 use serde_json::{Value, json};
 
 /// How dependents are treated when a request names no propagation policy.
@@ -25,25 +27,35 @@ impl Propagation {
     }
 }
 
-/// One served resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a custom resource version adds to its [`ResourceDef`] (see [`crate::crd`]).
+pub type CustomVersion = crate::crd::CustomVersion;
+
+/// One served resource at one version.
+///
+/// Built-in resources are a fixed table; custom resources come and go with their
+/// CustomResourceDefinitions, so the table is shared through [`ResourceRef`] handles and a
+/// removed definition is freed once the last handle (an open watch, a change in the
+/// history) goes.
+#[derive(Debug, Clone)]
 pub struct ResourceDef {
     /// API group, empty for core.
-    pub group: &'static str,
+    pub group: String,
     /// Version.
-    pub version: &'static str,
+    pub version: String,
     /// Plural name used in paths.
-    pub plural: &'static str,
+    pub plural: String,
     /// Singular name, for discovery.
-    pub singular: &'static str,
+    pub singular: String,
     /// Kind.
-    pub kind: &'static str,
+    pub kind: String,
     /// Namespaced or cluster-scoped.
     pub namespaced: bool,
     /// Short names for kubectl.
-    pub short_names: &'static [&'static str],
-    /// Subresources served (`status`, `log`).
-    pub subresources: &'static [&'static str],
+    pub short_names: Vec<String>,
+    /// Categories (such as `all`), for discovery.
+    pub categories: Vec<String>,
+    /// Subresources served (`status`, `log`, `scale`).
+    pub subresources: Vec<String>,
     /// Propagation policy when a delete names none.
     pub default_propagation: Propagation,
     /// Whether an immediate delete answers with the object (true) or a Success Status, as
@@ -55,6 +67,62 @@ pub struct ResourceDef {
     pub has_generation: bool,
     /// Whether the object's name must also be a valid label value (at most 63 characters).
     pub name_is_label: bool,
+    /// The schema, printer columns, storage version and subresource paths of a custom
+    /// resource; `None` for built-in resources.
+    pub custom: Option<CustomVersion>,
+    /// `group/plural`: objects of every version of a resource share one storage.
+    storage_key: Arc<str>,
+}
+
+/// Two definitions are the same resource version when group, version and plural agree.
+impl PartialEq for ResourceDef {
+    fn eq(&self, other: &Self) -> bool {
+        self.group == other.group && self.version == other.version && self.plural == other.plural
+    }
+}
+
+impl Eq for ResourceDef {}
+
+/// A shared handle to a served resource: what the store, watches and controllers keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRef(Arc<ResourceDef>);
+
+impl ResourceRef {
+    /// Wraps a definition.
+    pub fn new(def: ResourceDef) -> Self {
+        Self(Arc::new(def))
+    }
+}
+
+impl std::ops::Deref for ResourceRef {
+    type Target = ResourceDef;
+    fn deref(&self) -> &ResourceDef {
+        &self.0
+    }
+}
+
+impl AsRef<ResourceDef> for ResourceRef {
+    fn as_ref(&self) -> &ResourceDef {
+        &self.0
+    }
+}
+
+impl PartialEq<&ResourceRef> for ResourceRef {
+    fn eq(&self, other: &&ResourceRef) -> bool {
+        *self == **other
+    }
+}
+
+impl PartialEq<ResourceRef> for ResourceDef {
+    fn eq(&self, other: &ResourceRef) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<ResourceDef> for ResourceRef {
+    fn eq(&self, other: &ResourceDef) -> bool {
+        *self.0 == *other
+    }
 }
 
 const VERBS: &[&str] = &[
@@ -69,10 +137,51 @@ const VERBS: &[&str] = &[
 ];
 
 impl ResourceDef {
+    /// A definition with the usual policies: Background propagation, a Status answer to an
+    /// immediate delete, no generation, names that need not be label values, no short
+    /// names, categories or subresources.
+    pub fn new(
+        group: impl Into<String>,
+        version: impl Into<String>,
+        plural: impl Into<String>,
+        singular: impl Into<String>,
+        kind: impl Into<String>,
+        namespaced: bool,
+    ) -> Self {
+        let (group, plural) = (group.into(), plural.into());
+        Self {
+            storage_key: format!("{group}/{plural}").into(),
+            group,
+            version: version.into(),
+            plural,
+            singular: singular.into(),
+            kind: kind.into(),
+            namespaced,
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            subresources: Vec::new(),
+            default_propagation: Propagation::Background,
+            delete_returns_object: false,
+            has_generation: false,
+            name_is_label: false,
+            custom: None,
+        }
+    }
+
+    /// `group/plural`, the same for every version of the resource: the store's key.
+    pub fn storage_key(&self) -> &Arc<str> {
+        &self.storage_key
+    }
+
+    /// Whether this resource serves the subresource `sub` (`status`, `scale`, `log`).
+    pub fn has_subresource(&self, sub: &str) -> bool {
+        self.subresources.iter().any(|s| s == sub)
+    }
+
     /// `apiVersion` of objects of this resource.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
-            self.version.to_owned()
+            self.version.clone()
         } else {
             format!("{}/{}", self.group, self.version)
         }
@@ -81,7 +190,7 @@ impl ResourceDef {
     /// `configmaps`, or `jobs.batch` for a grouped resource, as error messages write it.
     pub fn qualified_plural(&self) -> String {
         if self.group.is_empty() {
-            self.plural.to_owned()
+            self.plural.clone()
         } else {
             format!("{}.{}", self.plural, self.group)
         }
@@ -98,55 +207,80 @@ impl ResourceDef {
 
     /// The APIResource entries of this resource for discovery.
     pub fn discovery(&self) -> Vec<Value> {
-        let mut out = vec![json!({
+        let mut main = json!({
             "name": self.plural,
             "singularName": self.singular,
             "namespaced": self.namespaced,
             "kind": self.kind,
             "verbs": VERBS,
             "shortNames": self.short_names,
-        })];
-        for sub in self.subresources {
-            let verbs: &[&str] = if *sub == "log" {
+        });
+        if !self.categories.is_empty() {
+            main["categories"] = json!(self.categories);
+        }
+        let mut out = vec![main];
+        for sub in &self.subresources {
+            let verbs: &[&str] = if sub == "log" {
                 &["get"]
             } else {
                 &["get", "patch", "update"]
             };
-            out.push(json!({
+            let mut entry = json!({
                 "name": format!("{}/{sub}", self.plural),
                 "singularName": "",
                 "namespaced": self.namespaced,
-                "kind": if *sub == "log" { "Pod" } else { self.kind },
+                "kind": match sub.as_str() { "log" => "Pod", "scale" => "Scale", _ => &self.kind },
                 "verbs": verbs,
-            }));
+            });
+            if sub == "scale" {
+                entry["group"] = json!("autoscaling");
+                entry["version"] = json!("v1");
+            }
+            out.push(entry);
         }
         out
     }
+}
+
+/// One row of the built-in table.
+struct Builtin {
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short: &'static [&'static str],
+    sub: &'static [&'static str],
+    prop: Propagation,
+    returns_object: bool,
+    generation: bool,
+    name_is_label: bool,
 }
 
 macro_rules! def {
     ($group:expr, $version:expr, $plural:expr, $singular:expr, $kind:expr, $namespaced:expr,
      short: $short:expr, sub: $sub:expr, prop: $prop:expr, returns_object: $ret:expr,
      generation: $gen:expr, name_is_label: $lbl:expr) => {
-        ResourceDef {
+        Builtin {
             group: $group,
             version: $version,
             plural: $plural,
             singular: $singular,
             kind: $kind,
             namespaced: $namespaced,
-            short_names: $short,
-            subresources: $sub,
-            default_propagation: $prop,
-            delete_returns_object: $ret,
-            has_generation: $gen,
+            short: $short,
+            sub: $sub,
+            prop: $prop,
+            returns_object: $ret,
+            generation: $gen,
             name_is_label: $lbl,
         }
     };
 }
 
-/// Every resource the fake serves.
-pub static RESOURCES: &[ResourceDef] = &[
+/// The built-in resources the fake serves.
+const BUILTIN: &[Builtin] = &[
     def!("", "v1", "namespaces", "namespace", "Namespace", false, short: &["ns"], sub: &["status"],
          prop: Propagation::Background, returns_object: true, generation: false, name_is_label: true),
     def!("", "v1", "nodes", "node", "Node", false, short: &["no"], sub: &["status"],
@@ -176,60 +310,149 @@ pub static RESOURCES: &[ResourceDef] = &[
          prop: Propagation::Background, returns_object: false, generation: false, name_is_label: false),
 ];
 
-/// Finds a resource by group, version and plural.
-pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES
+static BUILTINS: LazyLock<Vec<ResourceRef>> = LazyLock::new(|| {
+    BUILTIN
+        .iter()
+        .map(|b| {
+            let mut d = ResourceDef::new(
+                b.group,
+                b.version,
+                b.plural,
+                b.singular,
+                b.kind,
+                b.namespaced,
+            );
+            d.short_names = b.short.iter().map(|s| (*s).to_owned()).collect();
+            d.subresources = b.sub.iter().map(|s| (*s).to_owned()).collect();
+            d.default_propagation = b.prop;
+            d.delete_returns_object = b.returns_object;
+            d.has_generation = b.generation;
+            d.name_is_label = b.name_is_label;
+            ResourceRef::new(d)
+        })
+        .collect()
+});
+
+/// Every built-in resource, in the table's order.
+pub fn builtins() -> &'static [ResourceRef] {
+    &BUILTINS
+}
+
+/// Finds a built-in resource by group, version and plural.
+pub fn builtin(group: &str, version: &str, plural: &str) -> Option<&'static ResourceRef> {
+    BUILTINS
         .iter()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
-/// Finds a resource by `apiVersion` and kind (for ownerReferences).
-pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
-    RESOURCES
-        .iter()
-        .find(|r| r.kind == kind && r.api_version() == api_version)
+/// The core/v1 resource with this plural (panics never: returns `None` if absent).
+pub fn core(plural: &str) -> Option<&'static ResourceRef> {
+    builtin("", "v1", plural)
 }
 
-/// The core/v1 resource with this plural (panics never: returns `None` if absent).
-pub fn core(plural: &str) -> Option<&'static ResourceDef> {
-    find("", "v1", plural)
+/// The resources a cluster serves: the built-in table and the versions of the custom
+/// resources whose definitions are established. Cheap to read, shared by every part.
+#[derive(Default)]
+pub struct Registry {
+    custom: RwLock<Vec<ResourceRef>>,
+}
+
+impl Registry {
+    fn custom(&self) -> std::sync::RwLockReadGuard<'_, Vec<ResourceRef>> {
+        self.custom.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every served resource version: built-ins first, then custom ones.
+    pub fn all(&self) -> Vec<ResourceRef> {
+        let mut out = BUILTINS.clone();
+        out.extend(self.custom().iter().cloned());
+        out
+    }
+
+    /// Finds a resource by group, version and plural.
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<ResourceRef> {
+        if let Some(b) = builtin(group, version, plural) {
+            return Some(b.clone());
+        }
+        self.custom()
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
+    }
+
+    /// Finds a resource by `apiVersion` and kind (for ownerReferences).
+    pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<ResourceRef> {
+        let matches = |r: &&ResourceRef| r.kind == kind && r.api_version() == api_version;
+        if let Some(b) = BUILTINS.iter().find(matches) {
+            return Some(b.clone());
+        }
+        self.custom().iter().find(matches).cloned()
+    }
+
+    /// The resource version whose form the store keeps for objects of `def`: the storage
+    /// version of a custom resource, core Events for `events.k8s.io` Events, else `def`.
+    pub fn storage_of(&self, def: &ResourceRef) -> ResourceRef {
+        if crate::events::is_converted(def) {
+            return well_known::events().clone();
+        }
+        match &def.custom {
+            Some(c) if c.storage_version != def.version => self
+                .find(&def.group, &c.storage_version, &def.plural)
+                .unwrap_or_else(|| def.clone()),
+            _ => def.clone(),
+        }
+    }
+
+    /// Serves these versions of one custom resource (`group/plural`) instead of whatever
+    /// was served for it before.
+    pub fn set_custom(&self, storage_key: &str, versions: Vec<ResourceRef>) {
+        let mut custom = self.custom.write().unwrap_or_else(|e| e.into_inner());
+        custom.retain(|r| &**r.storage_key() != storage_key);
+        custom.extend(versions);
+    }
+
+    /// Stops serving the custom resource `group/plural`; its definitions are freed when the
+    /// last handle goes.
+    pub fn remove_custom(&self, storage_key: &str) {
+        self.set_custom(storage_key, Vec::new());
+    }
 }
 
 /// Well-known resources used by the controllers.
 pub mod well_known {
-    use super::{RESOURCES, ResourceDef};
+    use super::{BUILTINS, ResourceRef};
 
     /// `v1/namespaces`.
-    pub fn namespaces() -> &'static ResourceDef {
-        &RESOURCES[0]
+    pub fn namespaces() -> &'static ResourceRef {
+        &BUILTINS[0]
     }
     /// `v1/nodes`.
-    pub fn nodes() -> &'static ResourceDef {
-        &RESOURCES[1]
+    pub fn nodes() -> &'static ResourceRef {
+        &BUILTINS[1]
     }
     /// `v1/configmaps`.
-    pub fn configmaps() -> &'static ResourceDef {
-        &RESOURCES[2]
+    pub fn configmaps() -> &'static ResourceRef {
+        &BUILTINS[2]
     }
     /// `v1/serviceaccounts`.
-    pub fn serviceaccounts() -> &'static ResourceDef {
-        &RESOURCES[4]
+    pub fn serviceaccounts() -> &'static ResourceRef {
+        &BUILTINS[4]
     }
     /// `v1/events`.
-    pub fn events() -> &'static ResourceDef {
-        &RESOURCES[5]
+    pub fn events() -> &'static ResourceRef {
+        &BUILTINS[5]
     }
     /// `v1/pods`.
-    pub fn pods() -> &'static ResourceDef {
-        &RESOURCES[6]
+    pub fn pods() -> &'static ResourceRef {
+        &BUILTINS[6]
     }
     /// `batch/v1/jobs`.
-    pub fn jobs() -> &'static ResourceDef {
-        &RESOURCES[7]
+    pub fn jobs() -> &'static ResourceRef {
+        &BUILTINS[7]
     }
     /// `events.k8s.io/v1/events`, stored as core `v1/events`.
-    pub fn events_v1() -> &'static ResourceDef {
-        &RESOURCES[8]
+    pub fn events_v1() -> &'static ResourceRef {
+        &BUILTINS[8]
     }
 }
 

@@ -113,7 +113,7 @@ fn field_path(def: &ResourceDef, field: &str) -> Option<&'static str> {
         "metadata.namespace" => Some("/metadata/namespace"),
         _ => None,
     };
-    common.or(match (def.plural, field) {
+    common.or(match (def.plural.as_str(), field) {
         ("pods", "status.phase") => Some("/status/phase"),
         ("pods", "spec.nodeName") => Some("/spec/nodeName"),
         ("pods", "spec.serviceAccountName") => Some("/spec/serviceAccountName"),

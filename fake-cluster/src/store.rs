@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::clock::Clock;
-use crate::resources::{ResourceDef, well_known};
+use crate::resources::{Registry, ResourceDef, ResourceRef, well_known};
 use crate::status::{ApiError, FieldError};
 use crate::{defaults, validation};
 
@@ -52,7 +52,7 @@ pub struct Change {
     /// Added, modified or deleted.
     pub kind: ChangeType,
     /// The resource of the object.
-    pub resource: &'static ResourceDef,
+    pub resource: ResourceRef,
     /// The namespace (empty for cluster-scoped objects).
     pub namespace: String,
     /// The object's name.
@@ -67,7 +67,7 @@ pub struct Change {
 }
 
 type ObjectKey = (String, String);
-type ResourceKey = (&'static str, &'static str);
+type ResourceKey = Arc<str>;
 
 struct Inner {
     rv: u64,
@@ -92,6 +92,7 @@ pub struct Store {
     watch_epoch: watch::Sender<u64>,
     controllers: Mutex<Vec<mpsc::UnboundedSender<Arc<Change>>>>,
     clock: Clock,
+    resources: Registry,
 }
 
 /// How many changes a watcher may fall behind before it is closed with a 410 Expired error.
@@ -99,8 +100,8 @@ pub const WATCH_BUFFER: usize = 8192;
 
 const GENERATE_NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-fn key(def: &'static ResourceDef) -> ResourceKey {
-    (def.group, def.plural)
+fn key(def: &ResourceDef) -> &str {
+    def.storage_key()
 }
 
 fn meta(obj: &Value) -> Option<&Map<String, Value>> {
@@ -154,6 +155,7 @@ impl Store {
             watchers,
             controllers: Mutex::new(Vec::new()),
             clock,
+            resources: Registry::default(),
         }
     }
 
@@ -190,6 +192,11 @@ impl Store {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The resources served: built-in and custom.
+    pub fn resources(&self) -> &Registry {
+        &self.resources
     }
 
     /// The clock the store stamps objects with.
@@ -251,30 +258,25 @@ impl Store {
     fn namespace_exists(inner: &Inner, ns: &str) -> bool {
         inner
             .objects
-            .get(&key(well_known::namespaces()))
+            .get(key(well_known::namespaces()))
             .is_some_and(|m| m.contains_key(&(String::new(), ns.to_owned())))
     }
 
     /// Creates an object. Fills name (from generateName), namespace, uid, resourceVersion,
     /// creationTimestamp and generation.
-    pub fn create(&self, def: &'static ResourceDef, ns: &str, obj: Value) -> Result<Arc<Value>> {
+    pub fn create(&self, def: &ResourceRef, ns: &str, obj: Value) -> Result<Arc<Value>> {
         self.create_inner(def, ns, obj, false)
     }
 
     /// What [`Store::create`] would store, after every check, without storing it
     /// (`dryRun=All`): no resourceVersion, nothing published.
-    pub fn create_dry_run(
-        &self,
-        def: &'static ResourceDef,
-        ns: &str,
-        obj: Value,
-    ) -> Result<Arc<Value>> {
+    pub fn create_dry_run(&self, def: &ResourceRef, ns: &str, obj: Value) -> Result<Arc<Value>> {
         self.create_inner(def, ns, obj, true)
     }
 
     fn create_inner(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         ns: &str,
         mut obj: Value,
         dry_run: bool,
@@ -312,7 +314,7 @@ impl Store {
         if def.namespaced {
             namespace::check_not_terminating(&inner, def, ns, &name)?;
         }
-        let objects = inner.objects.entry(key(def)).or_default();
+        let objects = inner.objects.entry(def.storage_key().clone()).or_default();
         if objects.contains_key(&(ns.to_owned(), name.clone())) {
             return Err(ApiError::already_exists(def, &name));
         }
@@ -352,14 +354,14 @@ impl Store {
         let obj = Arc::new(obj);
         inner
             .objects
-            .entry(key(def))
+            .entry(def.storage_key().clone())
             .or_default()
             .insert((ns.to_owned(), name.clone()), obj.clone());
         self.publish(
             &mut inner,
             Change {
                 kind: ChangeType::Added,
-                resource: def,
+                resource: def.clone(),
                 namespace: ns.to_owned(),
                 name,
                 object: obj.clone(),
@@ -371,11 +373,11 @@ impl Store {
     }
 
     /// Gets one object.
-    pub fn get(&self, def: &'static ResourceDef, ns: &str, name: &str) -> Result<Arc<Value>> {
+    pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
         self.lock()
             .objects
-            .get(&key(def))
+            .get(key(def))
             .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
             .cloned()
             .ok_or_else(|| ApiError::not_found(def, name))
@@ -383,9 +385,9 @@ impl Store {
 
     /// Lists objects of a resource, in one namespace or all (`None`), ordered by namespace
     /// and name, with the store's current resourceVersion.
-    pub fn list(&self, def: &'static ResourceDef, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
+    pub fn list(&self, def: &ResourceDef, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
         let inner = self.lock();
-        let items = match inner.objects.get(&key(def)) {
+        let items = match inner.objects.get(key(def)) {
             None => Vec::new(),
             Some(m) => match ns.filter(|_| def.namespaced) {
                 Some(ns) => m
@@ -404,7 +406,7 @@ impl Store {
     /// A resourceVersion in the new object must match the stored one (409 Conflict otherwise).
     pub fn update(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         ns: &str,
         name: &str,
         new: Value,
@@ -417,7 +419,7 @@ impl Store {
     /// without storing it.
     pub fn update_with(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         ns: &str,
         name: &str,
         new: Value,
@@ -450,7 +452,7 @@ impl Store {
                         return Err(ApiError::invalid(def, name, causes));
                     }
                     if let Some(status) = current.get("status")
-                        && def.subresources.contains(&"status")
+                        && def.has_subresource("status")
                     {
                         next["status"] = status.clone();
                     }
@@ -503,7 +505,7 @@ impl Store {
     /// object that is terminating and has no finalizers left is removed.
     pub fn modify(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         ns: &str,
         name: &str,
         f: impl FnOnce(&mut Value) -> Result<()>,
@@ -515,7 +517,7 @@ impl Store {
     /// current resourceVersion) but neither stored nor published.
     pub(crate) fn modify_inner(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         ns: &str,
         name: &str,
         dry_run: bool,
@@ -526,7 +528,7 @@ impl Store {
         let k = (ns.to_owned(), name.to_owned());
         let current = inner
             .objects
-            .get(&key(def))
+            .get(key(def))
             .and_then(|m| m.get(&k))
             .cloned()
             .ok_or_else(|| ApiError::not_found(def, name))?;
@@ -574,14 +576,14 @@ impl Store {
             && !Self::awaits_kubelet(def, &next)
             && !namespace::held_by_spec_finalizers(def, &next)
         {
-            if let Some(m) = inner.objects.get_mut(&key(def)) {
+            if let Some(m) = inner.objects.get_mut(key(def)) {
                 m.remove(&k);
             }
             self.publish(
                 &mut inner,
                 Change {
                     kind: ChangeType::Deleted,
-                    resource: def,
+                    resource: def.clone(),
                     namespace: ns.to_owned(),
                     name: name.to_owned(),
                     object: next.clone(),
@@ -596,14 +598,14 @@ impl Store {
         }
         inner
             .objects
-            .entry(key(def))
+            .entry(def.storage_key().clone())
             .or_default()
             .insert(k, next.clone());
         self.publish(
             &mut inner,
             Change {
                 kind: ChangeType::Modified,
-                resource: def,
+                resource: def.clone(),
                 namespace: ns.to_owned(),
                 name: name.to_owned(),
                 object: next.clone(),
@@ -616,7 +618,7 @@ impl Store {
 
     /// A pod that is bound to a node and being deleted gracefully stays until the kubelet
     /// has stopped its containers and deletes it with a zero grace period.
-    fn awaits_kubelet(def: &'static ResourceDef, obj: &Value) -> bool {
+    fn awaits_kubelet(def: &ResourceRef, obj: &Value) -> bool {
         def == well_known::pods()
             && obj
                 .pointer("/spec/nodeName")

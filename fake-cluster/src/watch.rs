@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::ResponseBody;
-use crate::events;
 use crate::query::{Query, flag};
-use crate::resources::ResourceDef;
+use crate::resources::{ResourceDef, ResourceRef};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Change, ChangeType, Store, WatchStart, meta_str};
@@ -54,7 +53,7 @@ fn event_line(kind: &str, def: &ResourceDef, obj: &Value) -> Bytes {
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"object\":");
     // Serialising a `Value` cannot fail.
-    let _ = serde_json::to_writer(&mut out, &*events::to_wire(def, obj));
+    let _ = serde_json::to_writer(&mut out, &*crate::conversion::to_wire(def, obj));
     out.extend_from_slice(b"}\n");
     Bytes::from(out)
 }
@@ -119,7 +118,7 @@ fn list_options_invalid(why: &str) -> ApiError {
 /// ADDED events, then a BOOKMARK annotated `k8s.io/initial-events-end: "true"`.
 pub fn start(
     store: &Arc<Store>,
-    def: &'static ResourceDef,
+    def: &ResourceRef,
     namespace: Option<&str>,
     name: Option<&str>,
     q: &Query,
@@ -157,8 +156,9 @@ pub fn start(
         .and_then(|t| t.parse::<u64>().ok())
         .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
 
-    let sdef = events::storage_def(def);
-    let (start, mut rx, mut closed) = match store.watch(sdef, from) {
+    let sdef = store.resources().storage_of(def);
+    let def = def.clone();
+    let (start, mut rx, mut closed) = match store.watch(&sdef, from) {
         Ok(s) => s,
         Err(e) if e.code == 410 => {
             // A watch from a compacted resourceVersion answers 200 with one ERROR event.
@@ -175,17 +175,17 @@ pub fn start(
                 objects
                     .iter()
                     .filter(|o| filter.matches(o))
-                    .map(|o| event_line("ADDED", def, o)),
+                    .map(|o| event_line("ADDED", &def, o)),
             );
             last_rv = rv;
             if send_initial {
-                initial.push(bookmark(def, rv, true));
+                initial.push(bookmark(&def, rv, true));
             }
         }
         WatchStart::Resume(changes, rv) => {
             for c in changes {
                 if c.namespace_matches(&filter) {
-                    initial.extend(translate(&filter, def, &c));
+                    initial.extend(translate(&filter, &def, &c));
                 }
             }
             last_rv = rv;
@@ -205,16 +205,16 @@ pub fn start(
                 msg = rx.recv() => match msg {
                     Ok(change) => {
                         last_rv = change.rv;
-                        if change.resource != sdef || !change.namespace_matches(&filter) {
+                        if change.resource.storage_key() != sdef.storage_key() || !change.namespace_matches(&filter) {
                             continue;
                         }
-                        if let Some(line) = translate(&filter, def, &change)
+                        if let Some(line) = translate(&filter, &def, &change)
                             && out.send(line).await.is_err() {
                                 return;
                             }
                     }
                     Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(resource = def.plural, behind = n, "closing a watch that fell behind");
+                        tracing::warn!(resource = %def.plural, behind = n, "closing a watch that fell behind");
                         let e = ApiError::new(
                             410,
                             "Expired",
@@ -229,7 +229,7 @@ pub fn start(
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = out.closed() => return,
                 _ = ticker.tick(), if bookmarks => {
-                    if out.send(bookmark(def, last_rv, false)).await.is_err() {
+                    if out.send(bookmark(&def, last_rv, false)).await.is_err() {
                         return;
                     }
                 }

@@ -22,7 +22,7 @@ pub async fn cluster(runtime: Arc<ScriptedRuntime>) -> FakeCluster {
 
 /// Names of the objects left in a namespace, per resource (`jobs`, `pods`, `configmaps`),
 /// leaving out what every namespace has.
-pub fn leftovers(cluster: &FakeCluster, ns: &str) -> BTreeMap<&'static str, Vec<String>> {
+pub fn leftovers(cluster: &FakeCluster, ns: &str) -> BTreeMap<String, Vec<String>> {
     use cmdreporter_fake_cluster::resources::well_known;
     let mut out = BTreeMap::new();
     for def in [
@@ -38,7 +38,7 @@ pub fn leftovers(cluster: &FakeCluster, ns: &str) -> BTreeMap<&'static str, Vec<
             .map(str::to_owned)
             .collect();
         if !names.is_empty() {
-            out.insert(def.plural, names);
+            out.insert(def.plural.clone(), names);
         }
     }
     out

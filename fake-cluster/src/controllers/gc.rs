@@ -15,7 +15,7 @@
 use serde_json::Value;
 
 use super::{Controllers, finalizers, owner_refs};
-use crate::resources::{Propagation, ResourceDef, by_kind};
+use crate::resources::{Propagation, ResourceRef};
 use crate::store::{Change, ChangeType, DeleteOptions, meta_str};
 
 const ORPHAN: &str = "orphan";
@@ -27,38 +27,42 @@ impl Controllers {
             ChangeType::Deleted => {
                 let uid = meta_str(&c.object, "uid").unwrap_or_default().to_owned();
                 for (def, ns, name) in self.index.dependents(&uid) {
-                    self.attempt_to_delete(def, &ns, &name);
+                    self.attempt_to_delete(&def, &ns, &name);
                 }
                 // A blocking dependent went: its owners in foreground deletion may go now.
                 self.recheck_foreground_owners(c);
             }
             ChangeType::Added => {
                 if owner_refs(&c.object).next().is_some() {
-                    self.attempt_to_delete(c.resource, &c.namespace, &c.name);
+                    self.attempt_to_delete(&c.resource, &c.namespace, &c.name);
                 }
             }
             ChangeType::Modified => {}
         }
         if c.kind != ChangeType::Deleted && meta_str(&c.object, "deletionTimestamp").is_some() {
-            self.process_finalizers(c.resource, &c.namespace, &c.name);
+            self.process_finalizers(&c.resource, &c.namespace, &c.name);
         }
     }
 
     /// The live owner a reference names, as seen from a dependent in `dependent_ns`.
     fn owner_of(&self, r: &Value, dependent_ns: &str) -> Option<std::sync::Arc<Value>> {
-        let def = by_kind(r["apiVersion"].as_str()?, r["kind"].as_str()?)?;
+        let def = self
+            .api
+            .store
+            .resources()
+            .by_kind(r["apiVersion"].as_str()?, r["kind"].as_str()?)?;
         let name = r["name"].as_str()?;
         let uid = r["uid"].as_str()?;
         self.api
             .store
-            .get(def, dependent_ns, name)
+            .get(&def, dependent_ns, name)
             .ok()
             .filter(|o| meta_str(o, "uid") == Some(uid))
     }
 
     /// Deletes a dependent whose owners are all absent or being deleted in the foreground;
     /// drops references to absent owners when a live owner remains.
-    fn attempt_to_delete(&self, def: &'static ResourceDef, ns: &str, name: &str) {
+    fn attempt_to_delete(&self, def: &ResourceRef, ns: &str, name: &str) {
         let Ok(obj) = self.api.store.get(def, ns, name) else {
             return;
         };
@@ -117,7 +121,7 @@ impl Controllers {
         }
     }
 
-    fn process_finalizers(&self, def: &'static ResourceDef, ns: &str, name: &str) {
+    fn process_finalizers(&self, def: &ResourceRef, ns: &str, name: &str) {
         let Ok(obj) = self.api.store.get(def, ns, name) else {
             return;
         };
@@ -125,7 +129,7 @@ impl Controllers {
         let uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
         if fins.iter().any(|f| f == ORPHAN) {
             for (dd, dns, dname) in self.index.dependents(&uid) {
-                let _ = self.api.store.modify(dd, &dns, &dname, |d| {
+                let _ = self.api.store.modify(&dd, &dns, &dname, |d| {
                     if let Some(refs) = d
                         .pointer_mut("/metadata/ownerReferences")
                         .and_then(Value::as_array_mut)
@@ -144,7 +148,7 @@ impl Controllers {
         } else if fins.iter().any(|f| f == FOREGROUND) {
             let mut blocking = 0;
             for (dd, dns, dname) in self.index.dependents(&uid) {
-                let Ok(d) = self.api.store.get(dd, &dns, &dname) else {
+                let Ok(d) = self.api.store.get(&dd, &dns, &dname) else {
                     continue;
                 };
                 if owner_refs(&d)
@@ -152,7 +156,7 @@ impl Controllers {
                 {
                     blocking += 1;
                 }
-                self.attempt_to_delete(dd, &dns, &dname);
+                self.attempt_to_delete(&dd, &dns, &dname);
             }
             if blocking == 0 {
                 self.remove_finalizer(def, ns, name, FOREGROUND);
@@ -168,18 +172,18 @@ impl Controllers {
                 && let Some(def) = r["apiVersion"]
                     .as_str()
                     .zip(r["kind"].as_str())
-                    .and_then(|(a, k)| by_kind(a, k))
+                    .and_then(|(a, k)| self.api.store.resources().by_kind(a, k))
             {
                 let name = meta_str(&owner, "name").unwrap_or_default().to_owned();
                 let ns = meta_str(&owner, "namespace").unwrap_or_default().to_owned();
-                self.process_finalizers(def, &ns, &name);
+                self.process_finalizers(&def, &ns, &name);
             }
         }
     }
 
     pub(super) fn remove_finalizer(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         ns: &str,
         name: &str,
         finalizer: &str,

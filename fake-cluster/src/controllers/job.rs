@@ -112,7 +112,7 @@ impl Controllers {
             .dependents(uid)
             .into_iter()
             .filter(|(def, pns, _)| *def == well_known::pods() && pns == ns)
-            .filter_map(|(def, pns, name)| self.api.store.get(def, &pns, &name).ok())
+            .filter_map(|(def, pns, name)| self.api.store.get(&def, &pns, &name).ok())
             .filter(|p| controller_uid(p) == Some(uid))
             .collect()
     }

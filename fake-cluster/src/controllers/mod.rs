@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::ApiServer;
 use crate::kubelet::Kubelet;
-use crate::resources::{ResourceDef, well_known};
+use crate::resources::{ResourceRef, well_known};
 use crate::store::{Change, ChangeType, meta_str};
 
 /// The node every pod is bound to when the cluster has only its default node.
@@ -35,12 +35,12 @@ pub(crate) enum Work {
 }
 
 /// A dependent as the owner index keeps it.
-type DepKey = (String, String, &'static str, &'static str);
+type DepKey = (String, String, std::sync::Arc<str>);
 
 /// Who owns what, kept from the change stream: owner uid to its dependents.
 #[derive(Default)]
 pub(crate) struct OwnerIndex {
-    by_owner: HashMap<String, BTreeMap<DepKey, &'static ResourceDef>>,
+    by_owner: HashMap<String, BTreeMap<DepKey, ResourceRef>>,
 }
 
 impl OwnerIndex {
@@ -48,8 +48,7 @@ impl OwnerIndex {
         let key: DepKey = (
             c.namespace.clone(),
             c.name.clone(),
-            c.resource.group,
-            c.resource.plural,
+            c.resource.storage_key().clone(),
         );
         if let Some(prev) = &c.previous {
             for uid in owner_uids(prev) {
@@ -66,7 +65,7 @@ impl OwnerIndex {
                 self.by_owner
                     .entry(uid)
                     .or_default()
-                    .insert(key.clone(), c.resource);
+                    .insert(key.clone(), c.resource.clone());
             }
         } else {
             for uid in owner_uids(&c.object) {
@@ -81,12 +80,12 @@ impl OwnerIndex {
     }
 
     /// The dependents of `uid`: resource, namespace and name.
-    fn dependents(&self, uid: &str) -> Vec<(&'static ResourceDef, String, String)> {
+    fn dependents(&self, uid: &str) -> Vec<(ResourceRef, String, String)> {
         self.by_owner
             .get(uid)
             .into_iter()
             .flatten()
-            .map(|((ns, name, _, _), def)| (*def, ns.clone(), name.clone()))
+            .map(|((ns, name, _), def)| (def.clone(), ns.clone(), name.clone()))
             .collect()
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{Result, Store, finalizers, meta_mut, meta_str};
-use crate::resources::{Propagation, ResourceDef, well_known};
+use crate::resources::{Propagation, ResourceRef, well_known};
 use crate::status::ApiError;
 
 /// Options of a delete.
@@ -37,7 +37,7 @@ impl Store {
     /// Deletes an object, honouring preconditions, finalizers, propagation and pod grace.
     pub fn delete(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         ns: &str,
         name: &str,
         opts: &DeleteOptions,

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
 use super::{Change, Result, Store, key};
-use crate::resources::ResourceDef;
+use crate::resources::ResourceRef;
 use crate::status::ApiError;
 
 impl Store {
@@ -40,7 +40,7 @@ impl Store {
     #[allow(clippy::type_complexity)]
     pub fn watch(
         &self,
-        def: &'static ResourceDef,
+        def: &ResourceRef,
         from: Option<u64>,
     ) -> Result<(
         WatchStart,
@@ -54,7 +54,7 @@ impl Store {
             None => WatchStart::Initial(
                 inner
                     .objects
-                    .get(&key(def))
+                    .get(key(def))
                     .map(|m| m.values().cloned().collect())
                     .unwrap_or_default(),
                 inner.rv,

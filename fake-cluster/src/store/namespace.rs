@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{Change, ChangeType, DeleteOptions, Inner, Result, Store, key, meta_mut, meta_str};
-use crate::resources::{Propagation, RESOURCES, ResourceDef, well_known};
+use crate::resources::{Propagation, ResourceDef, well_known};
 use crate::status::ApiError;
 
 /// Whether a namespace object still holds its `spec.finalizers` (`kubernetes`).
@@ -30,7 +30,7 @@ pub(super) fn check_not_terminating(
 ) -> Result<()> {
     let terminating = inner
         .objects
-        .get(&key(well_known::namespaces()))
+        .get(key(well_known::namespaces()))
         .and_then(|m| m.get(&(String::new(), ns.to_owned())))
         .is_some_and(|n| meta_str(n, "deletionTimestamp").is_some());
     if terminating {
@@ -49,12 +49,11 @@ pub(super) fn check_not_terminating(
 }
 
 fn is_empty(inner: &Inner, ns: &str) -> bool {
-    RESOURCES.iter().filter(|d| d.namespaced).all(|d| {
-        inner.objects.get(&key(d)).is_none_or(|m| {
-            m.range((ns.to_owned(), String::new())..)
-                .next()
-                .is_none_or(|((n, _), _)| n != ns)
-        })
+    // Cluster-scoped objects are kept under the namespace "", which no namespace is named.
+    inner.objects.values().all(|m| {
+        m.range((ns.to_owned(), String::new())..)
+            .next()
+            .is_none_or(|((n, _), _)| n != ns)
     })
 }
 
@@ -93,8 +92,10 @@ impl Store {
             propagation: Some(Propagation::Background),
             ..DeleteOptions::default()
         };
-        for d in RESOURCES.iter().filter(|d| d.namespaced) {
-            if crate::events::is_converted(d) {
+        for d in self.resources.all().iter().filter(|d| d.namespaced) {
+            // Each storage once: not through events.k8s.io Events, nor through a custom
+            // resource's versions other than its storage version.
+            if self.resources.storage_of(d) != *d {
                 continue;
             }
             let (items, _) = self.list(d, Some(name));
@@ -111,7 +112,7 @@ impl Store {
         self.finalize_namespace_if_empty(&mut inner, name);
         Ok(inner
             .objects
-            .get(&key(def))
+            .get(key(def))
             .and_then(|m| m.get(&(String::new(), name.to_owned())))
             .cloned()
             .unwrap_or(marked))
@@ -121,12 +122,7 @@ impl Store {
     pub(super) fn finalize_namespace_if_empty(&self, inner: &mut Inner, ns: &str) {
         let def = well_known::namespaces();
         let k = (String::new(), ns.to_owned());
-        let Some(current) = inner
-            .objects
-            .get(&key(def))
-            .and_then(|m| m.get(&k))
-            .cloned()
-        else {
+        let Some(current) = inner.objects.get(key(def)).and_then(|m| m.get(&k)).cloned() else {
             return;
         };
         if meta_str(&current, "deletionTimestamp").is_none() || !is_empty(inner, ns) {
@@ -138,14 +134,14 @@ impl Store {
         }
         let rv = Self::next_rv(inner);
         meta_mut(&mut last).insert("resourceVersion".into(), json!(rv.to_string()));
-        if let Some(m) = inner.objects.get_mut(&key(def)) {
+        if let Some(m) = inner.objects.get_mut(key(def)) {
             m.remove(&k);
         }
         self.publish(
             inner,
             Change {
                 kind: ChangeType::Deleted,
-                resource: def,
+                resource: def.clone(),
                 namespace: String::new(),
                 name: ns.to_owned(),
                 object: Arc::new(last),

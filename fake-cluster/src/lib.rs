@@ -243,7 +243,7 @@ impl Builder {
             )));
         }
         let (stop_controllers, stop) = tokio::sync::oneshot::channel();
-        controllers::Controllers::spawn(api.clone(), kubelet, stop);
+        controllers::Controllers::spawn(api.clone(), kubelet, root_ca.clone(), stop);
         for ns in INITIAL_NAMESPACES {
             create_namespace(&api, ns, &root_ca);
         }
@@ -289,16 +289,7 @@ fn create_namespace(api: &ApiServer, ns: &str, root_ca: &str) {
         json!({"metadata": {"name": ns},
         "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
     );
-    let _ = api.store.create(
-        well_known::serviceaccounts(),
-        ns,
-        json!({"metadata": {"name": "default"}}),
-    );
-    let _ = api.store.create(
-        well_known::configmaps(),
-        ns,
-        json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": root_ca}}),
-    );
+    controllers::namespace_defaults::ensure(&api.store, ns, root_ca);
 }
 
 /// A running fake cluster. Dropping it stops serving.

@@ -209,3 +209,64 @@ async fn the_scheduler_honours_selectors_affinity_and_taints() {
     .await;
     assert_eq!(node_of(&cluster, "intolerant").as_deref(), Some("gpu-2"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_namespace_created_through_the_api_gets_its_service_account_and_root_ca() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+    use kube::api::DeleteParams;
+    let cluster = cluster().await;
+    let namespaces: Api<Namespace> = Api::all(cluster.client());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team-a"}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let present = |def, name: &str| cluster.store().get(def, "team-a", name).is_ok();
+    wait_until(&cluster, LIMIT, || {
+        present(well_known::serviceaccounts(), "default")
+            && present(well_known::configmaps(), "kube-root-ca.crt")
+    })
+    .await;
+    let accounts: Api<ServiceAccount> = Api::namespaced(cluster.client(), "team-a");
+    accounts.get("default").await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(cluster.client(), "team-a");
+    let ca = cms.get("kube-root-ca.crt").await.unwrap();
+    assert!(ca.data.unwrap().contains_key("ca.crt"));
+    // A pod naming no service account is admitted in the new namespace.
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "team-a");
+    let created = pods
+        .create(&PostParams::default(), &pod("p", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.spec.unwrap().service_account_name.as_deref(),
+        Some("default")
+    );
+    // Deleted, both come back, as the controllers keep them.
+    accounts
+        .delete("default", &DeleteParams::default())
+        .await
+        .unwrap();
+    cms.delete("kube-root-ca.crt", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until(&cluster, LIMIT, || {
+        present(well_known::serviceaccounts(), "default")
+            && present(well_known::configmaps(), "kube-root-ca.crt")
+    })
+    .await;
+    // Not in a namespace being deleted.
+    namespaces
+        .delete("team-a", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until(&cluster, LIMIT, || {
+        cluster
+            .store()
+            .get(well_known::namespaces(), "", "team-a")
+            .is_err()
+    })
+    .await;
+    assert!(!present(well_known::serviceaccounts(), "default"));
+    assert!(!present(well_known::configmaps(), "kube-root-ca.crt"));
+}

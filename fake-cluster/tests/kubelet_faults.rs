@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use cmdreporter_fake_cluster::faults::{DUPLICATE_OF, Fault, FaultPlan, KubeletFault};
 use cmdreporter_fake_cluster::resources::well_known;
+use cmdreporter_fake_cluster::store::ChangeType;
 use cmdreporter_fake_cluster::{FakeCluster, ScriptedRuntime};
 use common::{app_image, job, job_has, wait_until};
 use k8s_openapi::api::batch::v1::Job;
@@ -96,29 +97,70 @@ async fn an_evicted_pod_is_failed_with_reason_evicted() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_second_pod_for_the_same_job() {
+async fn a_second_pod_for_the_same_job_is_deleted_by_the_job_controller() {
     let cluster = cluster(FaultPlan::new(7).kubelet(1.0, KubeletFault::DuplicatePod)).await;
-    create(&cluster, job("twice", "0", json!({}))).await;
-    wait_until(&cluster, LIMIT, || {
-        let p = pods(&cluster);
-        p.len() == 2 && p.iter().all(|p| p["status"]["phase"] == "Succeeded")
-    })
-    .await;
-    let p = pods(&cluster);
-    let (dups, originals): (Vec<&Value>, Vec<&Value>) = p.iter().partition(|p| {
+    // The first pod runs long enough for the controller to see both pods active.
+    create(&cluster, job("twice", "sleep", json!({}))).await;
+    let is_dup = |p: &Value| {
         p.pointer("/metadata/annotations")
             .and_then(|a| a.get(DUPLICATE_OF))
             .is_some()
-    });
+    };
+    // Every pod seen, from the store's change stream, until the duplicate is deleted.
+    let mut changes = cluster.store().subscribe_controller();
+    let mut seen: Vec<Value> = Vec::new();
+    let watch = async {
+        while let Some(c) = changes.recv().await {
+            if c.resource != well_known::pods() {
+                continue;
+            }
+            if !seen
+                .iter()
+                .any(|p| p["metadata"]["uid"] == c.object["metadata"]["uid"])
+            {
+                seen.push((*c.object).clone());
+            }
+            if c.kind == ChangeType::Deleted && is_dup(&c.object) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(LIMIT, watch).await.unwrap();
+    let (dups, originals): (Vec<&Value>, Vec<&Value>) = seen.iter().partition(|p| is_dup(p));
     assert_eq!((dups.len(), originals.len()), (1, 1));
     assert_eq!(
         dups[0]["metadata"]["annotations"][DUPLICATE_OF],
         originals[0]["metadata"]["uid"]
     );
-    for p in &p {
+    for p in &seen {
         assert_eq!(p["metadata"]["labels"]["job-name"], "twice");
         assert_eq!(p["metadata"]["ownerReferences"][0]["name"], "twice");
     }
+    let dup_name = dups[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let original = originals[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // One pod too many for parallelism 1: the newer, earlier-stage one went, its tracking
+    // finalizer removed first, so it is not counted as a failure.
+    let events = common::events_of(&cluster, "twice").await;
+    assert!(
+        events.contains(&(
+            "SuccessfulDelete".into(),
+            format!("Deleted pod: {dup_name}")
+        )),
+        "{events:?}"
+    );
+    let remaining = pods(&cluster);
+    assert_eq!(remaining.len(), 1);
+    assert_eq!(remaining[0]["metadata"]["name"], original.as_str());
+    assert!(remaining[0]["metadata"].get("deletionTimestamp").is_none());
+    let j = cluster
+        .store()
+        .get(well_known::jobs(), "default", "twice")
+        .unwrap();
+    assert!(j["status"].get("failed").is_none(), "{}", j["status"]);
+    assert_eq!(j["status"]["active"], 1);
     // Only the first pod drew a fault: the second draws none.
     assert_eq!(cluster.injected_faults().len(), 1);
 }

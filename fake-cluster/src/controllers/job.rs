@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::active_pods;
 use super::pod_failure_policy::{Verdict, judge};
 use super::{Controllers, JobMemo, Work, finalizers, has_condition, owner_refs};
 use crate::resources::well_known;
@@ -249,6 +250,7 @@ impl Controllers {
             });
         let mut finished: Option<(&str, String, String)> = None;
         let mut created = 0;
+        let mut removed = 0;
         let mut to_delete: Vec<&Arc<Value>> = Vec::new();
         if let Some((reason, message)) = existing_target.or(failure.clone()) {
             if !has_condition(&job, "FailureTarget") {
@@ -277,12 +279,34 @@ impl Controllers {
                 finished = Some(("Complete", String::new(), String::new()));
             }
         } else if !deleting(&job) && job.pointer("/spec/suspend") != Some(&json!(true)) {
+            let want_active = parallelism.min(completions.saturating_sub(succeeded));
+            // Too many active pods (a second pod for the same Job): `manageJob` deletes the
+            // excess, its tracking finalizer removed first so it is not counted as failed.
+            let excess = (active.len() as u64).saturating_sub(want_active) as usize;
+            let excess = active_pods::for_removal(&active, excess);
             let busy = active.len() as u64 + if only_failed { terminating as u64 } else { 0 };
-            let want = parallelism
-                .min(completions.saturating_sub(succeeded))
-                .saturating_sub(busy);
+            let want = want_active.saturating_sub(busy);
             let memo = self.jobs.entry(uid.clone()).or_default();
             let wait = memo.not_before.filter(|t| *t > Instant::now());
+            for p in excess {
+                let pname = meta_str(p, "name").unwrap_or_default();
+                self.remove_finalizer(well_known::pods(), ns, pname, TRACKING_FINALIZER);
+                if self
+                    .api
+                    .store
+                    .delete(well_known::pods(), ns, pname, &DeleteOptions::default())
+                    .is_ok()
+                {
+                    removed += 1;
+                    self.event(
+                        &job,
+                        "job-controller",
+                        "Normal",
+                        "SuccessfulDelete",
+                        &format!("Deleted pod: {pname}"),
+                    );
+                }
+            }
             if want > 0 {
                 match wait {
                     Some(t) => {
@@ -330,7 +354,7 @@ impl Controllers {
             let active_now = if finished.is_some() {
                 0
             } else {
-                active.len() + created
+                active.len() + created - removed
             };
             let set = |status: &mut Value, k: &str, v: u64| match status.as_object_mut() {
                 Some(m) if v == 0 => {

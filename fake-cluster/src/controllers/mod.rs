@@ -3,8 +3,10 @@
 //! drives them all from the store's ordered stream of changes, so they see every change in
 //! resourceVersion order and never race each other.
 
+mod active_pods;
 mod gc;
 mod job;
+pub(crate) mod namespace_defaults;
 mod pod_failure_policy;
 mod scheduler;
 mod ttl;
@@ -116,6 +118,8 @@ pub(crate) struct Controllers {
     unschedulable: BTreeSet<(String, String)>,
     /// Jobs (by uid) with a TTL timer armed.
     ttl_armed: HashSet<String>,
+    /// The CA PEM every namespace's `kube-root-ca.crt` holds.
+    root_ca: String,
 }
 
 pub(crate) fn owner_uids(obj: &Value) -> Vec<String> {
@@ -153,6 +157,7 @@ impl Controllers {
     pub(crate) fn spawn(
         api: Arc<ApiServer>,
         kubelet: Arc<Kubelet>,
+        root_ca: String,
         mut stop: tokio::sync::oneshot::Receiver<()>,
     ) -> mpsc::UnboundedSender<Work> {
         let mut changes = api.store.subscribe_controller();
@@ -167,6 +172,7 @@ impl Controllers {
             jobs: HashMap::new(),
             unschedulable: BTreeSet::new(),
             ttl_armed: HashSet::new(),
+            root_ca,
         };
         tokio::spawn(async move {
             loop {
@@ -202,6 +208,7 @@ impl Controllers {
     fn on_change(&mut self, c: &Change) {
         self.index.apply(c);
         self.garbage_collect(c);
+        self.namespace_defaults(c);
         let pods = well_known::pods();
         if c.resource == well_known::jobs() {
             if c.kind != ChangeType::Deleted {

@@ -86,6 +86,12 @@ pub trait Dispatcher: Send + Sync {
     /// Deletes what the run created (idempotent: gone already is success).
     async fn cleanup(&self, run: &RunContext) -> Result<(), Error>;
 
+    /// The grace periods [`progress`](Self::progress) gives conditions that can still
+    /// clear; polling applies the same. The default: [`GracePeriods::default`].
+    fn graces(&self) -> GracePeriods {
+        GracePeriods::default()
+    }
+
     /// Looks once at the Job's progress without waiting (for polling): its first pod, or,
     /// when it has none, the message of a `FailedCreate` event. At most one API request.
     /// The default: this dispatcher cannot be polled.
@@ -351,8 +357,7 @@ impl Dispatcher for JobDispatcher {
                                 pending = None;
                             }
                             s @ PodSignal::ImagePull { .. } => {
-                                let invalid = matches!(&s, PodSignal::ImagePull { reason, .. } if reason == "InvalidImageName");
-                                let grace = if invalid { Duration::ZERO } else { self.graces.image_pull };
+                                let grace = self.graces.for_signal(&s).unwrap_or_default();
                                 let at = pending.as_ref().filter(|(_, e)| matches!(e, Error::ImagePull { .. })).map_or(now + grace, |(at, _)| *at);
                                 pending = signal_error(s).map(|e| (at, e));
                             }
@@ -435,6 +440,10 @@ impl Dispatcher for JobDispatcher {
                 }
             }
         }
+    }
+
+    fn graces(&self) -> GracePeriods {
+        self.graces
     }
 
     async fn inspect(

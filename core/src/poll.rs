@@ -4,14 +4,16 @@
 //! where it stands; cleanup still happens once.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{PodSignal, classify};
-use crate::dispatcher::{DispatchedJob, RunContext, signal_error};
+use crate::clock::{epoch_ms, from_epoch_ms, wall_now};
+use crate::dispatcher::{DispatchedJob, RunContext};
 use crate::error::{Error, Phase};
+use crate::grace::{phase_of, polled_error};
 use crate::report::{Outcome, Report, ReportedExit};
 use crate::request::Request;
 use crate::runner::JobRunner;
@@ -64,9 +66,14 @@ pub enum RunStatus {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    epoch_ms(wall_now())
+}
+
+impl RunKey {
+    /// When the run was started.
+    pub fn started(&self) -> SystemTime {
+        from_epoch_ms(self.deadline_ms.saturating_sub(self.timeout_ms))
+    }
 }
 
 pub(crate) fn outcome_of(
@@ -158,13 +165,22 @@ impl JobRunner {
     /// the transport's one look, or the Job's events when it has no pod), none once the run
     /// is done. When a poll finds the run finished, the Job's deletion is handed to the
     /// runner's cleanup tasks (see [`shutdown`](Self::shutdown)).
+    ///
+    /// A condition that can still clear ends the run only once its grace period (the
+    /// dispatcher's [`GracePeriods`](crate::GracePeriods), as for
+    /// [`run`](crate::Runner::run)) is over, counted from the pod's own timestamps, so that
+    /// it holds across operator restarts; the Job's `FailedCreate` events are looked at
+    /// only once the pod-creation grace has passed since the start.
     pub async fn poll(&self, key: &RunKey) -> Result<RunStatus, Error> {
         if let Some(done) = self.finished(&key.run_id) {
             return Ok(RunStatus::Done(done));
         }
         let run = key.run();
         let job = key.job();
-        let inspection = self.dispatcher.inspect(&job, true).await?;
+        let graces = self.dispatcher.graces();
+        let started = key.started();
+        let look_for_events = wall_now() >= started + graces.pod_creation;
+        let inspection = self.dispatcher.inspect(&job, look_for_events).await?;
         let result = match &inspection.pod {
             None => inspection
                 .failed_create
@@ -177,18 +193,14 @@ impl JobRunner {
                         o
                     })
                 })),
-                None => match classify(pod) {
-                    PodSignal::Progress(_) | PodSignal::CourierEnded { exit_code: 0, .. } => None,
-                    // Stateless polling applies no grace periods: these end the run.
-                    signal => signal_error(signal).map(Err),
-                },
+                None => polled_error(pod, classify(pod), &graces, started, wall_now()).map(Err),
             },
         };
         let phase = match &inspection.pod {
             None => Phase::WaitingForPod,
             Some(p) => match classify(p) {
-                PodSignal::Progress(phase) => phase,
-                _ => Phase::Reporting,
+                PodSignal::CourierEnded { exit_code: 0, .. } => Phase::Reporting,
+                signal => phase_of(&signal),
             },
         };
         let result = match result {

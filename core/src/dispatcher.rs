@@ -268,6 +268,7 @@ impl Dispatcher for JobDispatcher {
         courier: &CourierSpec,
     ) -> Result<DispatchedJob, Error> {
         let api: Api<Job> = Api::namespaced(self.client.clone(), &run.namespace);
+        crate::reporter_image::warn_if_unpinned_default(&req.reporter_image);
         let job = build_job(req, &run.run_id, courier);
         let created = retry(RETRY_ATTEMPTS, |attempt| {
             let api = api.clone();

@@ -307,4 +307,23 @@ mod tests {
         );
         assert_eq!(job.metadata.name.as_deref(), Some("cmdreporter-abc"));
     }
+
+    #[test]
+    fn the_reporter_image_is_the_default_unless_overridden() {
+        let init_image = |req: &Request| {
+            let job = build_job(req, "abc", &CourierSpec::default());
+            let pod = job.spec.and_then(|s| s.template.spec).unwrap();
+            pod.init_containers.unwrap()[0].image.clone().unwrap()
+        };
+        let req = Request::new("busybox", ["true"]);
+        assert_eq!(
+            init_image(&req),
+            crate::reporter_image::DEFAULT_REPORTER_IMAGE
+        );
+        let pinned = "registry.example/cmdreporter:1.2.3@sha256:\
+                      0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let req = req.reporter_image(pinned);
+        assert!(req.validate().is_ok());
+        assert_eq!(init_image(&req), pinned);
+    }
 }

@@ -19,6 +19,7 @@ pub mod job;
 pub mod poll;
 pub mod rate_limit;
 pub mod report;
+pub mod reporter_image;
 pub mod request;
 pub mod runner;
 pub mod shared_watch;

@@ -13,8 +13,9 @@ use crate::error::InvalidRequest;
 /// Length of the run id appended to the base name.
 pub const RUN_ID_LEN: usize = 10;
 
-/// The reporter image used when the request names none.
-pub const DEFAULT_REPORTER_IMAGE: &str = "ghcr.io/cmdreporter/cmdreporter:0.1.0";
+/// The reporter image used when the request names none (pinned by digest in a release;
+/// see [`reporter_image`](crate::reporter_image)).
+pub use crate::reporter_image::DEFAULT_REPORTER_IMAGE;
 
 /// The longest base name: the Job name `<name>-<run id>` must fit in 63 characters.
 pub const MAX_NAME_LEN: usize = 63 - 1 - RUN_ID_LEN;

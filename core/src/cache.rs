@@ -5,34 +5,58 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::report::Outcome;
 use crate::request::Request;
 
-/// What an outcome depends on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What an outcome depends on: a fingerprint (SHA-256) of the image reference, argv, env
+/// and transport, small enough to keep in a [`RunKey`](crate::RunKey) (the env may hold
+/// secrets, so it is never kept itself).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CacheKey {
-    image: String,
-    argv: Vec<String>,
-    env: Vec<(String, String)>,
-    transport: String,
+    fingerprint: String,
+    pinned: bool,
+}
+
+/// Writes `field` with its length first, so that no two lists of fields write the same.
+fn field(hasher: &mut Sha256, field: &str) {
+    hasher.update((field.len() as u64).to_be_bytes());
+    hasher.update(field.as_bytes());
 }
 
 impl CacheKey {
     /// The key of a request run through `transport`.
     pub fn new(req: &Request, transport: &str) -> Self {
+        let mut h = Sha256::new();
+        field(&mut h, transport);
+        field(&mut h, &req.image);
+        h.update((req.argv.len() as u64).to_be_bytes());
+        for arg in &req.argv {
+            field(&mut h, arg);
+        }
+        h.update((req.env.len() as u64).to_be_bytes());
+        for (name, value) in &req.env {
+            field(&mut h, name);
+            field(&mut h, value);
+        }
+        let fingerprint = h
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
         Self {
-            image: req.image.clone(),
-            argv: req.argv.clone(),
-            env: req.env.clone(),
-            transport: transport.to_owned(),
+            fingerprint,
+            pinned: req.image.contains('@'),
         }
     }
 
     /// Whether the image is pinned by digest (`name@sha256:...`): its content cannot change.
     pub fn pinned(&self) -> bool {
-        self.image.contains('@')
+        self.pinned
     }
 }
 
@@ -83,5 +107,28 @@ impl ResultCache {
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_follows_what_the_outcome_depends_on() {
+        let req = Request::new("ceph:v18", ["ceph", "--version"]).env("A", "1");
+        let key = CacheKey::new(&req, "configmap");
+        assert_eq!(key, CacheKey::new(&req.clone().name("other"), "configmap"));
+        assert_ne!(key, CacheKey::new(&req, "logs"));
+        assert_ne!(key, CacheKey::new(&req.clone().env("B", "2"), "configmap"));
+        // Fields do not run into each other.
+        let split = CacheKey::new(&Request::new("x", ["ab", "c"]), "t");
+        let joined = CacheKey::new(&Request::new("x", ["a", "bc"]), "t");
+        assert_ne!(split, joined);
+        assert!(!key.pinned());
+        assert!(
+            !serde_json::to_string(&key).unwrap().contains("ceph"),
+            "the key names nothing of the request"
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
+use crate::cache::CacheKey;
 use crate::classify::{PodSignal, classify};
 use crate::clock::{epoch_ms, from_epoch_ms, wall_now};
 use crate::dispatcher::{DispatchedJob, RunContext};
@@ -36,6 +37,10 @@ pub struct RunKey {
     pub deadline_ms: u64,
     /// The timeout the run was started with, in milliseconds.
     pub timeout_ms: u64,
+    /// The run's key in the runner's result cache, when the runner has one: a poll that
+    /// finds the outcome keeps it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<CacheKey>,
 }
 
 impl RunKey {
@@ -150,6 +155,10 @@ impl JobRunner {
             }
         };
         let timeout_ms = u64::try_from(req.timeout.as_millis()).unwrap_or(u64::MAX);
+        let cache_key = self
+            .cache
+            .as_ref()
+            .map(|_| CacheKey::new(&req, self.channel.name()));
         Ok(RunKey {
             namespace: run.namespace,
             job_name: run.job_name,
@@ -158,7 +167,16 @@ impl JobRunner {
             command: req.argv.first().cloned().unwrap_or_default(),
             deadline_ms: now_ms().saturating_add(timeout_ms),
             timeout_ms,
+            cache_key,
         })
+    }
+
+    /// The cached outcome of a request like `req`, if the runner has a cache and it holds
+    /// one: no API request. A reconcile loop asks this before [`start`](Self::start); a poll
+    /// that finds a run done fills the cache.
+    pub fn cached(&self, req: &Request) -> Option<Outcome> {
+        let cache = self.cache.as_ref()?;
+        cache.get(&CacheKey::new(req, self.channel.name()))
     }
 
     /// Where the run stands, without waiting: at most two API requests (the Job's pods, then
@@ -227,6 +245,10 @@ impl JobRunner {
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = done.get(&key.run_id) {
             return existing.clone();
+        }
+        if let (Some(cache), Some(cache_key), Ok(outcome)) = (&self.cache, &key.cache_key, &result)
+        {
+            cache.insert(cache_key.clone(), outcome.clone());
         }
         let result = Arc::new(result);
         done.insert(key.run_id.clone(), result.clone());

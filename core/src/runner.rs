@@ -46,7 +46,7 @@ pub struct JobRunner {
     pub(crate) cleanups: TaskTracker,
     ids: Mutex<StdRng>,
     slots: Option<Arc<tokio::sync::Semaphore>>,
-    cache: Option<Arc<ResultCache>>,
+    pub(crate) cache: Option<Arc<ResultCache>>,
     /// Runs that [`poll`](Self::poll) found finished, by run id.
     pub(crate) done: Mutex<HashMap<String, Arc<Result<Outcome, Error>>>>,
 }

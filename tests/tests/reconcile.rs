@@ -143,3 +143,41 @@ async fn a_digest_pinned_image_is_cached_without_expiry() {
     assert_eq!(cluster.journal().len(), before);
     assert_eq!(again.run_id, first.run_id);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_polled_outcome_fills_the_cache_across_a_restart() {
+    let cluster = setup().await;
+    let first = runner(&cluster, Transport::ConfigMap).cache(Duration::from_secs(3600));
+    assert!(first.cached(&request()).is_none());
+    let key = first.start(request()).await.unwrap();
+    let stored = serde_json::to_string(&key).unwrap();
+    assert!(
+        !stored.contains("--version"),
+        "the key keeps a fingerprint, not the request: {stored}"
+    );
+    drop(first); // the operator restarts
+
+    let second = runner(&cluster, Transport::ConfigMap).cache(Duration::from_secs(3600));
+    let key: RunKey = serde_json::from_str(&stored).unwrap();
+    assert!(key.cache_key.is_some());
+    let done = loop {
+        match second.poll(&key).await.unwrap() {
+            RunStatus::Pending(_) => tokio::time::sleep(Duration::from_secs(5)).await,
+            RunStatus::Done(result) => break result,
+        }
+    };
+    let outcome = done.as_ref().as_ref().unwrap();
+    let before = cluster.journal().len();
+    let hit = second
+        .cached(&request())
+        .expect("the poll filled the cache");
+    assert_eq!(cluster.journal().len(), before, "a hit makes no request");
+    assert_eq!(hit.run_id, outcome.run_id);
+    assert_eq!(hit.stdout.data, b"ceph version 18.2.0\n");
+    // `run` answers from the same cache.
+    assert_eq!(second.run(request()).await.unwrap().run_id, outcome.run_id);
+    assert_eq!(cluster.journal().len(), before);
+    // Another argv is another key.
+    assert!(second.cached(&Request::new(IMAGE, ["/bin/ceph"])).is_none());
+    second.shutdown().await;
+}

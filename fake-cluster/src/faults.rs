@@ -1,6 +1,7 @@
 //! Seeded fault injection at the API server: error answers by verb and resource (409, 429
-//! with `Retry-After`, 500, 503), requests applied whose answer is lost, added latency and
-//! forced compaction of the watch history.
+//! with `Retry-After`, 500, 503), requests applied whose answer is lost, dropped connections
+//! (before or after the request is applied), added latency and forced compaction of the
+//! watch history.
 //!
 //! Every request is matched against the plan's rules in order; the first rule whose verb
 //! and resource match draws from the plan's generator (ChaCha8 seeded by the plan's seed)
@@ -62,6 +63,33 @@ pub enum Fault {
     /// For a watch: the stream ends (the connection drops) after this many events; the
     /// client must watch again from its last resourceVersion. Other requests are handled.
     CutWatchAfter(usize),
+    /// The connection drops with no answer, the request applied first when `applied`.
+    /// Over HTTP the server closes the connection without writing a response; through
+    /// the in-process [`crate::FakeService`] the call fails with an I/O error of kind
+    /// `ConnectionReset`, which `kube::Client` returns as `kube::Error::Service`. The
+    /// journal records the request with status 0.
+    Disconnect {
+        /// Whether the request was applied before the connection dropped.
+        applied: bool,
+    },
+}
+
+/// Marks a response that must not be sent: the connection is dropped instead (see
+/// [`Fault::Disconnect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disconnected;
+
+/// Whether the connection must be dropped instead of sending `resp`.
+pub fn is_disconnect<B>(resp: &Response<B>) -> bool {
+    resp.extensions().get::<Disconnected>().is_some()
+}
+
+/// The error the in-process service returns for a dropped connection.
+pub fn disconnect_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "connection closed before message completed",
+    )
 }
 
 /// What the kubelet does wrong to a pod.
@@ -372,6 +400,20 @@ pub async fn intercept(
                 parts,
                 http_body_util::BodyExt::boxed_unsync(cut),
             ))
+        }
+        Fault::Disconnect { applied } => {
+            if applied {
+                let (mut parts, body) = req.into_parts();
+                parts.headers.insert(
+                    http::HeaderName::from_static(REPLAY_HEADER),
+                    header::HeaderValue::from_static("1"),
+                );
+                let _applied = Box::pin(api.handle(Request::from_parts(parts, body))).await;
+            }
+            api.journal.record(answer(0));
+            let mut resp = json_response(0, &json!({}));
+            resp.extensions_mut().insert(Disconnected);
+            Err(resp)
         }
         Fault::LostResponse => {
             let (mut parts, body) = req.into_parts();

@@ -10,7 +10,8 @@ pub struct JournalEntry {
     pub verb: String,
     /// Path and query.
     pub path: String,
-    /// HTTP status code of the answer.
+    /// HTTP status code of the answer; 0 when the connection was dropped without one (see
+    /// [`crate::faults::Fault::Disconnect`]).
     pub status: u16,
     /// Who sent it, from the User-Agent header.
     pub user_agent: String,

@@ -139,7 +139,11 @@ where
                 Ok(b) => api.handle(Request::from_parts(parts, b)).await,
                 Err(e) => json_response(400, &ApiError::bad_request(e.to_string()).to_status()),
             };
-            Ok::<_, std::convert::Infallible>(resp)
+            // A service error makes hyper close the connection without a response.
+            if crate::faults::is_disconnect(&resp) {
+                return Err(crate::faults::disconnect_error());
+            }
+            Ok(resp)
         }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

@@ -1,6 +1,5 @@
 //! The in-process `tower::Service` for `kube::Client::new`: requests never touch a socket.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,10 +43,12 @@ where
     B::Error: std::fmt::Display,
 {
     type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    /// Only a dropped connection ([`crate::faults::Fault::Disconnect`]): an I/O error of
+    /// kind `ConnectionReset`.
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, std::io::Error>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), std::io::Error>> {
         Poll::Ready(Ok(()))
     }
 
@@ -68,7 +69,11 @@ where
                     return Ok(json_response(400, &err.to_status()));
                 }
             };
-            Ok(api.handle(Request::from_parts(parts, body)).await)
+            let resp = api.handle(Request::from_parts(parts, body)).await;
+            if crate::faults::is_disconnect(&resp) {
+                return Err(crate::faults::disconnect_error());
+            }
+            Ok(resp)
         })
     }
 }

@@ -94,3 +94,89 @@ async fn throttling_answers_carry_retry_after() {
     assert_eq!(resp.headers()["retry-after"], "1");
     assert_eq!(cluster.injected_faults()[0].fault, Fault::Status(429));
 }
+
+async fn disconnecting(applied: bool) -> FakeCluster {
+    FakeCluster::builder()
+        .faults(FaultPlan::new(1).rule(
+            Some("create"),
+            Some("configmaps"),
+            1.0,
+            Fault::Disconnect { applied },
+        ))
+        .build()
+        .await
+        .unwrap()
+}
+
+fn config_map(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+}
+
+#[tokio::test]
+async fn a_dropped_connection_reaches_kube_as_a_connection_error() {
+    for applied in [false, true] {
+        let cluster = disconnecting(applied).await;
+        let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+        let err = cms
+            .create(&PostParams::default(), &config_map("c"))
+            .await
+            .unwrap_err();
+        let kube::Error::Service(source) = &err else {
+            panic!("not a connection error: {err:?}")
+        };
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an I/O error");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset);
+        // Applied or not, as the variant says.
+        assert_eq!(cms.get_opt("c").await.unwrap().is_some(), applied);
+        let injected = cluster.injected_faults();
+        assert_eq!(injected.len(), 1);
+        assert_eq!(injected[0].fault, Fault::Disconnect { applied });
+        let entry = cluster
+            .journal()
+            .entries()
+            .into_iter()
+            .rfind(|e| e.verb == "create")
+            .unwrap();
+        // (An applied request is journaled twice: as the server handled it, then as the
+        // client saw it.)
+        assert_eq!(entry.status, 0, "no answer was sent");
+    }
+}
+
+#[tokio::test]
+async fn over_http_the_connection_closes_without_a_response() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for applied in [false, true] {
+        let cluster = disconnecting(applied).await;
+        let served = cluster.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let body = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"h"}}"#;
+        let mut conn = tokio::net::TcpStream::connect(served.addr()).await.unwrap();
+        let request = format!(
+            "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        // Reads until the server closes the connection.
+        let _ = conn.read_to_end(&mut answer).await;
+        assert!(
+            answer.is_empty(),
+            "got an answer: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        let stored = cluster
+            .store()
+            .get(
+                cmdreporter_fake_cluster::resources::well_known::configmaps(),
+                "default",
+                "h",
+            )
+            .is_ok();
+        assert_eq!(stored, applied);
+        // A later request on a new connection is answered.
+        let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+        assert_eq!(cms.get_opt("h").await.unwrap().is_some(), applied);
+    }
+}

@@ -5,7 +5,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,19 +67,19 @@ where
     S: tower::Service<
             http::Request<B>,
             Response = http::Response<cmdreporter_fake_cluster::api::ResponseBody>,
-            Error = Infallible,
         > + Clone
         + Send
         + 'static,
     S::Future: Send,
+    S::Error: Send + 'static,
     B: Send + 'static,
 {
     type Response = http::Response<WatchBody<cmdreporter_fake_cluster::api::ResponseBody>>;
-    type Error = Infallible;
+    type Error = S::Error;
     type Future =
-        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>>;
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 

@@ -1,11 +1,21 @@
 //! The scripted runtime: containers run in-process, as async functions registered per image.
 //! Works under tokio's paused time.
+//!
+//! Stopping a container (pod deletion, a Job's deadline) is what a container runtime does
+//! with a process: the program is sent SIGTERM. A program that never traps it ends there,
+//! as by the default disposition (exit code 143). A program that traps it
+//! ([`ProgramContext::sigterm`]) is told, has the pod's `terminationGracePeriodSeconds` to
+//! end with the exit it chooses, and is then killed (SIGKILL, exit code 137). Programs it
+//! started ([`ProgramContext::spawn`]) get no SIGTERM, as only a container's first process
+//! does, and are killed when the container ends.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -95,6 +105,19 @@ pub struct ProgramContext {
     self_program: Option<Program>,
     termination_message: Arc<Mutex<Option<Vec<u8>>>>,
     api: PodApi,
+    /// How the container is stopped: `None` for a program started by another one (only
+    /// the container's first process is sent SIGTERM).
+    signals: Option<Signals>,
+    /// Programs started in the container, killed when it ends.
+    children: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+/// The SIGTERM side of a container's first program.
+#[derive(Clone)]
+struct Signals {
+    stop: StopSignal,
+    trapped: Arc<AtomicBool>,
+    grace_period: Duration,
 }
 
 #[derive(Clone)]
@@ -125,6 +148,43 @@ pub struct ScriptedChild {
 }
 
 impl ProgramContext {
+    /// Traps SIGTERM, as a program installing a handler does: a stop no longer ends the
+    /// program at once. The returned future resolves when the kubelet stops the container
+    /// (pod deletion, a Job's deadline); the program then has [`ProgramContext::grace_period`]
+    /// to end with the exit it chooses before it is killed (SIGKILL: exit code 137). For a
+    /// program started by another one (which is sent no SIGTERM) it never resolves.
+    ///
+    /// ```
+    /// use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
+    /// use cmdreporter_fake_cluster::ScriptedImage;
+    /// let image = ScriptedImage::new().program("/bin/server", |ctx: ProgramContext| async move {
+    ///     let term = ctx.sigterm();
+    ///     tokio::select! {
+    ///         _ = term => Exit::Code(0), // a clean shutdown
+    ///         _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => Exit::Code(1),
+    ///     }
+    /// });
+    /// # let _ = image;
+    /// ```
+    pub fn sigterm(&self) -> BoxFuture<'static, ()> {
+        match &self.signals {
+            Some(signals) => {
+                signals.trapped.store(true, Ordering::SeqCst);
+                let mut stop = signals.stop.clone();
+                Box::pin(async move { super::stopped(&mut stop).await })
+            }
+            None => Box::pin(std::future::pending()),
+        }
+    }
+
+    /// The time between SIGTERM and SIGKILL when the container is stopped: the pod's
+    /// `terminationGracePeriodSeconds` (30 s by default).
+    pub fn grace_period(&self) -> Duration {
+        self.signals
+            .as_ref()
+            .map_or(Duration::from_secs(30), |s| s.grace_period)
+    }
+
     /// Writes to standard output.
     pub async fn write_stdout(&self, data: &[u8]) {
         self.stdout.write(data).await;
@@ -264,10 +324,16 @@ impl ProgramContext {
             self_program: Some(program.clone()),
             termination_message: self.termination_message.clone(),
             api: self.api.clone(),
+            signals: None,
+            children: self.children.clone(),
         };
         // The pipes close when the program's context (and so its writers) is dropped.
         let fut = program(ctx);
         let handle = tokio::spawn(fut);
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle.abort_handle());
         Ok(ScriptedChild {
             stdout: Box::pin(out_r),
             stderr: Box::pin(err_r),
@@ -354,6 +420,8 @@ impl Runtime for ScriptedRuntime {
             .ok_or_else(|| StartError(format!("image {} is not present", spec.image)))?;
         let files = self.pod_files(&spec.pod_uid);
         let termination_message = Arc::new(Mutex::new(None));
+        let trapped = Arc::new(AtomicBool::new(false));
+        let children = Arc::new(Mutex::new(Vec::new()));
         let mut ctx = ProgramContext {
             argv: spec.argv.clone(),
             env: spec.env.iter().cloned().collect(),
@@ -376,6 +444,12 @@ impl Runtime for ScriptedRuntime {
             self_program: None,
             termination_message: termination_message.clone(),
             api,
+            signals: Some(Signals {
+                stop: stop.clone(),
+                trapped: trapped.clone(),
+                grace_period: spec.grace_period,
+            }),
+            children: children.clone(),
         };
         let name = spec.argv.first().cloned().unwrap_or_default();
         let program = ctx.resolve(&name).ok_or_else(|| {
@@ -384,11 +458,24 @@ impl Runtime for ScriptedRuntime {
             ))
         })?;
         ctx.self_program = Some(program.clone());
-        let run = program(ctx);
+        let mut run = program(ctx);
         let exit = tokio::select! {
-            exit = run => exit,
-            _ = super::stopped(&mut stop) => Exit::Signal(15),
+            exit = &mut run => exit,
+            _ = super::stopped(&mut stop) => {
+                if trapped.load(Ordering::SeqCst) {
+                    tokio::time::timeout(spec.grace_period, &mut run)
+                        .await
+                        .unwrap_or(Exit::Signal(9))
+                } else {
+                    Exit::Signal(15)
+                }
+            }
         };
+        // The container ends with its first program: whatever it started is killed.
+        drop(run);
+        for child in children.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            child.abort();
+        }
         let message = termination_message
             .lock()
             .unwrap_or_else(|e| e.into_inner())

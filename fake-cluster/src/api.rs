@@ -17,7 +17,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Store, meta_str};
 use crate::tls::{ClusterCa, TlsError};
-use crate::{conversion, discovery, events, field_validation, patch, watch};
+use crate::{conversion, discovery, events, field_validation, watch};
 
 pub use crate::discovery::SERVER_VERSION;
 
@@ -140,7 +140,10 @@ fn route_resource(
 }
 
 /// Adds one `Warning: 299 - "<text>"` header per warning.
-fn with_warnings(mut resp: Response<ResponseBody>, warnings: &[String]) -> Response<ResponseBody> {
+pub(crate) fn with_warnings(
+    mut resp: Response<ResponseBody>,
+    warnings: &[String],
+) -> Response<ResponseBody> {
     for w in warnings {
         let text = format!("299 - \"{}\"", w.replace('"', "\\\""));
         if let Ok(v) = header::HeaderValue::from_str(&text) {
@@ -332,6 +335,7 @@ impl ApiServer {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
             .to_owned();
+        let manager = crate::patch_request::manager_name(query, req.headers());
         let body = req.into_body();
         let name = t.name.as_deref().unwrap_or_default();
         // events.k8s.io/v1 Events live in the core Events' storage.
@@ -352,25 +356,29 @@ impl ApiServer {
                 .map(|o| self.object_response(&t.def, 200, &o)),
             "create" => dry_run(query, "CreateOptions").and_then(|dry| {
                 let directive = field_validation::directive(query)?;
-                self.create_request(&t, &ns, &body, dry, directive)
+                self.create_request(&t, &ns, &body, dry, directive, (query, &manager))
             }),
             "update" => parse_body(&body).and_then(|obj| {
                 let warnings =
                     field_validation::check(&t.def, &obj, field_validation::directive(query)?)?;
-                self.store
-                    .update_with(
-                        &sdef,
-                        &ns,
-                        name,
-                        conversion::to_storage(&t.def, obj),
-                        t.subresource.as_deref(),
-                        dry_run(query, "UpdateOptions")?,
-                    )
+                let dry = dry_run(query, "UpdateOptions")?;
+                let sub = t.subresource.as_deref();
+                self.update_request(&t.def, &ns, name, sub, query, obj, dry, &manager)
                     .map(|o| with_warnings(self.object_response(&t.def, 200, &o), &warnings))
             }),
             "patch" => dry_run(query, "PatchOptions").and_then(|dry| {
-                let directive = field_validation::directive(query)?;
-                self.patch(&t, &ns, &content_type, &body, dry, directive)
+                let sub = t.subresource.as_deref();
+                self.patch_request(
+                    &t.def,
+                    &ns,
+                    name,
+                    sub,
+                    &content_type,
+                    query,
+                    &body,
+                    dry,
+                    &manager,
+                )
             }),
             "delete" => self.delete(&t.def, &ns, name, query, &body),
             "deletecollection" => {
@@ -399,6 +407,7 @@ impl ApiServer {
         body: &[u8],
         dry_run: bool,
         directive: field_validation::Directive,
+        (query, manager): (&Query, &str),
     ) -> Result<Response<ResponseBody>, ApiError> {
         if t.subresource.is_some() {
             return Err(ApiError::method_not_allowed());
@@ -424,6 +433,8 @@ impl ApiServer {
                 t.def.api_version()
             )));
         }
+        let mut obj = obj;
+        self.track_create(&t.def, query, &mut obj, manager)?;
         let obj = conversion::to_storage(&t.def, obj);
         self.create_with(&self.store.resources().storage_of(&t.def), ns, obj, dry_run)
             .map(|o| with_warnings(self.object_response(&t.def, 201, &o), &warnings))
@@ -496,61 +507,6 @@ impl ApiServer {
             header::HeaderValue::from_static("application/json"),
         );
         Ok(resp)
-    }
-
-    fn patch(
-        &self,
-        t: &Target,
-        ns: &str,
-        content_type: &str,
-        body: &[u8],
-        dry_run: bool,
-        directive: field_validation::Directive,
-    ) -> Result<Response<ResponseBody>, ApiError> {
-        let name = t.name.as_deref().unwrap_or_default();
-        let sdef = self.store.resources().storage_of(&t.def);
-        let ct = content_type.split(';').next().unwrap_or_default().trim();
-        let p = parse_body(body)?;
-        let stored = self.store.get(&sdef, ns, name)?;
-        let mut obj = conversion::to_wire(&t.def, &stored).into_owned();
-        match ct {
-            // Strategic merge patch is treated as a JSON merge patch: the same result for
-            // maps and scalars; lists are replaced rather than merged by key.
-            "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-                patch::merge(&mut obj, &p)
-            }
-            "application/json-patch+json" => patch::json_patch(&mut obj, &p)?,
-            other => {
-                return Err(ApiError::new(
-                    415,
-                    "UnsupportedMediaType",
-                    format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other})"
-                    ),
-                ));
-            }
-        }
-        // A patch carries a resourceVersion precondition only if it sets one itself.
-        let precondition = match ct {
-            "application/json-patch+json" => {
-                meta_str(&obj, "resourceVersion") != meta_str(&stored, "resourceVersion")
-            }
-            _ => p.pointer("/metadata/resourceVersion").is_some(),
-        };
-        let warnings = field_validation::check(&t.def, &obj, directive)?;
-        if !precondition && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-        }
-        self.store
-            .update_with(
-                &sdef,
-                ns,
-                name,
-                conversion::to_storage(&t.def, obj),
-                t.subresource.as_deref(),
-                dry_run,
-            )
-            .map(|o| with_warnings(self.object_response(&t.def, 200, &o), &warnings))
     }
 }
 

@@ -443,8 +443,19 @@ impl Store {
             match subresource {
                 Some("status") => {
                     let status = next.get("status").cloned().unwrap_or(Value::Null);
+                    // The field manager's bookkeeping of this write (see `managed_fields`).
+                    let managed = next.pointer("/metadata/managedFields").cloned();
                     next = current.clone();
                     next["status"] = status;
+                    match managed {
+                        Some(Value::Array(a)) if a.is_empty() => {
+                            meta_mut(&mut next).remove("managedFields");
+                        }
+                        Some(mf) => {
+                            meta_mut(&mut next).insert("managedFields".into(), mf);
+                        }
+                        None => {}
+                    }
                 }
                 _ => {
                     let causes = defaults::validate(def, &next);

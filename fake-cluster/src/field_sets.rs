@@ -1,0 +1,511 @@
+//! Objects seen as sets of fields, by their [`Shape`]: the fields an applied configuration
+//! sets, what changed between two versions of an object, the merge of an applied
+//! configuration into the live object, and the removal of one field (structured-merge-diff's
+//! `typed` package: `ToFieldSet`, `Compare`, `Merge`, `RemoveItems`).
+
+use serde_json::{Map, Value};
+
+use crate::fieldpath::{FieldSet, Path, PathElement};
+use crate::type_schema::{ListType, Shape};
+
+/// Why a list item has no path element.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ItemError {
+    /// An item of a map list lacks a key field that has no default.
+    #[error(
+        "{path}: element {index}: associative list with keys has an element that omits key field {key:?} (and doesn't have default value)"
+    )]
+    MissingKey {
+        /// The list, as `.spec.containers`.
+        path: String,
+        /// The item's index.
+        index: usize,
+        /// The key field.
+        key: String,
+    },
+    /// An item of a set is not a scalar.
+    #[error("{path}: element {index}: sets may only contain scalars")]
+    NotScalar {
+        /// The list.
+        path: String,
+        /// The item's index.
+        index: usize,
+    },
+}
+
+fn child(path: &Path, pe: PathElement) -> Path {
+    let mut p = path.clone();
+    p.push(pe);
+    p
+}
+
+fn field(path: &Path, name: &str) -> Path {
+    child(path, PathElement::Field(name.to_owned()))
+}
+
+/// The path element of item `index` of a list with semantics `kind`.
+pub fn item_element(
+    kind: ListType,
+    item: &Value,
+    index: usize,
+    path: &Path,
+) -> Result<PathElement, ItemError> {
+    match kind {
+        ListType::Map(keys) => {
+            let mut fields = Vec::with_capacity(keys.len());
+            for (k, default) in keys {
+                let v = match (item.get(*k), default) {
+                    (Some(v), _) => v.clone(),
+                    (None, Some(d)) => Value::String((*d).to_owned()),
+                    (None, None) => {
+                        return Err(ItemError::MissingKey {
+                            path: crate::fieldpath::path_string(path),
+                            index,
+                            key: (*k).to_owned(),
+                        });
+                    }
+                };
+                fields.push(((*k).to_owned(), v));
+            }
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(PathElement::Key(fields))
+        }
+        ListType::Set => {
+            if item.is_object() || item.is_array() {
+                return Err(ItemError::NotScalar {
+                    path: crate::fieldpath::path_string(path),
+                    index,
+                });
+            }
+            Ok(PathElement::Value(item.clone()))
+        }
+        ListType::Atomic => Ok(PathElement::Index(index)),
+    }
+}
+
+/// The list semantics for apply of a value of this shape, `None` when atomic.
+fn granular_list(shape: Shape) -> Option<(ListType, Shape)> {
+    shape
+        .list()
+        .filter(|l| l.apply != ListType::Atomic)
+        .map(|l| (l.apply, l.item))
+}
+
+/// The fields an applied configuration sets: every scalar, every empty or null object,
+/// every atomic value, and every item of a granular list.
+pub fn to_field_set(v: &Value, shape: Shape) -> Result<FieldSet, ItemError> {
+    let mut out = FieldSet::new();
+    walk_set(v, shape, &Vec::new(), &mut out)?;
+    Ok(out)
+}
+
+fn walk_set(v: &Value, shape: Shape, path: &Path, out: &mut FieldSet) -> Result<(), ItemError> {
+    if matches!(shape, Shape::Atomic) {
+        out.insert(path);
+        return Ok(());
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, cv) in m {
+                let cp = field(path, k);
+                walk_set(cv, shape.field(k), &cp, out)?;
+                let empty = cv.is_null() || cv.as_object().is_some_and(Map::is_empty);
+                if empty || matches!(shape, Shape::Deduced) {
+                    out.insert(&cp);
+                }
+            }
+        }
+        Value::Array(items) => match granular_list(shape) {
+            Some((kind, item_shape)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let ip = child(path, item_element(kind, item, i, path)?);
+                    walk_set(item, item_shape, &ip, out)?;
+                    out.insert(&ip);
+                }
+            }
+            None => out.insert(path),
+        },
+        _ => out.insert(path),
+    }
+    Ok(())
+}
+
+/// What changed from one version of an object to the next.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// Fields only the new version has (a new object or list item counts itself too).
+    pub added: FieldSet,
+    /// Fields whose value changed.
+    pub modified: FieldSet,
+    /// Fields only the old version has.
+    pub removed: FieldSet,
+}
+
+impl Comparison {
+    /// Fields added or modified.
+    pub fn changed(&self) -> FieldSet {
+        self.added.union(&self.modified)
+    }
+
+    /// Whether nothing changed.
+    pub fn is_same(&self) -> bool {
+        self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
+    }
+
+    /// The comparison with `f` applied to each set.
+    pub fn map(&self, f: impl Fn(&FieldSet) -> FieldSet) -> Comparison {
+        Comparison {
+            added: f(&self.added),
+            modified: f(&self.modified),
+            removed: f(&self.removed),
+        }
+    }
+}
+
+/// Compares two versions (`None` for an absent object).
+pub fn compare(old: Option<&Value>, new: Option<&Value>, shape: Shape) -> Comparison {
+    let mut out = Comparison::default();
+    walk_compare(old, new, shape, &Vec::new(), &mut out);
+    out
+}
+
+fn leaf(old: Option<&Value>, new: Option<&Value>, path: &Path, out: &mut Comparison) {
+    match (old, new) {
+        (None, None) => {}
+        (None, Some(_)) => out.added.insert(path),
+        (Some(_), None) => out.removed.insert(path),
+        (Some(a), Some(b)) if a != b => out.modified.insert(path),
+        _ => {}
+    }
+}
+
+fn is_empty_container(v: Option<&Value>) -> bool {
+    match v {
+        None => true,
+        Some(Value::Object(m)) => m.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        _ => false,
+    }
+}
+
+fn walk_compare(
+    old: Option<&Value>,
+    new: Option<&Value>,
+    shape: Shape,
+    path: &Path,
+    out: &mut Comparison,
+) {
+    if old.is_none() && new.is_none() {
+        return;
+    }
+    let objects = old.is_none_or(Value::is_object) && new.is_none_or(Value::is_object);
+    let arrays = old.is_none_or(Value::is_array) && new.is_none_or(Value::is_array);
+    let both_empty = is_empty_container(old) && is_empty_container(new);
+    if matches!(shape, Shape::Atomic) || both_empty || !(objects || arrays) {
+        leaf(old, new, path, out);
+        return;
+    }
+    if objects {
+        let (om, nm) = (
+            old.and_then(Value::as_object),
+            new.and_then(Value::as_object),
+        );
+        if let Some(om) = om {
+            for (k, ov) in om {
+                walk_compare(
+                    Some(ov),
+                    nm.and_then(|n| n.get(k)),
+                    shape.field(k),
+                    &field(path, k),
+                    out,
+                );
+            }
+        }
+        if let Some(nm) = nm {
+            for (k, nv) in nm {
+                if om.is_some_and(|o| o.contains_key(k)) {
+                    continue;
+                }
+                walk_compare(None, Some(nv), shape.field(k), &field(path, k), out);
+            }
+        }
+    } else {
+        let Some((kind, item_shape)) = granular_list(shape) else {
+            leaf(old, new, path, out);
+            return;
+        };
+        let index = |list: Option<&Value>| -> Vec<(PathElement, Value)> {
+            list.and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| {
+                            let pe =
+                                item_element(kind, item, i, path).unwrap_or(PathElement::Index(i));
+                            (pe, item.clone())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (oi, ni) = (index(old), index(new));
+        let mut seen: Vec<&PathElement> = Vec::new();
+        for (pe, _) in oi.iter().chain(ni.iter()) {
+            if seen.contains(&pe) {
+                continue;
+            }
+            seen.push(pe);
+            let o: Vec<&Value> = oi.iter().filter(|(p, _)| p == pe).map(|(_, v)| v).collect();
+            let n: Vec<&Value> = ni.iter().filter(|(p, _)| p == pe).map(|(_, v)| v).collect();
+            let ip = child(path, pe.clone());
+            if o.len() > 1 || n.len() > 1 {
+                out.modified.insert(&ip);
+            } else {
+                walk_compare(o.first().copied(), n.first().copied(), item_shape, &ip, out);
+            }
+        }
+    }
+    // A map (or list item) that appears or goes counts itself; a list does not.
+    if objects {
+        if old.is_none() {
+            out.added.insert(path);
+        } else if new.is_none() {
+            out.removed.insert(path);
+        }
+    }
+}
+
+/// Merges an applied configuration into the live object: the configuration's values win,
+/// fields it does not set stay, granular lists merge item by item.
+pub fn merge(live: Option<&Value>, config: &Value, shape: Shape) -> Value {
+    if matches!(shape, Shape::Atomic) {
+        return config.clone();
+    }
+    match (live, config) {
+        (_, Value::Object(cm)) => {
+            let mut out = match live {
+                Some(Value::Object(lm)) => lm.clone(),
+                _ => Map::new(),
+            };
+            for (k, cv) in cm {
+                if cv.is_null() {
+                    out.remove(k);
+                    continue;
+                }
+                let merged = merge(out.get(k), cv, shape.field(k));
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (Some(Value::Array(la)), Value::Array(ca)) => match granular_list(shape) {
+            Some((kind, item_shape)) => Value::Array(merge_lists(la, ca, kind, item_shape)),
+            None => config.clone(),
+        },
+        (_, Value::Array(ca)) => match granular_list(shape) {
+            Some((kind, item_shape)) => Value::Array(merge_lists(&[], ca, kind, item_shape)),
+            None => config.clone(),
+        },
+        _ => config.clone(),
+    }
+}
+
+/// Merges two granular lists: the configuration's order for the items it names, items only
+/// the live list has staying where they were relative to those.
+fn merge_lists(live: &[Value], config: &[Value], kind: ListType, item_shape: Shape) -> Vec<Value> {
+    let pe = |v: &Value, i: usize| {
+        item_element(kind, v, i, &Vec::new()).unwrap_or(PathElement::Index(i))
+    };
+    let lpe: Vec<PathElement> = live.iter().enumerate().map(|(i, v)| pe(v, i)).collect();
+    let rpe: Vec<PathElement> = config.iter().enumerate().map(|(i, v)| pe(v, i)).collect();
+    let find = |pes: &[PathElement], p: &PathElement| pes.iter().position(|x| x == p);
+    let mut shared: std::collections::VecDeque<&PathElement> =
+        rpe.iter().filter(|p| lpe.contains(p)).collect();
+    let mut merged_rhs: Vec<&PathElement> = Vec::new();
+    let mut out = Vec::with_capacity(live.len().max(config.len()));
+    let (mut li, mut ri) = (0, 0);
+    let merge_item = |p: &PathElement, ri: usize| {
+        let l = find(&lpe, p).map(|i| &live[i]);
+        merge(l, &config[ri], item_shape)
+    };
+    while li < lpe.len() || ri < rpe.len() {
+        if li < lpe.len() && ri < rpe.len() {
+            if lpe[li] == rpe[ri] {
+                merged_rhs.push(&rpe[ri]);
+                out.push(merge_item(&rpe[ri], ri));
+                li += 1;
+                ri += 1;
+                if shared.front() == Some(&&lpe[li - 1]) {
+                    shared.pop_front();
+                }
+                continue;
+            }
+            if rpe.contains(&lpe[li]) && shared.front().is_some_and(|s| **s != lpe[li]) {
+                li += 1;
+                continue;
+            }
+        }
+        if li < lpe.len() {
+            if !rpe.contains(&lpe[li]) {
+                out.push(live[li].clone());
+                li += 1;
+                continue;
+            }
+            if merged_rhs.contains(&&lpe[li]) {
+                li += 1;
+                continue;
+            }
+        }
+        if ri < rpe.len() {
+            merged_rhs.push(&rpe[ri]);
+            out.push(merge_item(&rpe[ri], ri));
+            if shared.front() == Some(&&rpe[ri]) {
+                shared.pop_front();
+            }
+            ri += 1;
+        } else {
+            li += 1;
+        }
+    }
+    out
+}
+
+/// Removes the value at `path` (a field, a list item by key or value) from `obj`; whether
+/// there was one.
+pub fn remove(v: &mut Value, path: &[PathElement], shape: Shape) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    match (first, v) {
+        (PathElement::Field(name), Value::Object(m)) => {
+            if rest.is_empty() {
+                return m.remove(name).is_some();
+            }
+            m.get_mut(name)
+                .is_some_and(|c| remove(c, rest, shape.field(name)))
+        }
+        (pe, Value::Array(items)) => {
+            let Some((kind, item_shape)) = granular_list(shape) else {
+                return false;
+            };
+            let pos = items.iter().enumerate().position(|(i, item)| {
+                item_element(kind, item, i, &Vec::new()).is_ok_and(|p| &p == pe)
+            });
+            let Some(i) = pos else {
+                return false;
+            };
+            if rest.is_empty() {
+                items.remove(i);
+                return true;
+            }
+            remove(&mut items[i], rest, item_shape)
+        }
+        _ => false,
+    }
+}
+
+/// Drops objects and lists left empty under `path`'s parents, deepest first, unless `keep`
+/// holds them; the object's own top-level fields stay.
+pub fn collapse_empty(
+    obj: &mut Value,
+    path: &[PathElement],
+    shape: Shape,
+    keep: &dyn Fn(&[PathElement]) -> bool,
+) {
+    for n in (2..path.len()).rev() {
+        let parent = &path[..n];
+        if keep(parent) {
+            continue;
+        }
+        if lookup(obj, parent, shape).is_some_and(|v| is_empty_container(Some(v))) {
+            remove(obj, parent, shape);
+        }
+    }
+}
+
+/// The value at `path`.
+pub fn lookup<'a>(v: &'a Value, path: &[PathElement], shape: Shape) -> Option<&'a Value> {
+    let Some((first, rest)) = path.split_first() else {
+        return Some(v);
+    };
+    match (first, v) {
+        (PathElement::Field(name), Value::Object(m)) => {
+            lookup(m.get(name)?, rest, shape.field(name))
+        }
+        (pe, Value::Array(items)) => {
+            let (kind, item_shape) = granular_list(shape)?;
+            let item = items.iter().enumerate().find(|(i, item)| {
+                item_element(kind, item, *i, &Vec::new()).is_ok_and(|p| &p == pe)
+            })?;
+            lookup(item.1, rest, item_shape)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fieldpath::path_string;
+    use crate::type_schema::root;
+    use serde_json::json;
+
+    #[test]
+    fn applied_fields_of_a_pod() {
+        let pod = root("", "Pod").unwrap();
+        let cfg = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [
+            {"name": "c", "image": "x", "ports": [{"containerPort": 80}], "securityContext": {}}]}});
+        let set = to_field_set(&cfg, pod).unwrap();
+        let paths: Vec<String> = set.paths().iter().map(|p| path_string(p)).collect();
+        assert_eq!(
+            paths,
+            [
+                ".metadata.labels.a",
+                ".spec.containers[name=\"c\"]",
+                ".spec.containers[name=\"c\"].image",
+                ".spec.containers[name=\"c\"].name",
+                ".spec.containers[name=\"c\"].securityContext",
+                ".spec.containers[name=\"c\"].ports[containerPort=80,protocol=\"TCP\"]",
+                ".spec.containers[name=\"c\"].ports[containerPort=80,protocol=\"TCP\"].containerPort",
+            ]
+        );
+    }
+
+    #[test]
+    fn compare_marks_new_maps_and_items_themselves() {
+        let pod = root("", "Pod").unwrap();
+        let old = json!({"metadata": {}, "spec": {}});
+        let new =
+            json!({"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "c"}]}});
+        let c = compare(Some(&old), Some(&new), pod);
+        let added: Vec<String> = c.added.paths().iter().map(|p| path_string(p)).collect();
+        assert_eq!(
+            added,
+            [
+                ".metadata.labels",
+                ".metadata.labels.a",
+                ".spec.containers[name=\"c\"]",
+                ".spec.containers[name=\"c\"].name"
+            ]
+        );
+        assert!(c.removed.is_empty() && c.modified.is_empty());
+        let c = compare(Some(&new), Some(&old), pod);
+        assert_eq!(c.removed.paths().len(), 4);
+        assert!(
+            !c.removed
+                .has(&crate::fieldpath::fields(&["spec", "containers"]))
+        );
+    }
+
+    #[test]
+    fn merge_keeps_live_items_and_orders_by_config() {
+        let pod = root("", "Pod").unwrap();
+        let live = json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "x"}, {"name": "b"}]}});
+        let cfg = json!({"spec": {"containers": [{"name": "b", "image": "2"}, {"name": "a"}]}});
+        let out = merge(Some(&live), &cfg, pod);
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "x"}, {"name": "b", "image": "2"}, {"name": "a", "image": "1"}])
+        );
+    }
+}

@@ -1,0 +1,516 @@
+//! `metadata.managedFields`: which field manager owns which fields, kept on every write as
+//! the API server's field manager keeps it (`k8s.io/apiserver/pkg/endpoints/handlers/
+//! fieldmanager`, `k8s.io/apimachinery/pkg/util/managedfields`, structured-merge-diff's
+//! `merge.Updater`).
+//!
+//! - A create, update or non-apply patch is an `Update` by its manager: the manager takes
+//!   the fields it added or changed (from anyone), fields it removed leave every owner, and
+//!   its entry's time is set when it took anything. An update of an object that has no
+//!   managed fields leaves it without; `managedFields: []` (or `[{}]`) clears them.
+//! - A server-side apply is an `Apply`: the manager owns exactly the fields of its
+//!   configuration; fields it applied before and no longer applies are removed from the
+//!   object unless another manager owns them; changing a field another manager owns is a
+//!   conflict (409) unless `force`, which takes it over. Applying the value another manager
+//!   already set shares the field.
+//! - `apiVersion`, `kind`, and the server's own metadata (`name`, `namespace`, `uid`,
+//!   `resourceVersion`, `generation`, `creationTimestamp`, `managedFields`) are never owned;
+//!   on a resource with a `status` subresource, writes to the main resource own nothing in
+//!   `status`, and writes to `status` own only `status`.
+//! - Entries are sorted by operation, time, manager, apiVersion and subresource; an entry
+//!   whose set becomes empty goes.
+//!
+//! Not done: the cap of 10 Update managers (older ones merged into `ancient-changes`), the
+//! upgrade of client-side-applied objects to server-side apply through the
+//! `last-applied-configuration` annotation, and conversion of managed fields between
+//! versions of a resource.
+
+use serde_json::{Value, json};
+
+use crate::field_sets::{self, Comparison};
+use crate::fieldpath::{FieldSet, Path, PathElement, fields, path_string};
+use crate::status::ApiError;
+use crate::type_schema::Shape;
+
+/// The operation of a managedFields entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Operation {
+    /// A server-side apply.
+    Apply,
+    /// Any other write.
+    Update,
+}
+
+impl Operation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Apply => "Apply",
+            Self::Update => "Update",
+        }
+    }
+}
+
+/// One managedFields entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manager {
+    /// `manager`.
+    pub name: String,
+    /// `operation`.
+    pub operation: Operation,
+    /// `apiVersion` of the request that wrote the fields.
+    pub api_version: String,
+    /// `subresource`, empty for the main resource.
+    pub subresource: String,
+    /// `time` (RFC 3339, whole seconds).
+    pub time: Option<String>,
+    /// The fields owned.
+    pub fields: FieldSet,
+}
+
+impl Manager {
+    /// Whether two entries are the same manager: appliers by name and subresource, updaters
+    /// also by apiVersion.
+    fn same(&self, name: &str, op: Operation, api_version: &str, subresource: &str) -> bool {
+        self.name == name
+            && self.operation == op
+            && self.subresource == subresource
+            && (op == Operation::Apply || self.api_version == api_version)
+    }
+
+    /// As conflict messages name a manager: `"mgr"`, `"mgr" using v1` for an updater.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{:?}", self.name);
+        if !self.subresource.is_empty() {
+            s.push_str(&format!(" with subresource {:?}", self.subresource));
+        }
+        if self.operation == Operation::Update {
+            s.push_str(&format!(" using {}", self.api_version));
+        }
+        s
+    }
+
+    fn to_json(&self) -> Value {
+        let mut e = json!({
+            "manager": self.name,
+            "operation": self.operation.as_str(),
+            "apiVersion": self.api_version,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": self.fields.to_fields_v1(),
+        });
+        if self.name.is_empty()
+            && let Some(m) = e.as_object_mut()
+        {
+            m.remove("manager");
+        }
+        if let Some(t) = &self.time {
+            e["time"] = json!(t);
+        }
+        if !self.subresource.is_empty() {
+            e["subresource"] = json!(self.subresource);
+        }
+        e
+    }
+
+    fn from_json(v: &Value) -> Result<Manager, String> {
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if s("fieldsType") != "FieldsV1" {
+            return Err(format!(
+                "unsupported fieldsType {:?} in managed fields entry",
+                s("fieldsType")
+            ));
+        }
+        let operation = match s("operation").as_str() {
+            "Apply" => Operation::Apply,
+            "Update" => Operation::Update,
+            other => return Err(format!("invalid operation {other:?}")),
+        };
+        let fields = match v.get("fieldsV1") {
+            Some(f) => FieldSet::from_fields_v1(f)?,
+            None => FieldSet::new(),
+        };
+        Ok(Manager {
+            name: s("manager"),
+            operation,
+            api_version: s("apiVersion"),
+            subresource: s("subresource"),
+            time: v.get("time").and_then(Value::as_str).map(str::to_owned),
+            fields,
+        })
+    }
+}
+
+/// The entries of an object's `metadata.managedFields`.
+pub fn decode(obj: &Value) -> Result<Vec<Manager>, String> {
+    match obj.pointer("/metadata/managedFields") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(entries)) => entries.iter().map(Manager::from_json).collect(),
+        Some(_) => Err("managedFields must be a list".into()),
+    }
+}
+
+/// Writes the entries, sorted as the API server sorts them, into `obj` (none: the field
+/// goes).
+pub fn encode(obj: &mut Value, mut managers: Vec<Manager>) {
+    managers.retain(|m| !m.fields.is_empty());
+    managers.sort_by(|a, b| {
+        a.operation
+            .cmp(&b.operation)
+            .then_with(|| a.time.cmp(&b.time))
+            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| a.api_version.cmp(&b.api_version))
+            .then_with(|| a.subresource.cmp(&b.subresource))
+    });
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if managers.is_empty() {
+        meta.remove("managedFields");
+    } else {
+        meta.insert(
+            "managedFields".into(),
+            Value::Array(managers.iter().map(Manager::to_json).collect()),
+        );
+    }
+}
+
+/// Whether a written object asks for its managed fields to be cleared: `[]` or `[{}]`.
+fn is_reset(obj: &Value) -> bool {
+    match obj.pointer("/metadata/managedFields") {
+        Some(Value::Array(a)) => {
+            a.is_empty() || (a.len() == 1 && a[0].as_object().is_some_and(|m| m.is_empty()))
+        }
+        _ => false,
+    }
+}
+
+/// What one write is: the object's shape and the request's version, subresource and time.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// The shape of the object.
+    pub shape: Shape,
+    /// The request's `apiVersion`.
+    pub api_version: String,
+    /// The subresource written, empty for the main resource.
+    pub subresource: String,
+    /// Whether the resource has a `status` subresource (so the main resource owns no
+    /// status).
+    pub has_status: bool,
+    /// Now, RFC 3339 in whole seconds.
+    pub now: String,
+}
+
+impl Write {
+    /// The fields a manager of this write may own.
+    fn filter(&self, set: &FieldSet) -> FieldSet {
+        let mut strip = FieldSet::new();
+        for p in ["apiVersion", "kind", "metadata"] {
+            strip.insert(&fields(&[p]));
+        }
+        for m in [
+            "name",
+            "namespace",
+            "creationTimestamp",
+            "selfLink",
+            "uid",
+            "clusterName",
+            "generation",
+            "managedFields",
+            "resourceVersion",
+        ] {
+            strip.insert(&fields(&["metadata", m]));
+        }
+        let set = set.difference(&strip);
+        let status = PathElement::Field("status".into());
+        let mut reset = FieldSet::new();
+        if self.subresource == "status" {
+            for pe in set.top_level().into_iter().filter(|pe| *pe != status) {
+                reset.insert(&[pe]);
+            }
+        } else if self.has_status {
+            reset.insert(&[status]);
+        }
+        set.recursive_difference(&reset)
+    }
+
+    fn compare(&self, old: &Value, new: &Value) -> Comparison {
+        field_sets::compare(Some(old), Some(new), self.shape).map(|s| self.filter(s))
+    }
+}
+
+/// Removes from every manager but `skip` the fields `cmp` removed, and the fields it
+/// changed (the conflicts, returned); drops managers left with nothing.
+fn take_over(
+    managers: &mut [Manager],
+    cmp: &Comparison,
+    skip: Option<usize>,
+) -> Vec<(Manager, Path)> {
+    let changed = cmp.changed();
+    let mut conflicts = Vec::new();
+    for (i, m) in managers.iter_mut().enumerate() {
+        if Some(i) == skip {
+            continue;
+        }
+        let taken = m.fields.intersection(&changed);
+        for p in taken.paths() {
+            conflicts.push((m.clone(), p));
+        }
+        m.fields = m.fields.difference(&taken).difference(&cmp.removed);
+    }
+    conflicts
+}
+
+/// Records an `Update` of `live` into `new` by `manager` in `new`'s managedFields. `live`
+/// is `None` for a create.
+pub fn update(w: &Write, live: Option<&Value>, new: &mut Value, manager: &str) {
+    if is_reset(new) {
+        encode(new, Vec::new());
+        return;
+    }
+    let sent = if w.subresource.is_empty() {
+        decode(new).ok().filter(|m| !m.is_empty())
+    } else {
+        None
+    };
+    let mut managers = match sent {
+        Some(m) => m,
+        None => match live.map(decode) {
+            Some(Ok(m)) => m,
+            Some(Err(_)) | None => Vec::new(),
+        },
+    };
+    // An object that has no managed fields gets none from an update, as on the real server.
+    if managers.is_empty() && live.is_some() {
+        encode(new, Vec::new());
+        return;
+    }
+    let baseline = baseline(new);
+    let cmp = w.compare(live.unwrap_or(&baseline), new);
+    take_over(&mut managers, &cmp, None);
+    let current = cmp.changed();
+    if !current.is_empty() {
+        match managers
+            .iter_mut()
+            .find(|m| m.same(manager, Operation::Update, &w.api_version, &w.subresource))
+        {
+            Some(m) => {
+                m.fields = m.fields.union(&current);
+                m.time = Some(w.now.clone());
+            }
+            None => managers.push(Manager {
+                name: manager.to_owned(),
+                operation: Operation::Update,
+                api_version: w.api_version.clone(),
+                subresource: w.subresource.clone(),
+                time: Some(w.now.clone()),
+                fields: current,
+            }),
+        }
+    }
+    encode(new, managers);
+}
+
+/// The object a create starts from, as the server's empty object of the kind: its
+/// metadata, and the spec and status it always has.
+fn baseline(obj: &Value) -> Value {
+    let mut b = json!({"metadata": {}});
+    for k in ["spec", "status"] {
+        if obj.get(k).is_some_and(Value::is_object) {
+            b[k] = json!({});
+        }
+    }
+    if obj.pointer("/spec/template").is_some_and(Value::is_object) {
+        b["spec"]["template"] = json!({"metadata": {}, "spec": {}});
+    }
+    b
+}
+
+/// A 409 for apply conflicts, as the API server writes it.
+pub fn conflict_error(mut conflicts: Vec<(Manager, Path)>) -> ApiError {
+    conflicts.sort_by(|a, b| {
+        (&a.0.name, a.0.operation, &a.0.subresource)
+            .cmp(&(&b.0.name, b.0.operation, &b.0.subresource))
+            .then_with(|| a.1.cmp(&b.1))
+    });
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|(m, p)| {
+            json!({
+                "reason": "FieldManagerConflict",
+                "message": format!("conflict with {}", m.describe()),
+                "field": path_string(p),
+            })
+        })
+        .collect();
+    let message = if let [(m, p)] = conflicts.as_slice() {
+        format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            m.describe(),
+            path_string(p)
+        )
+    } else {
+        let mut lines = Vec::new();
+        let mut last: Option<String> = None;
+        for (m, p) in &conflicts {
+            let who = m.describe();
+            if last.as_ref() != Some(&who) {
+                lines.push(format!("conflicts with {who}:"));
+                last = Some(who);
+            }
+            lines.push(format!("- {}", path_string(p)));
+        }
+        format!(
+            "Apply failed with {} conflicts: {}",
+            conflicts.len(),
+            lines.join("\n")
+        )
+    };
+    let mut e = ApiError::new(409, "Conflict", message);
+    e.details = Some(json!({"causes": causes}));
+    e
+}
+
+/// Server-side apply of `config` by `manager` onto `live` (`None`: the object does not
+/// exist yet): the merged object, with its managedFields.
+pub fn apply(
+    w: &Write,
+    live: Option<&Value>,
+    config: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<Value, ApiError> {
+    if config
+        .pointer("/metadata/managedFields")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    let mut managers = live
+        .map(decode)
+        .transpose()
+        .unwrap_or_default()
+        .unwrap_or_default();
+    let baseline = baseline(config);
+    let live_obj = live.unwrap_or(&baseline);
+    let mut merged = field_sets::merge(Some(live_obj), config, w.shape);
+    let applied = field_sets::to_field_set(config, w.shape)
+        .map_err(|e| ApiError::internal(format!("failed to create typed patch object: {e}")))?;
+    let applied = w.filter(&applied);
+    let me = match managers
+        .iter()
+        .position(|m| m.same(manager, Operation::Apply, &w.api_version, &w.subresource))
+    {
+        Some(i) => i,
+        None => {
+            managers.push(Manager {
+                name: manager.to_owned(),
+                operation: Operation::Apply,
+                api_version: w.api_version.clone(),
+                subresource: w.subresource.clone(),
+                time: None,
+                fields: FieldSet::new(),
+            });
+            managers.len() - 1
+        }
+    };
+    let previous = std::mem::replace(&mut managers[me].fields, applied);
+    managers[me].api_version = w.api_version.clone();
+    // Fields this manager stopped applying go, unless someone else still owns them.
+    let owned = |p: &[PathElement]| managers.iter().any(|m| m.fields.has_prefix(p));
+    for p in previous.difference(&managers[me].fields).paths() {
+        if !owned(&p) {
+            field_sets::remove(&mut merged, &p, w.shape);
+            let keep = |q: &[PathElement]| managers.iter().any(|m| m.fields.has(q));
+            field_sets::collapse_empty(&mut merged, &p, w.shape, &keep);
+        }
+    }
+    let cmp = w.compare(live_obj, &merged);
+    let conflicts = take_over(&mut managers, &cmp, Some(me));
+    if !force && !conflicts.is_empty() {
+        return Err(conflict_error(conflicts));
+    }
+    let changed = match live {
+        Some(l) => strip_managed(l) != strip_managed(&merged),
+        None => true,
+    };
+    if changed {
+        managers[me].time = Some(w.now.clone());
+    }
+    encode(&mut merged, managers);
+    Ok(merged)
+}
+
+fn strip_managed(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::type_schema::root;
+
+    fn write() -> Write {
+        Write {
+            shape: root("", "ConfigMap").unwrap(),
+            api_version: "v1".into(),
+            subresource: String::new(),
+            has_status: false,
+            now: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn create_then_apply_by_another_manager_conflicts() {
+        let w = write();
+        let mut cm = json!({"metadata": {"name": "c"}, "data": {"a": "1"}});
+        update(&w, None, &mut cm, "kubectl-create");
+        assert_eq!(
+            cm["metadata"]["managedFields"],
+            json!([{"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1",
+                    "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:data": {".": {}, "f:a": {}}}}])
+        );
+        let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}});
+        let e = apply(&w, Some(&cm), &cfg, "ssa", false).unwrap_err();
+        assert_eq!(e.code, 409);
+        assert_eq!(
+            e.message,
+            "Apply failed with 1 conflict: conflict with \"kubectl-create\" using v1: .data.a"
+        );
+        let forced = apply(&w, Some(&cm), &cfg, "ssa", true).unwrap();
+        assert_eq!(forced["data"]["a"], "2");
+        // The updater keeps `data` itself; the applier now owns `data.a`.
+        assert_eq!(
+            forced["metadata"]["managedFields"],
+            json!([
+                {"manager": "ssa", "operation": "Apply", "apiVersion": "v1",
+                 "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:data": {"f:a": {}}}},
+                {"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1",
+                 "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:data": {}}},
+            ])
+        );
+    }
+
+    #[test]
+    fn a_field_no_longer_applied_goes() {
+        let w = write();
+        let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}});
+        let first = apply(&w, None, &cfg, "m", false).unwrap();
+        let cfg2 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+        let second = apply(&w, Some(&first), &cfg2, "m", false).unwrap();
+        assert_eq!(second["data"], json!({"a": "1"}));
+        // Shared with another applier: the field stays.
+        let both = apply(&w, Some(&first), &cfg, "other", false).unwrap();
+        let third = apply(&w, Some(&both), &cfg2, "m", false).unwrap();
+        assert_eq!(third["data"], json!({"a": "1", "b": "2"}));
+    }
+}

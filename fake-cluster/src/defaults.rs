@@ -171,6 +171,11 @@ fn default_containers(list: Option<&mut Value>) {
         set_default(c, "terminationMessagePolicy", json!("File"));
         set_default(c, "imagePullPolicy", json!(image_pull_policy(&image)));
         set_default(c, "resources", json!({}));
+        if let Some(Value::Array(ports)) = c.get_mut("ports") {
+            for port in ports {
+                set_default(port, "protocol", json!("TCP"));
+            }
+        }
     }
 }
 

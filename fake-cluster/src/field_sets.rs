@@ -181,7 +181,7 @@ fn leaf(old: Option<&Value>, new: Option<&Value>, path: &Path, out: &mut Compari
 
 fn is_empty_container(v: Option<&Value>) -> bool {
     match v {
-        None => true,
+        None | Some(Value::Null) => true,
         Some(Value::Object(m)) => m.is_empty(),
         Some(Value::Array(a)) => a.is_empty(),
         _ => false,
@@ -198,8 +198,11 @@ fn walk_compare(
     if old.is_none() && new.is_none() {
         return;
     }
-    let objects = old.is_none_or(Value::is_object) && new.is_none_or(Value::is_object);
-    let arrays = old.is_none_or(Value::is_array) && new.is_none_or(Value::is_array);
+    // `null` is the zero value of a map or list the object always serializes.
+    let objects = old.is_none_or(|v| v.is_object() || v.is_null())
+        && new.is_none_or(|v| v.is_object() || v.is_null());
+    let arrays = old.is_none_or(|v| v.is_array() || v.is_null())
+        && new.is_none_or(|v| v.is_array() || v.is_null());
     let both_empty = is_empty_container(old) && is_empty_container(new);
     if matches!(shape, Shape::Atomic) || both_empty || !(objects || arrays) {
         leaf(old, new, path, out);
@@ -266,13 +269,11 @@ fn walk_compare(
             }
         }
     }
-    // A map (or list item) that appears or goes counts itself; a list does not.
-    if objects {
-        if old.is_none() {
-            out.added.insert(path);
-        } else if new.is_none() {
-            out.removed.insert(path);
-        }
+    // A map, list or list item that appears or goes counts itself (a `null` is there).
+    if old.is_none() {
+        out.added.insert(path);
+    } else if new.is_none() {
+        out.removed.insert(path);
     }
 }
 
@@ -474,7 +475,8 @@ mod tests {
     #[test]
     fn compare_marks_new_maps_and_items_themselves() {
         let pod = root("", "Pod").unwrap();
-        let old = json!({"metadata": {}, "spec": {}});
+        // As the server's empty Pod: `containers` is always serialized, as null.
+        let old = json!({"metadata": {}, "spec": {"containers": null}});
         let new =
             json!({"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "c"}]}});
         let c = compare(Some(&old), Some(&new), pod);

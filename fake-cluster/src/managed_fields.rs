@@ -322,8 +322,12 @@ fn baseline(obj: &Value) -> Value {
             b[k] = json!({});
         }
     }
+    // A pod spec always serializes its containers, as null when empty.
+    if obj.pointer("/spec/containers").is_some() {
+        b["spec"]["containers"] = Value::Null;
+    }
     if obj.pointer("/spec/template").is_some_and(Value::is_object) {
-        b["spec"]["template"] = json!({"metadata": {}, "spec": {}});
+        b["spec"]["template"] = json!({"metadata": {}, "spec": {"containers": null}});
     }
     b
 }

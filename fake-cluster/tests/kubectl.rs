@@ -4,74 +4,18 @@
 //!
 //! kubectl must be installed: when it is missing this test fails, it does not skip.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
-use cmdreporter_fake_cluster::FakeCluster;
 use cmdreporter_fake_cluster::resources::well_known;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
-fn find_kubectl() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "kubectl is not on PATH ({}): the kubectl conformance test needs it; install kubectl",
-                path.to_string_lossy()
-            )
-        })
-}
-
-struct Kubectl {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Kubectl {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(args)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
-    }
-
-    /// Runs kubectl to the end: (success, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = tokio::time::timeout(Duration::from_secs(60), self.command(args).output())
-            .await
-            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish within 60 s"))
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.run(args).await;
-        assert!(ok, "kubectl {args:?} failed:\n{stdout}\n{stderr}");
-        stdout
-    }
-
-    fn file(&self, name: &str, content: &str) -> String {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, content).unwrap();
-        p.to_string_lossy().into_owned()
-    }
-}
+use common::kubectl::served;
 
 const CONFIGMAP: &str = "apiVersion: v1
 kind: ConfigMap
@@ -107,24 +51,6 @@ fn names(list: &Value) -> Vec<String> {
         .iter()
         .map(|i| i["metadata"]["name"].as_str().unwrap().to_owned())
         .collect()
-}
-
-async fn served() -> (
-    FakeCluster,
-    cmdreporter_fake_cluster::ServedCluster,
-    Kubectl,
-) {
-    let bin = find_kubectl();
-    let cluster = FakeCluster::builder().build().await.unwrap();
-    let served = cluster
-        .serve_https("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    served
-        .write_kubeconfig(&dir.path().join("kubeconfig"))
-        .unwrap();
-    (cluster, served, Kubectl { bin, dir })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

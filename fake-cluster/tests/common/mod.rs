@@ -1,6 +1,8 @@
 //! Helpers shared by the fake cluster's integration tests.
 #![allow(dead_code)]
 
+pub mod kubectl;
+
 use std::sync::Arc;
 use std::time::Duration;
 

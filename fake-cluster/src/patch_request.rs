@@ -258,7 +258,8 @@ impl ApiServer {
             let Some(stored) = stored else {
                 // An apply to an object that does not exist creates it.
                 let obj = managed_fields::apply(&w, None, &p, manager, force == Some(true))?;
-                let created = self.create_with(&sdef, ns, conversion::to_storage(def, obj), dry_run);
+                let created =
+                    self.create_with(&sdef, ns, conversion::to_storage(def, obj), dry_run);
                 match created {
                     Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
                     other => {

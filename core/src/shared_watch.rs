@@ -3,7 +3,7 @@
 //! that waits for them. Started lazily, stopped when idle, resumed and relisted like the
 //! per-run watches (see [`crate::watch`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -25,8 +25,9 @@ struct Subscriber<K> {
 
 struct NamespaceWatch<K> {
     subscribers: HashMap<String, Vec<Subscriber<K>>>,
-    /// The current objects of the watch, by key: a late subscriber starts from them.
-    current: HashMap<String, K>,
+    /// The current objects of the watch, by key and then by name (several objects may
+    /// share a key, such as two pods of one Job): a late subscriber starts from them.
+    current: HashMap<String, BTreeMap<String, K>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -84,7 +85,7 @@ where
         self.lock().namespaces.len()
     }
 
-    /// Events for the objects with this key in `namespace`: first the current object, if
+    /// Events for the objects with this key in `namespace`: first the current objects, if
     /// any, then every change.
     pub fn subscribe(self: &Arc<Self>, namespace: &str, key: &str) -> Subscription<K> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -103,7 +104,7 @@ where
             );
         }
         if let Some(ns) = inner.namespaces.get_mut(namespace) {
-            if let Some(obj) = ns.current.get(key) {
+            for obj in ns.current.get(key).into_iter().flat_map(BTreeMap::values) {
                 let _ = tx.send(Ok(Event::Applied(obj.clone())));
             }
             ns.subscribers
@@ -159,13 +160,21 @@ where
         match &ev {
             Ok(Event::Applied(obj)) => {
                 if let Some(k) = (self.key)(obj) {
-                    ns.current.insert(k.clone(), obj.clone());
+                    ns.current
+                        .entry(k.clone())
+                        .or_default()
+                        .insert(name_of(obj), obj.clone());
                     send(ns.subscribers.get(&k), &ev);
                 }
             }
             Ok(Event::Deleted(obj)) => {
                 if let Some(k) = (self.key)(obj) {
-                    ns.current.remove(&k);
+                    if let Some(objs) = ns.current.get_mut(&k) {
+                        objs.remove(&name_of(obj));
+                        if objs.is_empty() {
+                            ns.current.remove(&k);
+                        }
+                    }
                     send(ns.subscribers.get(&k), &ev);
                 }
             }
@@ -183,6 +192,10 @@ where
             }
         }
     }
+}
+
+fn name_of<K: Resource>(obj: &K) -> String {
+    obj.meta().name.clone().unwrap_or_default()
 }
 
 impl<K: Clone + Send + 'static> Stream for Subscription<K> {

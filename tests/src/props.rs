@@ -1,8 +1,10 @@
 //! Pieces of the property tests: reporter image variants (a courier with a small log
-//! capacity, an install step that fails) and the record of which pod ran which command.
+//! capacity, one that lingers after delivering, an install step that fails) and the
+//! record of which pod ran which command.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cmdreporter_core::courier::{self, CourierHost};
 use cmdreporter_core::job::{REPORTER_BINARY, TERMINATION_MESSAGE_PATH, env};
@@ -49,6 +51,21 @@ pub fn small_log_reporter_image(capacity: u64) -> ScriptedImage {
     })
 }
 
+/// The real courier, whose container stays `linger` after it delivered (so its pod ends
+/// the Job that much later): a second pod of a Job that reports first without ending the
+/// Job before the watched pod reports.
+pub fn lingering_reporter_image(linger: Duration) -> ScriptedImage {
+    ScriptedImage::new().program(REPORTER_BINARY, move |ctx: ProgramContext| async move {
+        let argv = ctx.argv.clone();
+        let host = ScriptedHost::new(ctx);
+        let code = cmdreporter_cli::courier_main(&argv, &host).await;
+        if argv.get(1).map(String::as_str) == Some("report") {
+            tokio::time::sleep(linger).await;
+        }
+        Exit::Code(code)
+    })
+}
+
 /// A reporter image whose install step (the init container) fails with `code` and says
 /// why in its termination message.
 pub fn failing_reporter_image(code: i32) -> ScriptedImage {
@@ -61,20 +78,25 @@ pub fn failing_reporter_image(code: i32) -> ScriptedImage {
     })
 }
 
-/// Which commands ran in which pod: pod uid (from the courier's environment) to the
-/// tokens of the commands started there, in order.
+/// Which commands ran in which pod: pod uid (from the courier's environment) to the Job
+/// and the tokens of the commands started there, in order.
 #[derive(Clone, Default)]
-pub struct Invocations(Arc<Mutex<BTreeMap<String, Vec<String>>>>);
+pub struct Invocations(Arc<Mutex<BTreeMap<String, PodRecord>>>);
+
+/// What one pod ran: its Job, and the tokens of the commands it started.
+type PodRecord = (String, Vec<String>);
 
 impl Invocations {
     /// Records that the command with `token` started in the program's pod.
     pub fn record(&self, ctx: &ProgramContext, token: &str) {
         let pod = ctx.env.get(env::POD_UID).cloned().unwrap_or_default();
+        let job = ctx.env.get(env::JOB_NAME).cloned().unwrap_or_default();
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(pod)
-            .or_default()
+            .or_insert_with(|| (job, Vec::new()))
+            .1
             .push(token.to_owned());
     }
 
@@ -84,8 +106,8 @@ impl Invocations {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(_, t)| t.len() > 1)
-            .map(|(p, t)| (p.clone(), t.clone()))
+            .filter(|(_, (_, t))| t.len() > 1)
+            .map(|(p, (_, t))| (p.clone(), t.clone()))
             .collect()
     }
 
@@ -95,8 +117,23 @@ impl Invocations {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .flatten()
+            .flat_map(|(_, t)| t)
             .filter(|t| *t == token)
             .count()
+    }
+
+    /// The Jobs in whose pods the command with `token` started.
+    pub fn jobs(&self, token: &str) -> Vec<String> {
+        let mut jobs: Vec<String> = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|(_, t)| t.iter().any(|t| t == token))
+            .map(|(j, _)| j.clone())
+            .collect();
+        jobs.sort();
+        jobs.dedup();
+        jobs
     }
 }

@@ -41,6 +41,21 @@ pub mod keys {
     pub const STDERR_OMITTED: &str = "stderr-omitted";
 }
 
+/// The name of pod `pod_uid`'s report when another pod of the same Job (Kubernetes may,
+/// rarely, start two) took the Job's name first: `<job name>-<pod uid>`, a valid ConfigMap
+/// name (at most 63 + 1 + 36 characters).
+pub fn pod_report_name(job_name: &str, pod_uid: &str) -> String {
+    format!("{job_name}-{pod_uid}")
+}
+
+/// The pod uid a report ConfigMap says it was written in, if it says.
+pub fn pod_uid_of(cm: &ConfigMap) -> Option<&str> {
+    cm.data
+        .as_ref()
+        .and_then(|d| d.get(keys::POD_UID))
+        .map(String::as_str)
+}
+
 fn put_stream(
     data: &mut BTreeMap<String, String>,
     binary: &mut BTreeMap<String, ByteString>,

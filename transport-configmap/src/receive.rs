@@ -1,10 +1,12 @@
-//! Operator side: watch the one ConfigMap name, accept only the one owned by the run's Job.
+//! Operator side: watch the run's ConfigMaps (by its run-id label), accept only one owned by
+//! the run's Job and written in the pod the run watches.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cmdreporter_core::channel::{PodState, ResultChannel};
 use cmdreporter_core::dispatcher::{DispatchedJob, RETRY_ATTEMPTS, RunContext, retry};
-use std::sync::Arc;
-
 use cmdreporter_core::job::{CourierSpec, MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL};
 use cmdreporter_core::shared_watch::WatchHub;
 use cmdreporter_core::watch::{Event, watch};
@@ -13,7 +15,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, WatchParams};
 
-use crate::format::decode;
+use crate::format::{decode, pod_report_name, pod_uid_of};
 
 /// Receives reports from ConfigMaps.
 #[derive(Clone)]
@@ -22,8 +24,9 @@ pub struct ConfigMapChannel {
     hub: Option<Arc<WatchHub<ConfigMap>>>,
 }
 
-fn name_key(cm: &ConfigMap) -> Option<String> {
-    cm.metadata.name.clone()
+/// A report ConfigMap's run: its run-id label (the shared watch routes by it).
+fn run_key(cm: &ConfigMap) -> Option<String> {
+    cm.metadata.labels.as_ref()?.get(RUN_ID_LABEL).cloned()
 }
 
 impl ConfigMapChannel {
@@ -37,7 +40,7 @@ impl ConfigMapChannel {
     #[must_use]
     pub fn shared_watches(mut self) -> Self {
         let params = WatchParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-        self.hub = Some(WatchHub::new(self.client.clone(), params, name_key));
+        self.hub = Some(WatchHub::new(self.client.clone(), params, run_key));
         self
     }
 
@@ -47,6 +50,7 @@ impl ConfigMapChannel {
     }
 }
 
+/// Whether `cm` is a report of this run: owned by its Job and labelled with its run id.
 fn accept(cm: &ConfigMap, run: &RunContext, job: &DispatchedJob) -> bool {
     let owned = cm
         .metadata
@@ -54,13 +58,17 @@ fn accept(cm: &ConfigMap, run: &RunContext, job: &DispatchedJob) -> bool {
         .iter()
         .flatten()
         .any(|o| o.uid == job.uid && o.kind == "Job");
-    let labelled = cm
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(RUN_ID_LABEL))
-        == Some(&run.run_id);
-    owned && labelled
+    owned && run_key(cm).as_ref() == Some(&run.run_id)
+}
+
+/// Whether a report of this run was written in the watched pod `watched`. A report that
+/// names no pod (as Rook's courier writes them) is left to the runner's pod check.
+fn from_pod(cm: &ConfigMap, watched: &str) -> bool {
+    pod_uid_of(cm).is_none_or(|uid| uid == watched)
+}
+
+fn uid_of(pod: Option<&Pod>) -> Option<String> {
+    pod.and_then(|p| p.metadata.uid.clone())
 }
 
 #[async_trait]
@@ -77,37 +85,71 @@ impl ResultChannel for ConfigMapChannel {
         &self,
         run: &RunContext,
         job: &DispatchedJob,
-        _pod: PodState,
+        mut pod: PodState,
     ) -> Result<Report, Error> {
         let mut events = match &self.hub {
-            Some(hub) => hub.subscribe(&run.namespace, &run.job_name).boxed(),
+            Some(hub) => hub.subscribe(&run.namespace, &run.run_id).boxed(),
             None => {
                 let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &run.namespace);
-                let wp = WatchParams::default().fields(&format!("metadata.name={}", run.job_name));
+                let wp = WatchParams::default().labels(&format!("{RUN_ID_LABEL}={}", run.run_id));
                 watch(api, wp).boxed()
             }
         };
-        while let Some(ev) = events.next().await {
-            match ev? {
-                Event::Applied(cm) if accept(&cm, run, job) => return decode(&cm),
-                Event::Applied(cm) => {
-                    tracing::debug!(name = ?cm.metadata.name, "ignoring a ConfigMap not owned by this run's Job");
-                }
-                Event::Deleted(_) | Event::Restarted => {}
+        // This run's reports by name: usually one; two when another pod of the Job reported
+        // too. Which one counts is known once the progress watch has seen the run's pod.
+        let mut reports: BTreeMap<String, ConfigMap> = BTreeMap::new();
+        let mut pod_followed = true;
+        loop {
+            if let Some(watched) = uid_of(pod.borrow().as_ref())
+                && let Some(cm) = reports.values().find(|cm| from_pod(cm, &watched))
+            {
+                return decode(cm);
+            }
+            tokio::select! {
+                ev = events.next() => match ev {
+                    None => return Err(Error::CorruptReport("the ConfigMap watch ended".into())),
+                    Some(ev) => match ev? {
+                        Event::Applied(cm) if accept(&cm, run, job) => {
+                            reports.insert(cm.metadata.name.clone().unwrap_or_default(), cm);
+                        }
+                        Event::Applied(cm) => {
+                            tracing::debug!(name = ?cm.metadata.name, "ignoring a ConfigMap not owned by this run's Job");
+                        }
+                        Event::Deleted(cm) => {
+                            reports.remove(&cm.metadata.name.clone().unwrap_or_default());
+                        }
+                        // The full current state follows.
+                        Event::Restarted => reports.clear(),
+                    },
+                },
+                // Once the progress watch is gone, it has ended the run: nothing to wait for.
+                changed = pod.changed(), if pod_followed => pod_followed = changed.is_ok(),
             }
         }
-        Err(Error::CorruptReport("the ConfigMap watch ended".into()))
     }
 
     async fn try_receive(
         &self,
         run: &RunContext,
         job: &DispatchedJob,
-        _pod: Option<&Pod>,
+        pod: Option<&Pod>,
     ) -> Result<Option<Report>, Error> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &run.namespace);
-        match retry(RETRY_ATTEMPTS, |_| api.get_opt(&run.job_name)).await? {
-            Some(cm) if accept(&cm, run, job) => decode(&cm).map(Some),
+        let found = retry(RETRY_ATTEMPTS, |_| api.get_opt(&run.job_name)).await?;
+        let Some(cm) = found.filter(|cm| accept(cm, run, job)) else {
+            return Ok(None);
+        };
+        let Some(watched) = uid_of(pod) else {
+            return decode(&cm).map(Some);
+        };
+        if from_pod(&cm, &watched) {
+            return decode(&cm).map(Some);
+        }
+        // Another pod of the Job took the Job's name: the watched pod's report, if any, is
+        // under its own name (a second request, only in this rare case).
+        let name = pod_report_name(&run.job_name, &watched);
+        match retry(RETRY_ATTEMPTS, |_| api.get_opt(&name)).await? {
+            Some(cm) if accept(&cm, run, job) && from_pod(&cm, &watched) => decode(&cm).map(Some),
             _ => Ok(None),
         }
     }

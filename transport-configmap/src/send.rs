@@ -1,4 +1,5 @@
-//! Courier side: create the ConfigMap, retrying transient errors, never overwriting.
+//! Courier side: create the ConfigMap, retrying transient errors, never overwriting; when
+//! another pod of the same Job took the Job's name, create one named after this pod.
 
 use async_trait::async_trait;
 use cmdreporter_core::Report;
@@ -11,9 +12,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, PostParams};
 
-use crate::format::{BUDGET_PER_STREAM, encode};
+use crate::format::{BUDGET_PER_STREAM, encode, pod_report_name, pod_uid_of};
 
-/// Delivers a report as a ConfigMap named like the Job and owned by it.
+/// Delivers a report as a ConfigMap named like the Job (or, when another pod of the Job took
+/// that name, like the pod) and owned by the Job.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigMapDelivery {
     _private: (),
@@ -26,11 +28,12 @@ impl ConfigMapDelivery {
     }
 }
 
-/// The ConfigMap carrying `report` for the courier `who`.
-pub fn report_configmap(who: &CourierIdentity, report: &Report) -> ConfigMap {
+/// The ConfigMap carrying `report` for the courier `who`, named `name` (the Job's name, or
+/// [`pod_report_name`] when another pod of the Job took it).
+pub fn report_configmap(who: &CourierIdentity, report: &Report, name: &str) -> ConfigMap {
     let mut cm = ConfigMap {
         metadata: ObjectMeta {
-            name: Some(who.job_name.clone()),
+            name: Some(name.to_owned()),
             namespace: Some(who.namespace.clone()),
             labels: Some(run_labels(&who.run_id)),
             owner_references: Some(vec![OwnerReference {
@@ -48,19 +51,59 @@ pub fn report_configmap(who: &CourierIdentity, report: &Report) -> ConfigMap {
     cm
 }
 
-/// Whether an existing ConfigMap is this courier's own report (a create whose response was
-/// lost).
-fn is_ours(cm: &ConfigMap, who: &CourierIdentity) -> bool {
+/// Whose report an existing ConfigMap of the wanted name is.
+#[derive(Debug, PartialEq, Eq)]
+enum Holder {
+    /// This courier's own (a create whose answer was lost).
+    Us,
+    /// Another pod's of the same Job and run.
+    OtherPod,
+    /// Not a report of this run.
+    Foreign,
+}
+
+fn holder(cm: &ConfigMap, who: &CourierIdentity) -> Holder {
     let owned = cm
         .metadata
         .owner_references
         .iter()
         .flatten()
         .any(|o| o.uid == who.job_uid);
-    let data = cm.data.as_ref();
-    owned
-        && data.and_then(|d| d.get(crate::keys::RUN_ID)) == Some(&who.run_id)
-        && data.and_then(|d| d.get(crate::keys::POD_UID)) == Some(&who.pod_uid)
+    let run = cm.data.as_ref().and_then(|d| d.get(crate::keys::RUN_ID));
+    if !owned || run != Some(&who.run_id) {
+        return Holder::Foreign;
+    }
+    match pod_uid_of(cm) {
+        Some(uid) if uid == who.pod_uid => Holder::Us,
+        Some(_) => Holder::OtherPod,
+        None => Holder::Foreign,
+    }
+}
+
+/// Creates `cm`, retrying transient errors; on 409, reads back who holds the name. The
+/// error, if any, is the message for the termination log.
+async fn create(
+    api: &Api<ConfigMap>,
+    cm: &ConfigMap,
+    who: &CourierIdentity,
+) -> Result<Holder, String> {
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    let pp = PostParams::default();
+    match retry(RETRY_ATTEMPTS, |_| api.create(&pp, cm)).await {
+        Ok(_) => Ok(Holder::Us),
+        Err(e) if api_code(&e) == Some(409) => {
+            let existing = retry(RETRY_ATTEMPTS, |_| api.get(&name))
+                .await
+                .map_err(|e| e.to_string())?;
+            match holder(&existing, who) {
+                Holder::Foreign => Err(format!(
+                    "configmap {name:?} exists and is not this run's report: {e}"
+                )),
+                h => Ok(h),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[async_trait]
@@ -77,25 +120,20 @@ impl Delivery for ConfigMapDelivery {
     ) -> Result<(), String> {
         let client = host.client().await?;
         let api: Api<ConfigMap> = Api::namespaced(client, &who.namespace);
-        let cm = report_configmap(who, report);
-        let pp = PostParams::default();
-        let result = retry(RETRY_ATTEMPTS, |_| api.create(&pp, &cm)).await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if api_code(&e) == Some(409) => {
-                let existing = retry(RETRY_ATTEMPTS, |_| api.get(&who.job_name))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if is_ours(&existing, who) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "configmap {:?} exists and is not this run's report: {e}",
-                        who.job_name
-                    ))
-                }
-            }
-            Err(e) => Err(e.to_string()),
+        let cm = report_configmap(who, report, &who.job_name);
+        if create(&api, &cm, who).await? == Holder::Us {
+            return Ok(());
+        }
+        // Another pod of the Job delivered first: this pod's report goes beside it, under a
+        // name of its own; the operator takes the one of the pod it watches.
+        let name = pod_report_name(&who.job_name, &who.pod_uid);
+        tracing::debug!(%name, "the Job's name holds another pod's report");
+        let cm = report_configmap(who, report, &name);
+        match create(&api, &cm, who).await? {
+            Holder::Us => Ok(()),
+            h => Err(format!(
+                "configmap {name:?} holds another pod's report ({h:?})"
+            )),
         }
     }
 }

@@ -213,7 +213,21 @@ impl JobDispatcher {
 pub const RETRY_ATTEMPTS: u32 = 10;
 
 /// Retries `f` on transient API errors, with backoff, at most `attempts` times.
-pub async fn retry<T, F, Fut>(attempts: u32, mut f: F) -> Result<T, kube::Error>
+pub async fn retry<T, F, Fut>(attempts: u32, f: F) -> Result<T, kube::Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    retry_when(attempts, is_transient, f).await
+}
+
+/// Retries `f` on the errors `again` selects, with the backoff of [`retry`], at most
+/// `attempts` times.
+pub async fn retry_when<T, F, Fut>(
+    attempts: u32,
+    again: fn(&kube::Error) -> bool,
+    mut f: F,
+) -> Result<T, kube::Error>
 where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
@@ -221,7 +235,7 @@ where
     let mut attempt = 0;
     loop {
         match f(attempt).await {
-            Err(e) if is_transient(&e) && attempt + 1 < attempts => {
+            Err(e) if again(&e) && attempt + 1 < attempts => {
                 attempt += 1;
                 let wait = Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6));
                 tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
@@ -495,7 +509,10 @@ impl Dispatcher for JobDispatcher {
             propagation_policy: Some(PropagationPolicy::Background),
             ..Default::default()
         };
-        match retry(RETRY_ATTEMPTS, |_| api.delete(&run.job_name, &dp)).await {
+        // A 409 Conflict to a DELETE means the object changed while the server deleted it:
+        // try again (giving up would leave the Job to its TTL).
+        let again = |e: &kube::Error| is_transient(e) || api_code(e) == Some(409);
+        match retry_when(RETRY_ATTEMPTS, again, |_| api.delete(&run.job_name, &dp)).await {
             Ok(_) => Ok(()),
             Err(e) if api_code(&e) == Some(404) => Ok(()),
             Err(e) => Err(e.into()),

@@ -78,25 +78,20 @@ pub fn failing_reporter_image(code: i32) -> ScriptedImage {
     })
 }
 
-/// Which commands ran in which pod: pod uid (from the courier's environment) to the Job
-/// and the tokens of the commands started there, in order.
+/// Which commands ran in which pod: pod uid (from the courier's environment) to the
+/// tokens of the commands started there, in order.
 #[derive(Clone, Default)]
-pub struct Invocations(Arc<Mutex<BTreeMap<String, PodRecord>>>);
-
-/// What one pod ran: its Job, and the tokens of the commands it started.
-type PodRecord = (String, Vec<String>);
+pub struct Invocations(Arc<Mutex<BTreeMap<String, Vec<String>>>>);
 
 impl Invocations {
     /// Records that the command with `token` started in the program's pod.
     pub fn record(&self, ctx: &ProgramContext, token: &str) {
         let pod = ctx.env.get(env::POD_UID).cloned().unwrap_or_default();
-        let job = ctx.env.get(env::JOB_NAME).cloned().unwrap_or_default();
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(pod)
-            .or_insert_with(|| (job, Vec::new()))
-            .1
+            .or_default()
             .push(token.to_owned());
     }
 
@@ -106,8 +101,8 @@ impl Invocations {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(_, (_, t))| t.len() > 1)
-            .map(|(p, (_, t))| (p.clone(), t.clone()))
+            .filter(|(_, t)| t.len() > 1)
+            .map(|(p, t)| (p.clone(), t.clone()))
             .collect()
     }
 
@@ -117,23 +112,8 @@ impl Invocations {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .flat_map(|(_, t)| t)
+            .flatten()
             .filter(|t| *t == token)
             .count()
-    }
-
-    /// The Jobs in whose pods the command with `token` started.
-    pub fn jobs(&self, token: &str) -> Vec<String> {
-        let mut jobs: Vec<String> = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|(_, t)| t.iter().any(|t| t == token))
-            .map(|(j, _)| j.clone())
-            .collect();
-        jobs.sort();
-        jobs.dedup();
-        jobs
     }
 }

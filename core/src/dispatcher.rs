@@ -273,6 +273,30 @@ pub(crate) fn signal_error(signal: PodSignal) -> Option<Error> {
     })
 }
 
+/// A pod being deleted (by its Job's controller, an eviction, a person) whose containers
+/// stop before it reported: its state is the deletion's doing, and the error says so.
+pub(crate) fn deleted_or(pod: &Pod, signal: PodSignal) -> PodSignal {
+    if pod.metadata.deletion_timestamp.is_none() {
+        return signal;
+    }
+    let detail = match &signal {
+        PodSignal::InitFailed { exit_code, message } => {
+            format!("its init container ended with exit code {exit_code}: {message}")
+        }
+        PodSignal::CourierEnded { exit_code, message } if *exit_code != 0 => {
+            format!("its courier ended with exit code {exit_code}: {message}")
+        }
+        _ => return signal,
+    };
+    PodSignal::PodFailed {
+        reason: "PodDeleted".into(),
+        message: format!(
+            "pod {} was deleted before it reported; {detail}",
+            pod.metadata.name.as_deref().unwrap_or_default()
+        ),
+    }
+}
+
 #[async_trait]
 impl Dispatcher for JobDispatcher {
     async fn dispatch(
@@ -359,7 +383,7 @@ impl Dispatcher for JobDispatcher {
                         if pod_uid.get_or_insert_with(|| uid.clone()) != &uid {
                             continue;
                         }
-                        let signal = classify(&pod);
+                        let signal = deleted_or(&pod, classify(&pod));
                         let _ = pods_tx.send(Some(pod));
                         let now = Instant::now();
                         match signal {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::CacheKey;
 use crate::classify::{PodSignal, classify};
 use crate::clock::{epoch_ms, from_epoch_ms, wall_now};
-use crate::dispatcher::{DispatchedJob, RunContext};
+use crate::dispatcher::{DispatchedJob, RunContext, deleted_or};
 use crate::error::{Error, Phase};
 use crate::grace::{phase_of, polled_error};
 use crate::report::{Outcome, Report, ReportedExit};
@@ -211,7 +211,14 @@ impl JobRunner {
                         o
                     })
                 })),
-                None => polled_error(pod, classify(pod), &graces, started, wall_now()).map(Err),
+                None => polled_error(
+                    pod,
+                    deleted_or(pod, classify(pod)),
+                    &graces,
+                    started,
+                    wall_now(),
+                )
+                .map(Err),
             },
         };
         let phase = match &inspection.pod {

@@ -849,23 +849,31 @@ async fn run_case(case: Case) -> Result<(), TestCaseError> {
     // The Jobs of each run (by its image) and their pods, as the pods appear.
     let pods_of_image: Mutex<BTreeMap<String, BTreeMap<String, BTreeSet<String>>>> =
         Mutex::default();
-    let record_jobs = wait_for_store(&cluster, || {
-        let (pods, _) = cluster.store().list(well_known::pods(), Some("default"));
-        let mut seen = pods_of_image.lock().unwrap();
-        for p in pods {
-            let at = |k: &str| p.pointer(k).and_then(Value::as_str).map(str::to_owned);
+    let mut changes = cluster.store().subscribe_controller();
+    let record_jobs = async {
+        // Every change, in order: a pod created and deleted at once is seen too.
+        while let Some(c) = changes.recv().await {
+            if c.resource != *well_known::pods() {
+                continue;
+            }
+            let at = |k: &str| {
+                c.object
+                    .pointer(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
             let image = at("/spec/containers/0/image");
             let job = at("/metadata/labels/job-name");
-            if let (Some(image), Some(job), Some(pod)) = (image, job, at("/metadata/name")) {
+            if let (Some(image), Some(job)) = (image, job) {
+                let mut seen = pods_of_image.lock().unwrap();
                 seen.entry(image)
                     .or_default()
                     .entry(job)
                     .or_default()
-                    .insert(pod);
+                    .insert(c.name.clone());
             }
         }
-        false
-    });
+    };
     let runs_done = futures::future::join(all_runs, disruptions);
     tokio::pin!(runs_done);
     let (results, disrupted) = tokio::select! {
@@ -904,8 +912,9 @@ async fn run_case(case: Case) -> Result<(), TestCaseError> {
         runs.iter().zip(results).zip(disrupted).enumerate()
     {
         let evicted = disrupted && matches!(run.meets, Meets::Evicted(_));
-        // A second pod that ended the Job first got the watched pod stopped before it
-        // reported: only the watched pod's report counts, so the run fails as an evicted one.
+        // A Job with two pods: its controller deletes one (beyond parallelism, or once the
+        // other ended the Job). If it was the watched pod, the run fails as deleted, since
+        // only the watched pod's report counts.
         let stopped = pods_of_image
             .lock()
             .unwrap()
@@ -940,9 +949,9 @@ async fn run_case(case: Case) -> Result<(), TestCaseError> {
             Err(e) if error_matches(e, expected, image) => Ok(()),
             Err(e) if fault_allows(e, &injected, case.via) => Ok(()),
             // An evicted pod ends the run with the Job's failure, or its courier's.
-            Err(Error::JobFailed { .. } | Error::CourierFailed { .. }) if evicted || stopped => {
-                Ok(())
-            }
+            Err(Error::JobFailed { .. } | Error::CourierFailed { .. }) if evicted => Ok(()),
+            // A watched pod its Job's controller deleted (the Job had two pods).
+            Err(Error::JobFailed { reason, .. }) if stopped && reason == "PodDeleted" => Ok(()),
             Err(e) => Err(format!("error {e:?}, expected {expected:?}")),
         };
         if let Err(p) = verdict {
@@ -977,7 +986,8 @@ async fn run_case(case: Case) -> Result<(), TestCaseError> {
     }
     prop_assert!(
         problems.is_empty(),
-        "{problems:#?}\ninjected faults: {injected:#?}"
+        "{problems:#?}\ninjected faults: {injected:#?}\npods by image and Job: {:?}\nJobs whose controller deleted a pod: {pod_deleted:?}",
+        pods_of_image.lock().unwrap()
     );
     Ok(())
 }
@@ -1177,6 +1187,31 @@ fn bug_f_a_conflict_on_the_jobs_delete_leaves_the_job() {
         ],
         faults: vec![(None, Some("jobs"), 20, Fault::Status(409))],
         kubelet: Vec::new(),
+    }))
+    .unwrap();
+}
+
+/// Bug G: a pod deleted before it reported (here a DuplicatePod fault's extra pod, which
+/// the progress watch saw first and the Job's controller deleted beyond parallelism) ended
+/// the run with the state its deletion left, `InitContainerFailed { exit_code: 143,
+/// message: "Error" }` (or `CourierFailed` likewise, with either transport), as if the
+/// reporter image were broken. core/src/dispatcher.rs (`deleted_or`, also in poll) now
+/// says `JobFailed { reason: "PodDeleted" }`; the logs transport leaves it to the pod watch.
+#[test]
+fn bug_g_a_pod_deleted_by_its_job_controller_looks_like_a_broken_reporter() {
+    block_on(run_case(Case {
+        seed: 13_290_046_613_253_934_338,
+        via: Via::ConfigMap,
+        shared_watches: true,
+        runs: vec![
+            quick(false, 0, Meets::Nothing, None),
+            quick(false, 0, Meets::Evicted(0), Some(5050)),
+        ],
+        faults: Vec::new(),
+        kubelet: vec![
+            (13, KubeletFault::Signal(1)),
+            (8, KubeletFault::DuplicatePod),
+        ],
     }))
     .unwrap();
 }

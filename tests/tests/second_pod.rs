@@ -60,9 +60,12 @@ fn pointer<'a>(v: &'a Value, p: &str) -> &'a str {
 }
 
 /// Once the Job's pod runs its command, starts a second pod of the Job: a copy whose
-/// courier stays after delivering, so it reports first without ending the Job. Returns the
-/// first pod's uid.
-async fn second_pod(cluster: &FakeCluster) -> String {
+/// courier stays after delivering, so it reports first without ending the Job. It carries
+/// the Job's labels (so its courier works for the Job and the run's pod watch sees it) but
+/// no ownerReference: the fake's Job controller would delete it at once as a pod beyond
+/// parallelism, where a real one deletes it gracefully and its courier may still deliver.
+/// Returns the uids of the first pod and of the second.
+async fn second_pod(cluster: &FakeCluster) -> (String, String) {
     let mut first = None;
     wait_for_store(cluster, || {
         let (pods, _) = cluster.store().list(well_known::pods(), Some(NS));
@@ -76,7 +79,7 @@ async fn second_pod(cluster: &FakeCluster) -> String {
     let first = first.unwrap();
     let mut second = (*first).clone();
     let meta = second["metadata"].as_object_mut().unwrap();
-    meta.retain(|k, _| ["labels", "ownerReferences", "finalizers"].contains(&k.as_str()));
+    meta.retain(|k, _| k == "labels");
     meta.insert(
         "name".into(),
         Value::String(format!("{}-second", pointer(&first, "/metadata/name"))),
@@ -85,11 +88,14 @@ async fn second_pod(cluster: &FakeCluster) -> String {
     let spec = second["spec"].as_object_mut().unwrap();
     spec.remove("nodeName");
     spec["initContainers"][0]["image"] = Value::String(LINGERING.into());
-    cluster
+    let second = cluster
         .api()
         .create(well_known::pods(), NS, second)
         .expect("second pod");
-    pointer(&first, "/metadata/uid").to_owned()
+    (
+        pointer(&first, "/metadata/uid").to_owned(),
+        pointer(&second, "/metadata/uid").to_owned(),
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +144,8 @@ async fn the_watched_pods_report_counts(mode: Mode) {
             _ => runner.run(req).await.unwrap(),
         }
     };
-    let (outcome, watched) = futures::future::join(run, second_pod(&cluster)).await;
+    let (outcome, (watched, other)) = futures::future::join(run, second_pod(&cluster)).await;
+    assert_ne!(watched, other);
     assert_eq!(
         String::from_utf8_lossy(&outcome.stdout.data),
         watched,
@@ -156,6 +163,14 @@ async fn the_watched_pods_report_counts(mode: Mode) {
     let own = pod_report_name(&outcome.job_name, &watched);
     assert!(own.len() <= 253 && own.starts_with(&outcome.job_name));
     runner.shutdown().await;
+    // The second pod has no owner to collect it.
+    let pods = kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(cluster.client(), NS);
+    for p in pods.list(&Default::default()).await.unwrap() {
+        if p.metadata.uid.as_deref() == Some(other.as_str()) {
+            let name = p.metadata.name.unwrap_or_default();
+            pods.delete(&name, &Default::default()).await.unwrap();
+        }
+    }
     wait_for_store(&cluster, || leftovers(&cluster, NS).is_empty()).await;
 }
 

@@ -89,6 +89,14 @@ impl LogsChannel {
         };
         match result {
             Ok(report) => Ok(report),
+            // No frame from a pod being deleted: the deletion stopped the courier, and the
+            // runner's pod watch says so.
+            Err(ReadError::NoReport)
+                if ended.exit_code != 0 && pod.metadata.deletion_timestamp.is_some() =>
+            {
+                tracing::debug!(pod = %name, "the pod was deleted before it reported");
+                futures::future::pending().await
+            }
             // No frame and a courier that failed: its termination message says why.
             Err(ReadError::NoReport) if ended.exit_code != 0 => Err(Error::CourierFailed {
                 exit_code: ended.exit_code,

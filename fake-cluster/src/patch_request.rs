@@ -160,7 +160,7 @@ impl ApiServer {
                 new.clone()
             };
             managed_fields::update(&w, Some(&live), &mut view, manager);
-            copy_managed_fields(&view, &mut new);
+            copy_managed_fields(&view, &mut new, subresource == Some("status"));
             if !client_rv {
                 new["metadata"]["resourceVersion"] = json!(meta_str(&stored, "resourceVersion"));
             }
@@ -297,7 +297,7 @@ impl ApiServer {
                         obj.clone()
                     };
                     managed_fields::update(&w, Some(&live), &mut view, manager);
-                    copy_managed_fields(&view, &mut obj);
+                    copy_managed_fields(&view, &mut obj, subresource == Some("status"));
                 }
             }
             if !client_rv && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -381,17 +381,21 @@ fn check_applied(def: &ResourceDef, ns: &str, name: &str, cfg: &Value) -> Result
     Ok(())
 }
 
-/// Copies `managedFields` of `from` into `to` (an empty list when `from` has none, so that
-/// the store clears them).
-fn copy_managed_fields(from: &Value, to: &mut Value) {
-    let mf = from
-        .pointer("/metadata/managedFields")
-        .cloned()
-        .unwrap_or_else(|| json!([]));
+/// Copies `managedFields` of `from` into `to`; when `from` has none, they go (for a status
+/// write, an empty list tells the store to drop them).
+fn copy_managed_fields(from: &Value, to: &mut Value, status: bool) {
     if !to.get("metadata").is_some_and(Value::is_object) {
         to["metadata"] = json!({});
     }
-    to["metadata"]["managedFields"] = mf;
+    match from.pointer("/metadata/managedFields") {
+        Some(mf) => to["metadata"]["managedFields"] = mf.clone(),
+        None if status => to["metadata"]["managedFields"] = json!([]),
+        None => {
+            if let Some(m) = to["metadata"].as_object_mut() {
+                m.remove("managedFields");
+            }
+        }
+    }
 }
 
 /// Removes from `view` (the request object with the server's defaults) what the API server

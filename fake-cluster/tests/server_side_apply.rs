@@ -1,0 +1,455 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+//! Server-side apply through `kube::Client` (`Patch::Apply`, `PatchParams::apply`): field
+//! managers, `metadata.managedFields` as the API server writes them, conflicts, `force`,
+//! removal of fields a manager stops applying, and managers of plain writes.
+
+use std::time::Duration;
+
+use cmdreporter_fake_cluster::FakeCluster;
+use http::Request;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+async fn cluster() -> FakeCluster {
+    FakeCluster::builder().build().await.unwrap()
+}
+
+fn cm(data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": data})
+}
+
+fn now(cluster: &FakeCluster) -> String {
+    cluster.store().clock().now_rfc3339_seconds()
+}
+
+fn managed(obj: &impl serde::Serialize) -> Value {
+    serde_json::to_value(obj).unwrap()["metadata"]["managedFields"].clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_appliers_share_an_object_with_managed_fields_as_the_server_writes_them() {
+    let cluster = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+    // The first apply creates the object.
+    let t1 = now(&cluster);
+    let first = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("alpha"),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "cfg", "labels": {"team": "a"}}, "data": {"a": "1"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.data.unwrap()["a"], "1");
+    tokio::time::advance(Duration::from_secs(90)).await;
+    let t2 = now(&cluster);
+    assert_ne!(t1, t2);
+    let second = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("beta"),
+            &Patch::Apply(cm(json!({"b": "2"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        second.data.clone().unwrap().into_iter().collect::<Vec<_>>(),
+        [
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned())
+        ]
+    );
+    assert_eq!(
+        managed(&second),
+        json!([
+            {"manager": "alpha", "operation": "Apply", "apiVersion": "v1", "time": t1,
+             "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:data": {"f:a": {}}, "f:metadata": {"f:labels": {"f:team": {}}}}},
+            {"manager": "beta", "operation": "Apply", "apiVersion": "v1", "time": t2,
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:b": {}}}},
+        ])
+    );
+    // Applying the same again is a no-op: same resourceVersion, same times.
+    tokio::time::advance(Duration::from_secs(90)).await;
+    let again = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("beta"),
+            &Patch::Apply(cm(json!({"b": "2"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        second.metadata.resource_version
+    );
+    assert_eq!(managed(&again), managed(&second));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conflict_is_a_409_with_the_real_message_and_force_takes_the_field() {
+    let cluster = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+    cms.patch(
+        "cfg",
+        &PatchParams::apply("alpha"),
+        &Patch::Apply(cm(json!({"a": "1", "b": "1"}))),
+    )
+    .await
+    .unwrap();
+    // An Update manager too: a merge patch by "editor" (the fieldManager parameter).
+    cms.patch(
+        "cfg",
+        &PatchParams {
+            field_manager: Some("editor".into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({"data": {"c": "1"}})),
+    )
+    .await
+    .unwrap();
+    let err = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("beta"),
+            &Patch::Apply(cm(json!({"a": "2"}))),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"alpha\": .data.a"
+    );
+    let causes = serde_json::to_value(&status.details.unwrap().causes).unwrap();
+    assert_eq!(
+        causes,
+        json!([{"reason": "FieldManagerConflict", "message": "conflict with \"alpha\"", "field": ".data.a"}])
+    );
+    // Two managers at once: grouped per manager, updaters named with their version.
+    let err = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("beta"),
+            &Patch::Apply(cm(json!({"a": "2", "b": "2", "c": "2"}))),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        status.message,
+        "Apply failed with 3 conflicts: conflicts with \"alpha\":\n- .data.a\n- .data.b\nconflicts with \"editor\" using v1:\n- .data.c"
+    );
+    assert_eq!(status.details.unwrap().causes.len(), 3);
+    let unchanged = cms.get("cfg").await.unwrap();
+    assert_eq!(unchanged.data.unwrap()["a"], "1");
+
+    // force: beta takes `a`; alpha keeps `b`.
+    let forced = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("beta").force(),
+            &Patch::Apply(cm(json!({"a": "2"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data.clone().unwrap()["a"], "2");
+    let by_manager: Vec<(String, Value)> = managed(&forced)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap().to_owned(),
+                e["fieldsV1"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_manager,
+        [
+            ("alpha".to_owned(), json!({"f:data": {"f:b": {}}})),
+            ("beta".to_owned(), json!({"f:data": {"f:a": {}}})),
+            ("editor".to_owned(), json!({"f:data": {"f:c": {}}})),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_field_a_manager_stops_applying_goes_unless_another_owns_it() {
+    let cluster = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+    let pp = PatchParams::apply("alpha");
+    cms.patch(
+        "cfg",
+        &pp,
+        &Patch::Apply(cm(json!({"a": "1", "b": "1", "c": "1"}))),
+    )
+    .await
+    .unwrap();
+    // beta applies `c` with the same value: shared, no conflict.
+    cms.patch(
+        "cfg",
+        &PatchParams::apply("beta"),
+        &Patch::Apply(cm(json!({"c": "1"}))),
+    )
+    .await
+    .unwrap();
+    let after = cms
+        .patch("cfg", &pp, &Patch::Apply(cm(json!({"a": "1"}))))
+        .await
+        .unwrap();
+    // `b` was only alpha's: removed. `c` is still beta's: kept.
+    assert_eq!(
+        after.data.unwrap().into_iter().collect::<Vec<_>>(),
+        [
+            ("a".to_owned(), "1".to_owned()),
+            ("c".to_owned(), "1".to_owned())
+        ]
+    );
+    // An empty configuration gives up every field; the entry goes.
+    let empty = cms
+        .patch(
+            "cfg",
+            &pp,
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        empty.data.clone().unwrap().keys().collect::<Vec<_>>(),
+        ["c"]
+    );
+    let managers: Vec<Value> = managed(&empty)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["manager"].clone())
+        .collect();
+    assert_eq!(managers, [json!("beta")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn apply_on_pods_and_jobs_merges_lists_by_key() {
+    let cluster = cluster().await;
+    let jobs: Api<Job> = Api::default_namespaced(cluster.client());
+    let job = |containers: Value| {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": containers}}}})
+    };
+    let applied = jobs
+        .patch(
+            "j",
+            &PatchParams::apply("ops"),
+            &Patch::Apply(job(json!([{"name": "main", "image": "app:1",
+                "ports": [{"containerPort": 80}], "env": [{"name": "A", "value": "1"}]}]))),
+        )
+        .await
+        .unwrap();
+    let mf = managed(&applied);
+    assert_eq!(mf.as_array().unwrap().len(), 1);
+    assert_eq!(
+        mf[0]["fieldsV1"],
+        json!({"f:spec": {"f:template": {"f:spec": {
+            "f:restartPolicy": {},
+            "f:containers": {"k:{\"name\":\"main\"}": {".": {}, "f:name": {}, "f:image": {},
+                "f:env": {"k:{\"name\":\"A\"}": {".": {}, "f:name": {}, "f:value": {}}},
+                "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}}}}}}})
+    );
+    // A second manager adds an env var to the same container: no conflict, both kept.
+    let two = jobs
+        .patch(
+            "j",
+            &PatchParams::apply("sidecar-injector"),
+            &Patch::Apply(job(
+                json!([{"name": "main", "env": [{"name": "B", "value": "2"}]}]),
+            )),
+        )
+        .await
+        .unwrap();
+    let c = &two.spec.unwrap().template.spec.unwrap().containers[0];
+    let env: Vec<&str> = c
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(env, ["A", "B"]);
+    assert_eq!(c.image.as_deref(), Some("app:1"));
+    // The second manager changing the image conflicts, with the item's key in the path.
+    let err = jobs
+        .patch(
+            "j",
+            &PatchParams::apply("sidecar-injector"),
+            &Patch::Apply(job(
+                json!([{"name": "main", "image": "app:2", "env": [{"name": "B", "value": "2"}]}]),
+            )),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"ops\": .spec.template.spec.containers[name=\"main\"].image"
+    );
+
+    // Pods: tolerations are atomic, so a second applier's list conflicts as a whole.
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client());
+    let pod = |tolerations: Value| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "app:1"}], "tolerations": tolerations}})
+    };
+    pods.patch(
+        "p",
+        &PatchParams::apply("ops"),
+        &Patch::Apply(pod(json!([{"key": "a", "operator": "Exists"}]))),
+    )
+    .await
+    .unwrap();
+    let err = pods
+        .patch(
+            "p",
+            &PatchParams::apply("other"),
+            &Patch::Apply(pod(json!([{"key": "b", "operator": "Exists"}]))),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"ops\": .spec.tolerations"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn plain_writes_are_updates_by_their_field_manager_or_user_agent() {
+    let cluster = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+    let t = now(&cluster);
+    let created = cms
+        .create(
+            &PostParams {
+                field_manager: Some("creator".into()),
+                ..Default::default()
+            },
+            &serde_json::from_value(cm(json!({"a": "1"}))).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        managed(&created),
+        json!([{"manager": "creator", "operation": "Update", "apiVersion": "v1", "time": t,
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {".": {}, "f:a": {}}}}])
+    );
+    // A request without fieldManager: the manager is the user agent's program name.
+    let req = Request::patch("/api/v1/namespaces/default/configmaps/cfg")
+        .header("content-type", "application/merge-patch+json")
+        .header("user-agent", "my-operator/1.2.3 (linux/amd64) abc")
+        .body(serde_json::to_vec(&json!({"data": {"b": "2"}})).unwrap())
+        .unwrap();
+    let patched: ConfigMap = cluster.client().request(req).await.unwrap();
+    let mf = managed(&patched);
+    assert_eq!(mf[1]["manager"], "my-operator");
+    assert_eq!(mf[1]["fieldsV1"], json!({"f:data": {"f:b": {}}}));
+    // `managedFields: []` clears them; the next update then records nothing.
+    let cleared = cms
+        .patch(
+            "cfg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"managedFields": []}})),
+        )
+        .await
+        .unwrap();
+    assert!(cleared.metadata.managed_fields.is_none());
+    let later = cms
+        .patch(
+            "cfg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"c": "3"}})),
+        )
+        .await
+        .unwrap();
+    assert!(later.metadata.managed_fields.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn apply_needs_a_field_manager_and_the_right_version() {
+    let cluster = cluster().await;
+    let send = |query: &str, body: Value| {
+        Request::patch(format!("/api/v1/namespaces/default/configmaps/cfg{query}"))
+            .header("content-type", "application/apply-patch+yaml")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap()
+    };
+    let err = cluster
+        .client()
+        .request::<ConfigMap>(send("", cm(json!({"a": "1"}))))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        status.message,
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+    let wrong = json!({"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "cfg"}});
+    let err = cluster
+        .client()
+        .request::<ConfigMap>(send("?fieldManager=m", wrong))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (
+            400,
+            "Incorrect version specified in apply patch. Specified patch version: v2, expected: v1"
+        )
+    );
+    // force on a non-apply patch is refused.
+    let req = Request::patch("/api/v1/namespaces/default/configmaps/cfg?force=true")
+        .header("content-type", "application/merge-patch+json")
+        .body(b"{}".to_vec())
+        .unwrap();
+    let err = cluster
+        .client()
+        .request::<ConfigMap>(req)
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        status.message,
+        "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch"
+    );
+    // A YAML body is accepted and creates the object.
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  k: v\n";
+    let req = Request::patch("/api/v1/namespaces/default/configmaps/cfg?fieldManager=m")
+        .header("content-type", "application/apply-patch+yaml")
+        .body(yaml.as_bytes().to_vec())
+        .unwrap();
+    let created: ConfigMap = cluster.client().request(req).await.unwrap();
+    assert_eq!(created.data.unwrap()["k"], "v");
+    let journal = cluster.journal().entries();
+    assert_eq!(journal.last().unwrap().status, 201);
+}

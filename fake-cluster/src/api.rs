@@ -339,6 +339,10 @@ impl ApiServer {
         let body = req.into_body();
         let name = t.name.as_deref().unwrap_or_default();
         // events.k8s.io/v1 Events live in the core Events' storage.
+        if t.subresource.as_deref() == Some("scale") {
+            let r = self.scale(&t.def, &ns, name, verb, &content_type, &body);
+            return (verb.into(), r.unwrap_or_else(|e| error_response(&e)));
+        }
         let sdef = self.store.resources().storage_of(&t.def);
         let result = match verb {
             "list" => self.list(&t, query),

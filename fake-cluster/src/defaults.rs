@@ -72,6 +72,7 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
         },
         _ => {}
     }
+    crate::crd::validate(def, obj, &mut causes);
     causes
 }
 

@@ -225,7 +225,12 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["batch", "events.k8s.io", "rbac.authorization.k8s.io"]
+            [
+                "batch",
+                "events.k8s.io",
+                "rbac.authorization.k8s.io",
+                "apiextensions.k8s.io"
+            ]
         );
     }
 }

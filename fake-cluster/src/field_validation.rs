@@ -74,6 +74,20 @@ fn top_level(def: &ResourceDef) -> &'static [&'static str] {
 
 /// The fields of `obj` that objects of `def` do not have, as `unknown field "<path>"`.
 pub fn unknown_fields(def: &ResourceDef, obj: &Value) -> Vec<String> {
+    if def.custom.as_ref().is_some_and(|c| c.schema.is_some()) {
+        // What pruning would drop (`metadata` is checked below).
+        let mut pruned = obj.clone();
+        let mut out: Vec<String> = crate::crd::prune(def, &mut pruned)
+            .into_iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
+        if let Some(meta) = obj.get("metadata").and_then(Value::as_object) {
+            for k in meta.keys().filter(|k| !OBJECT_META.contains(&k.as_str())) {
+                out.push(format!("unknown field \"metadata.{k}\""));
+            }
+        }
+        return out;
+    }
     let mut out = Vec::new();
     let Some(map) = obj.as_object() else {
         return out;

@@ -85,6 +85,9 @@ pub enum Error {
     /// The cluster's CA or TLS configuration could not be created.
     #[error("fake cluster TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    /// A CustomResourceDefinition given to the builder was refused.
+    #[error("fake cluster custom resource: {0}")]
+    CustomResource(#[source] Box<ApiError>),
 }
 
 /// Namespaces present at start, as in a new cluster.
@@ -103,6 +106,7 @@ pub struct Builder {
     faults: Option<faults::FaultPlan>,
     rbac: Option<String>,
     pod_security: bool,
+    crds: Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>,
 }
 
 impl Builder {
@@ -274,6 +278,12 @@ impl Builder {
                 tracing::warn!(%e, "node not created");
             }
         }
+        for crd in &self.crds {
+            let obj = serde_json::to_value(crd)
+                .map_err(|e| Error::CustomResource(Box::new(ApiError::internal(e.to_string()))))?;
+            api.create(well_known::crds(), "", obj)
+                .map_err(|e| Error::CustomResource(Box::new(e)))?;
+        }
         Ok(FakeCluster {
             _stop_controllers: stop_controllers,
             api,
@@ -324,6 +334,7 @@ impl FakeCluster {
             faults: None,
             rbac: None,
             pod_security: true,
+            crds: Vec::new(),
         }
     }
 

@@ -187,6 +187,15 @@ impl ResourceDef {
         }
     }
 
+    /// The `apiVersion` the store keeps objects of this resource at: the storage version's
+    /// for a custom resource, else [`ResourceDef::api_version`].
+    pub fn storage_api_version(&self) -> String {
+        match &self.custom {
+            Some(c) => format!("{}/{}", self.group, c.storage_version),
+            None => self.api_version(),
+        }
+    }
+
     /// `configmaps`, or `jobs.batch` for a grouped resource, as error messages write it.
     pub fn qualified_plural(&self) -> String {
         if self.group.is_empty() {
@@ -308,6 +317,10 @@ const BUILTIN: &[Builtin] = &[
          prop: Propagation::Background, returns_object: false, generation: false, name_is_label: false),
     def!("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, short: &[], sub: &[],
          prop: Propagation::Background, returns_object: false, generation: false, name_is_label: false),
+    // Custom resources come from these (see `crate::crd`).
+    def!("apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false,
+         short: &["crd", "crds"], sub: &["status"],
+         prop: Propagation::Background, returns_object: true, generation: true, name_is_label: false),
 ];
 
 static BUILTINS: LazyLock<Vec<ResourceRef>> = LazyLock::new(|| {
@@ -389,18 +402,16 @@ impl Registry {
         self.custom().iter().find(matches).cloned()
     }
 
-    /// The resource version whose form the store keeps for objects of `def`: the storage
-    /// version of a custom resource, core Events for `events.k8s.io` Events, else `def`.
+    /// The resource through which the store keeps objects of `def`: core Events for
+    /// `events.k8s.io` Events, else `def` itself.
     pub fn storage_of(&self, def: &ResourceRef) -> ResourceRef {
         if crate::events::is_converted(def) {
             return well_known::events().clone();
         }
-        match &def.custom {
-            Some(c) if c.storage_version != def.version => self
-                .find(&def.group, &c.storage_version, &def.plural)
-                .unwrap_or_else(|| def.clone()),
-            _ => def.clone(),
-        }
+        // A custom resource's versions share one storage; the store writes the storage
+        // version's `apiVersion` itself (see `ResourceDef::storage_api_version`), and
+        // keeps the requested version's subresources and schema for the write.
+        def.clone()
     }
 
     /// Serves these versions of one custom resource (`group/plural`) instead of whatever
@@ -454,6 +465,10 @@ pub mod well_known {
     pub fn events_v1() -> &'static ResourceRef {
         &BUILTINS[8]
     }
+    /// `apiextensions.k8s.io/v1/customresourcedefinitions`.
+    pub fn crds() -> &'static ResourceRef {
+        &BUILTINS[13]
+    }
 }
 
 #[cfg(test)]
@@ -471,5 +486,6 @@ mod tests {
         assert_eq!(well_known::pods().plural, "pods");
         assert_eq!(well_known::jobs().qualified_plural(), "jobs.batch");
         assert_eq!(well_known::events_v1().group, "events.k8s.io");
+        assert_eq!(well_known::crds().kind, "CustomResourceDefinition");
     }
 }

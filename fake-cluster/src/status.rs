@@ -232,6 +232,7 @@ impl FieldError {
             ("FieldValueNotSupported", Some(v)) => {
                 format!("Unsupported value: \"{v}\": {}", self.detail)
             }
+            ("FieldValueRequired", _) if self.detail.is_empty() => "Required value".to_owned(),
             ("FieldValueRequired", _) => format!("Required value: {}", self.detail),
             ("FieldValueTooLong", _) => format!("Too long: {}", self.detail),
             ("FieldValueForbidden", _) => format!("Forbidden: {}", self.detail),

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::clock::Clock;
 use crate::resources::{Registry, ResourceDef, ResourceRef, well_known};
 use crate::status::{ApiError, FieldError};
-use crate::{defaults, validation};
+use crate::{crd, defaults, validation};
 
 mod delete;
 mod history;
@@ -225,6 +225,27 @@ impl Store {
     }
 
     fn publish(&self, inner: &mut Inner, change: Change) {
+        // A definition's resource is served (or not) from the moment the write is done,
+        // as the store's lock orders it, before anyone can see the change.
+        if crd::is_crd(&change.resource) {
+            let key = |d: &Value| {
+                format!(
+                    "{}/{}",
+                    d.pointer("/spec/group")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                    d.pointer("/spec/names/plural")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                )
+            };
+            match change.kind {
+                ChangeType::Deleted => self.resources.remove_custom(&key(&change.object)),
+                _ => self
+                    .resources
+                    .set_custom(&key(&change.object), crd::served_versions(&change.object)),
+            }
+        }
         let change = Arc::new(change);
         inner.history.push_back(change.clone());
         while inner.history.len() > inner.history_limit {
@@ -319,7 +340,7 @@ impl Store {
             return Err(ApiError::already_exists(def, &name));
         }
         let uid = Self::uid(&mut inner);
-        obj["apiVersion"] = json!(def.api_version());
+        obj["apiVersion"] = json!(def.storage_api_version());
         obj["kind"] = json!(def.kind);
         let m = meta_mut(&mut obj);
         m.insert("name".into(), json!(name));
@@ -342,6 +363,8 @@ impl Store {
             m.remove("generation");
         }
         defaults::apply(def, &mut obj);
+        crd::prepare_create(def, &mut obj);
+        crd::prepare(def, &mut obj, &self.clock.now_rfc3339_seconds());
         let causes = defaults::validate(def, &obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(def, &name, causes));
@@ -456,16 +479,39 @@ impl Store {
                         }
                         None => {}
                     }
+                    if def.custom.is_some() {
+                        if next["status"].is_null()
+                            && let Some(m) = next.as_object_mut()
+                        {
+                            m.remove("status");
+                        }
+                        crd::prune(def, &mut next);
+                        let causes = defaults::validate(def, &next);
+                        if !causes.is_empty() {
+                            return Err(ApiError::invalid(def, name, causes));
+                        }
+                    }
                 }
                 _ => {
-                    let causes = defaults::validate(def, &next);
+                    crd::prune(def, &mut next);
+                    let mut causes = defaults::validate(def, &next);
+                    if crd::is_crd(def) {
+                        causes.extend(crd::validate_definition_update(current, &next));
+                    }
                     if !causes.is_empty() {
                         return Err(ApiError::invalid(def, name, causes));
                     }
-                    if let Some(status) = current.get("status")
-                        && def.has_subresource("status")
-                    {
-                        next["status"] = status.clone();
+                    match current.get("status") {
+                        Some(status) if def.has_subresource("status") => {
+                            next["status"] = status.clone();
+                        }
+                        // A custom resource's main endpoint never writes status.
+                        None if def.custom.is_some() && def.has_subresource("status") => {
+                            if let Some(m) = next.as_object_mut() {
+                                m.remove("status");
+                            }
+                        }
+                        _ => {}
                     }
                     if meta_str(current, "deletionTimestamp").is_some() {
                         let old = finalizers(current);
@@ -545,7 +591,8 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(def, name))?;
         let mut next = (*current).clone();
         f(&mut next)?;
-        next["apiVersion"] = json!(def.api_version());
+        crd::prepare(def, &mut next, &self.clock.now_rfc3339_seconds());
+        next["apiVersion"] = json!(def.storage_api_version());
         next["kind"] = json!(def.kind);
         {
             let cur_meta = meta(&current).cloned().unwrap_or_default();
@@ -568,7 +615,7 @@ impl Store {
             // No-op writes do not bump the resourceVersion, as on the real server.
             return Ok(current);
         }
-        if def.has_generation && next.get("spec") != current.get("spec") {
+        if def.has_generation && crd::generation_changes(def, &current, &next) {
             let generation = meta(&current)
                 .and_then(|m| m.get("generation"))
                 .and_then(Value::as_i64)

@@ -4,6 +4,7 @@
 //! resourceVersion order and never race each other.
 
 mod active_pods;
+mod crd_cleanup;
 mod gc;
 mod job;
 pub(crate) mod namespace_defaults;
@@ -209,6 +210,7 @@ impl Controllers {
         self.index.apply(c);
         self.garbage_collect(c);
         self.namespace_defaults(c);
+        self.crd_cleanup(c);
         let pods = well_known::pods();
         if c.resource == well_known::jobs() {
             if c.kind != ChangeType::Deleted {

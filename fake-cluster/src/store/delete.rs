@@ -88,6 +88,10 @@ impl Store {
                 && !fins.iter().any(|x| x == f) {
                     fins.push(f.to_owned());
                 }
+            // A definition stays until its objects are gone (see `crate::crd`).
+            if crate::crd::is_crd(def) && !fins.iter().any(|x| x == crate::crd::CLEANUP_FINALIZER) {
+                fins.push(crate::crd::CLEANUP_FINALIZER.to_owned());
+            }
             let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some();
             let grace = if is_pod && bound {
                 let default = obj

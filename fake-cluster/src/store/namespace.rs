@@ -92,10 +92,11 @@ impl Store {
             propagation: Some(Propagation::Background),
             ..DeleteOptions::default()
         };
+        let mut seen = std::collections::BTreeSet::new();
         for d in self.resources.all().iter().filter(|d| d.namespaced) {
-            // Each storage once: not through events.k8s.io Events, nor through a custom
-            // resource's versions other than its storage version.
-            if self.resources.storage_of(d) != *d {
+            // Each storage once: not through events.k8s.io Events, nor once per version of
+            // a custom resource.
+            if self.resources.storage_of(d) != *d || !seen.insert(d.storage_key().clone()) {
                 continue;
             }
             let (items, _) = self.list(d, Some(name));

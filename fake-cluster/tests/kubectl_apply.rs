@@ -232,17 +232,7 @@ async fn kubectl_server_side_apply_conflicts_and_forces() {
         .get(well_known::configmaps(), "default", "cfg")
         .unwrap();
     assert_eq!(cm["data"], json!({"k": "v2", "other": "x"}));
-    let entries: Vec<(String, Value)> = cm["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["manager"].as_str().unwrap().to_owned(),
-                e["fieldsV1"].clone(),
-            )
-        })
-        .collect();
+    let entries = common::fields_by_manager(&cm);
     assert_eq!(
         entries,
         [

@@ -3,6 +3,8 @@
 //! managers, `metadata.managedFields` as the API server writes them, conflicts, `force`,
 //! removal of fields a manager stops applying, and managers of plain writes.
 
+mod common;
+
 use std::time::Duration;
 
 use cmdreporter_fake_cluster::FakeCluster;
@@ -18,6 +20,12 @@ async fn cluster() -> FakeCluster {
 
 fn cm(data: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": data})
+}
+
+/// Applies `data` to ConfigMap `cfg` as `manager`.
+async fn apply(cms: &Api<ConfigMap>, manager: &str, data: Value) -> kube::Result<ConfigMap> {
+    cms.patch("cfg", &PatchParams::apply(manager), &Patch::Apply(cm(data)))
+        .await
 }
 
 fn now(cluster: &FakeCluster) -> String {
@@ -47,14 +55,7 @@ async fn two_appliers_share_an_object_with_managed_fields_as_the_server_writes_t
     tokio::time::advance(Duration::from_secs(90)).await;
     let t2 = now(&cluster);
     assert_ne!(t1, t2);
-    let second = cms
-        .patch(
-            "cfg",
-            &PatchParams::apply("beta"),
-            &Patch::Apply(cm(json!({"b": "2"}))),
-        )
-        .await
-        .unwrap();
+    let second = apply(&cms, "beta", json!({"b": "2"})).await.unwrap();
     assert_eq!(
         second.data.clone().unwrap().into_iter().collect::<Vec<_>>(),
         [
@@ -74,14 +75,7 @@ async fn two_appliers_share_an_object_with_managed_fields_as_the_server_writes_t
     );
     // Applying the same again is a no-op: same resourceVersion, same times.
     tokio::time::advance(Duration::from_secs(90)).await;
-    let again = cms
-        .patch(
-            "cfg",
-            &PatchParams::apply("beta"),
-            &Patch::Apply(cm(json!({"b": "2"}))),
-        )
-        .await
-        .unwrap();
+    let again = apply(&cms, "beta", json!({"b": "2"})).await.unwrap();
     assert_eq!(
         again.metadata.resource_version,
         second.metadata.resource_version
@@ -93,13 +87,9 @@ async fn two_appliers_share_an_object_with_managed_fields_as_the_server_writes_t
 async fn a_conflict_is_a_409_with_the_real_message_and_force_takes_the_field() {
     let cluster = cluster().await;
     let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
-    cms.patch(
-        "cfg",
-        &PatchParams::apply("alpha"),
-        &Patch::Apply(cm(json!({"a": "1", "b": "1"}))),
-    )
-    .await
-    .unwrap();
+    apply(&cms, "alpha", json!({"a": "1", "b": "1"}))
+        .await
+        .unwrap();
     // An Update manager too: a merge patch by "editor" (the fieldManager parameter).
     cms.patch(
         "cfg",
@@ -111,14 +101,7 @@ async fn a_conflict_is_a_409_with_the_real_message_and_force_takes_the_field() {
     )
     .await
     .unwrap();
-    let err = cms
-        .patch(
-            "cfg",
-            &PatchParams::apply("beta"),
-            &Patch::Apply(cm(json!({"a": "2"}))),
-        )
-        .await
-        .unwrap_err();
+    let err = apply(&cms, "beta", json!({"a": "2"})).await.unwrap_err();
     let kube::Error::Api(status) = err else {
         panic!("{err:?}")
     };
@@ -133,12 +116,7 @@ async fn a_conflict_is_a_409_with_the_real_message_and_force_takes_the_field() {
         json!([{"reason": "FieldManagerConflict", "message": "conflict with \"alpha\"", "field": ".data.a"}])
     );
     // Two managers at once: grouped per manager, updaters named with their version.
-    let err = cms
-        .patch(
-            "cfg",
-            &PatchParams::apply("beta"),
-            &Patch::Apply(cm(json!({"a": "2", "b": "2", "c": "2"}))),
-        )
+    let err = apply(&cms, "beta", json!({"a": "2", "b": "2", "c": "2"}))
         .await
         .unwrap_err();
     let kube::Error::Api(status) = err else {
@@ -162,17 +140,7 @@ async fn a_conflict_is_a_409_with_the_real_message_and_force_takes_the_field() {
         .await
         .unwrap();
     assert_eq!(forced.data.clone().unwrap()["a"], "2");
-    let by_manager: Vec<(String, Value)> = managed(&forced)
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["manager"].as_str().unwrap().to_owned(),
-                e["fieldsV1"].clone(),
-            )
-        })
-        .collect();
+    let by_manager = common::fields_by_manager(&serde_json::to_value(&forced).unwrap());
     assert_eq!(
         by_manager,
         [
@@ -196,13 +164,7 @@ async fn a_field_a_manager_stops_applying_goes_unless_another_owns_it() {
     .await
     .unwrap();
     // beta applies `c` with the same value: shared, no conflict.
-    cms.patch(
-        "cfg",
-        &PatchParams::apply("beta"),
-        &Patch::Apply(cm(json!({"c": "1"}))),
-    )
-    .await
-    .unwrap();
+    apply(&cms, "beta", json!({"c": "1"})).await.unwrap();
     let after = cms
         .patch("cfg", &pp, &Patch::Apply(cm(json!({"a": "1"}))))
         .await

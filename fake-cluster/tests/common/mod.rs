@@ -118,3 +118,19 @@ pub fn count(
 ) -> usize {
     cluster.store().list(def, Some("default")).0.len()
 }
+
+/// The entries of an object's `metadata.managedFields` as (manager, fieldsV1).
+pub fn fields_by_manager(obj: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    let manager = e["manager"].as_str().unwrap_or_default().to_owned();
+                    (manager, e["fieldsV1"].clone())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -17,7 +17,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Store, meta_str};
 use crate::tls::{ClusterCa, TlsError};
-use crate::{conversion, discovery, events, field_validation, watch};
+use crate::{conversion, discovery, events, field_validation, table, watch};
 
 pub use crate::discovery::SERVER_VERSION;
 
@@ -336,6 +336,8 @@ impl ApiServer {
             .unwrap_or("application/json")
             .to_owned();
         let manager = crate::patch_request::manager_name(query, req.headers());
+        let table = table::wanted(req.headers(), query)
+            .filter(|_| t.subresource.is_none() && table::printed(&t.def));
         let body = req.into_body();
         let name = t.name.as_deref().unwrap_or_default();
         // events.k8s.io/v1 Events live in the core Events' storage.
@@ -345,7 +347,7 @@ impl ApiServer {
         }
         let sdef = self.store.resources().storage_of(&t.def);
         let result = match verb {
-            "list" => self.list(&t, query),
+            "list" => self.list(&t, query, table),
             "watch" => {
                 return (
                     verb.into(),
@@ -354,10 +356,14 @@ impl ApiServer {
                 );
             }
             "get" if t.subresource.as_deref() == Some("log") => self.pod_log(&ns, name, query),
-            "get" => self
-                .store
-                .get(&sdef, &ns, name)
-                .map(|o| self.object_response(&t.def, 200, &o)),
+            "get" => self.store.get(&sdef, &ns, name).map(|o| match table {
+                Some(include) => {
+                    let wire = conversion::to_wire(&t.def, &o);
+                    let now = self.store.clock().since_epoch();
+                    json_response(200, &table::of_object(&t.def, &wire, include, now))
+                }
+                None => self.object_response(&t.def, 200, &o),
+            }),
             "create" => dry_run(query, "CreateOptions").and_then(|dry| {
                 let directive = field_validation::directive(query)?;
                 self.create_request(&t, &ns, &body, dry, directive, (query, &manager))
@@ -444,7 +450,12 @@ impl ApiServer {
             .map(|o| with_warnings(self.object_response(&t.def, 201, &o), &warnings))
     }
 
-    fn list(&self, t: &Target, q: &Query) -> Result<Response<ResponseBody>, ApiError> {
+    fn list(
+        &self,
+        t: &Target,
+        q: &Query,
+        table: Option<table::IncludeObject>,
+    ) -> Result<Response<ResponseBody>, ApiError> {
         let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
         let fields =
             FieldSelector::parse(&t.def, q.get("fieldSelector").map_or("", String::as_str))?;
@@ -494,6 +505,13 @@ impl ApiServer {
             "metadata": metadata,
             "items": items,
         });
+        if let Some(include) = table {
+            let now = self.store.clock().since_epoch();
+            return Ok(json_response(
+                200,
+                &table::of_list(&t.def, &body, include, now),
+            ));
+        }
         Ok(json_response(200, &body))
     }
 

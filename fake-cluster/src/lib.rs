@@ -51,6 +51,7 @@ pub mod service;
 pub mod status;
 pub mod store;
 pub mod strategic;
+pub mod table;
 pub mod tls;
 pub mod type_schema;
 pub mod validation;

@@ -671,3 +671,51 @@ async fn an_invalid_definition_is_refused_with_its_causes() {
         e.message
     );
 }
+
+#[tokio::test]
+async fn a_table_is_served_when_asked_for_and_plain_json_otherwise() {
+    let (cluster, _widgets) = cluster_with_widget().await;
+    let get = |accept: Option<&'static str>, query: &'static str| {
+        let client = cluster.client();
+        async move {
+            let mut req = http::Request::get(format!(
+                "/apis/example.com/v1/namespaces/default/widgets{query}"
+            ));
+            if let Some(a) = accept {
+                req = req.header("accept", a);
+            }
+            client
+                .request::<Value>(req.body(Vec::new()).unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+    let table = get(Some(kubectl), "").await;
+    assert_eq!(
+        (table["kind"].as_str(), table["apiVersion"].as_str()),
+        (Some("Table"), Some("meta.k8s.io/v1"))
+    );
+    let names: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Name", "Size"], "the derived type's printcolumn");
+    assert_eq!(table["columnDefinitions"][0]["format"], "name");
+    assert_eq!(table["rows"][0]["cells"], json!(["w", 1]));
+    assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(table["rows"][0]["object"]["metadata"]["name"], "w");
+    assert!(table["metadata"]["resourceVersion"].is_string());
+
+    let with_object = get(Some(kubectl), "?includeObject=Object").await;
+    assert_eq!(with_object["rows"][0]["object"]["spec"]["size"], 1);
+    let without = get(Some(kubectl), "?includeObject=None").await;
+    assert!(without["rows"][0].get("object").is_none());
+    let one = get(Some(kubectl), "/w").await;
+    assert_eq!(one["rows"].as_array().unwrap().len(), 1);
+
+    assert_eq!(get(None, "").await["kind"], "WidgetList");
+    assert_eq!(get(Some("application/json"), "/w").await["kind"], "Widget");
+}

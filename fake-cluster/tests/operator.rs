@@ -25,7 +25,13 @@ use tokio::time::Instant;
 
 /// Run `/bin/app <arg>` once, as a Job.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(group = "example.com", version = "v1", kind = "Errand", namespaced, status = "ErrandStatus")]
+#[kube(
+    group = "example.com",
+    version = "v1",
+    kind = "Errand",
+    namespaced,
+    status = "ErrandStatus"
+)]
 pub struct ErrandSpec {
     arg: String,
 }
@@ -93,12 +99,20 @@ async fn reconcile(e: Arc<Errand>, ctx: Arc<Ctx>) -> Result<Action, kube::Error>
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let job = match jobs.get_opt(&name).await? {
         Some(j) => j,
-        None => jobs.create(&PostParams::default(), &job_for(&e, &name)).await?,
+        None => {
+            jobs.create(&PostParams::default(), &job_for(&e, &name))
+                .await?
+        }
     };
     let errands: Api<Errand> = Api::namespaced(ctx.client.clone(), &ns);
-    let status = json!({"status": {"job": name, "phase": phase(&job), "observedGeneration": generation}});
+    let status =
+        json!({"status": {"job": name, "phase": phase(&job), "observedGeneration": generation}});
     errands
-        .patch_status(&e.name_any(), &PatchParams::default(), &Patch::Merge(status))
+        .patch_status(
+            &e.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(status),
+        )
         .await?;
     Ok(Action::requeue(REQUEUE))
 }
@@ -123,7 +137,10 @@ async fn a_controller_over_a_derived_resource_reconciles_owns_jobs_writes_status
     let errands: Api<Errand> = Api::default_namespaced(client.clone());
     let jobs: Api<Job> = Api::default_namespaced(client.clone());
     let (tx, mut seen) = mpsc::unbounded_channel();
-    let ctx = Arc::new(Ctx { client: client.clone(), seen: tx });
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        seen: tx,
+    });
     let controller = Controller::new(errands.clone(), watcher::Config::default())
         .owns(jobs.clone(), watcher::Config::default())
         .run(reconcile, error_policy, ctx)
@@ -132,20 +149,31 @@ async fn a_controller_over_a_derived_resource_reconciles_owns_jobs_writes_status
 
     // Create: reconciled, a Job owned by the errand runs and succeeds, status written.
     let created = errands
-        .create(&PostParams::default(), &Errand::new("e1", ErrandSpec { arg: "0".into() }))
+        .create(
+            &PostParams::default(),
+            &Errand::new("e1", ErrandSpec { arg: "0".into() }),
+        )
         .await
         .unwrap();
     let first = seen.recv().await.unwrap();
     assert_eq!(first.generation, 1);
     let limit = Duration::from_secs(120);
-    tokio::time::timeout(limit, await_condition(errands.clone(), "e1", status_is("Succeeded", 1)))
-        .await
-        .expect("status written in time")
-        .unwrap();
+    tokio::time::timeout(
+        limit,
+        await_condition(errands.clone(), "e1", status_is("Succeeded", 1)),
+    )
+    .await
+    .expect("status written in time")
+    .unwrap();
     let job = jobs.get("e1-g1").await.unwrap();
     let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
     assert_eq!(
-        (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str(), owner.controller),
+        (
+            owner.kind.as_str(),
+            owner.name.as_str(),
+            owner.uid.as_str(),
+            owner.controller
+        ),
         ("Errand", "e1", created.uid().unwrap().as_str(), Some(true))
     );
     assert_eq!(owner.api_version, "example.com/v1");
@@ -155,19 +183,29 @@ async fn a_controller_over_a_derived_resource_reconciles_owns_jobs_writes_status
 
     // Update: a new generation, reconciled into a new Job, which fails (exit 3).
     errands
-        .patch("e1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"arg": "3"}})))
+        .patch(
+            "e1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"arg": "3"}})),
+        )
         .await
         .unwrap();
-    tokio::time::timeout(limit, await_condition(errands.clone(), "e1", status_is("Failed", 2)))
-        .await
-        .expect("second generation reconciled in time")
-        .unwrap();
+    tokio::time::timeout(
+        limit,
+        await_condition(errands.clone(), "e1", status_is("Failed", 2)),
+    )
+    .await
+    .expect("second generation reconciled in time")
+    .unwrap();
     assert_eq!(phase(&jobs.get("e1-g2").await.unwrap()), "Failed");
     let mut calls = vec![first];
     while let Ok(s) = seen.try_recv() {
         calls.push(s);
     }
-    assert!(calls.iter().any(|s| s.generation == 2), "reconciled on update: {calls:?}");
+    assert!(
+        calls.iter().any(|s| s.generation == 2),
+        "reconciled on update: {calls:?}"
+    );
 
     // Nothing changes any more: the next call is the requeue, REQUEUE after the last one,
     // on the same resourceVersion.
@@ -176,7 +214,10 @@ async fn a_controller_over_a_derived_resource_reconciles_owns_jobs_writes_status
         .await
         .expect("requeued")
         .unwrap();
-    assert_eq!(next.resource_version, settled.resource_version, "no change caused it");
+    assert_eq!(
+        next.resource_version, settled.resource_version,
+        "no change caused it"
+    );
     let waited = next.at - settled.at;
     assert!(
         waited >= REQUEUE && waited < REQUEUE + Duration::from_secs(1),
@@ -187,7 +228,10 @@ async fn a_controller_over_a_derived_resource_reconciles_owns_jobs_writes_status
     common::wait_until(&cluster, limit, || {
         cluster
             .store()
-            .list(cmdreporter_fake_cluster::resources::well_known::jobs(), Some("default"))
+            .list(
+                cmdreporter_fake_cluster::resources::well_known::jobs(),
+                Some("default"),
+            )
             .0
             .is_empty()
     })

@@ -263,7 +263,7 @@ impl JobRunner {
         let dispatcher = self.dispatcher.clone();
         let run = key.run();
         self.cleanups.spawn(async move {
-            if let Err(e) = dispatcher.cleanup(&run).await {
+            if let Err(e) = crate::runner::clean_up_patiently(dispatcher.as_ref(), &run).await {
                 tracing::warn!(job = %run.job_name, error = %e, "cleanup of a polled run failed");
             }
         });

@@ -53,6 +53,32 @@ pub struct JobRunner {
 
 const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
+/// How many more times a cleanup that failed with a transient error (an API outage longer
+/// than the dispatcher's own retries) is tried, in the background, and the pause between
+/// tries: with the dispatcher's retries, about five minutes in all.
+const CLEANUP_ROUNDS: u32 = 10;
+/// The pause between two rounds of [`CLEANUP_ROUNDS`].
+const CLEANUP_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Cleans up, trying again for a while when the API answers with transient errors (leaving
+/// the Job to its TTL is the last resort).
+pub(crate) async fn clean_up_patiently(
+    dispatcher: &dyn Dispatcher,
+    run: &RunContext,
+) -> Result<(), Error> {
+    let mut round = 0;
+    loop {
+        match dispatcher.cleanup(run).await {
+            Err(e) if e.is_transient() && round < CLEANUP_ROUNDS => {
+                round += 1;
+                tracing::debug!(job = %run.job_name, error = %e, round, "cleanup failed; trying again");
+                tokio::time::sleep(CLEANUP_PAUSE).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Deletes the run's objects when dropped unless already done: a dropped run future hands
 /// its cleanup to the runner's tracker.
 struct CleanupGuard {
@@ -66,8 +92,21 @@ impl CleanupGuard {
         // The run stays armed until the cleanup has finished: a run dropped in the middle of
         // its own cleanup hands it to the tracker like any other dropped run.
         if let Some(run) = self.run.clone() {
-            if let Err(e) = self.dispatcher.cleanup(&run).await {
-                tracing::warn!(job = %run.job_name, error = %e, "cleanup failed");
+            match self.dispatcher.cleanup(&run).await {
+                Ok(()) => {}
+                // The API is having trouble: the run returns now, and the runner's tracker
+                // keeps trying (see `shutdown`).
+                Err(e) if e.is_transient() => {
+                    tracing::debug!(job = %run.job_name, error = %e, "cleanup failed; trying again in the background");
+                    let dispatcher = self.dispatcher.clone();
+                    let run = run.clone();
+                    self.tracker.spawn(async move {
+                        if let Err(e) = clean_up_patiently(dispatcher.as_ref(), &run).await {
+                            tracing::warn!(job = %run.job_name, error = %e, "cleanup failed");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(job = %run.job_name, error = %e, "cleanup failed"),
             }
             self.run = None;
         }
@@ -83,7 +122,7 @@ impl Drop for CleanupGuard {
         }
         let dispatcher = self.dispatcher.clone();
         self.tracker.spawn(async move {
-            if let Err(e) = dispatcher.cleanup(&run).await {
+            if let Err(e) = clean_up_patiently(dispatcher.as_ref(), &run).await {
                 tracing::warn!(job = %run.job_name, error = %e, "cleanup of a dropped run failed");
             }
         });

@@ -72,6 +72,11 @@ pub enum Fault {
         /// Whether the request was applied before the connection dropped.
         applied: bool,
     },
+    /// An API server outage: this request and every request after it, for this long, is
+    /// answered 503 ServiceUnavailable without being applied; each of them is recorded as
+    /// an injected `Status(503)`. Watches already open go on. A rule with an outage fires
+    /// once.
+    Outage(Duration),
 }
 
 /// Marks a response that must not be sent: the connection is dropped instead (see
@@ -192,6 +197,8 @@ pub struct Faults {
     state: Mutex<(ChaCha8Rng, u64)>,
     kubelet: Mutex<(ChaCha8Rng, u64)>,
     injected: Mutex<Vec<InjectedFault>>,
+    /// When the current [`Fault::Outage`] ends; whether one happened.
+    outage_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Faults {
@@ -203,6 +210,7 @@ impl Faults {
 
             plan,
             injected: Mutex::new(Vec::new()),
+            outage_until: Mutex::new(None),
         }
     }
 
@@ -243,13 +251,34 @@ impl Faults {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let n = state.1;
         state.1 += 1;
+        let now = tokio::time::Instant::now();
+        let mut outage = self.outage_until.lock().unwrap_or_else(|e| e.into_inner());
+        if outage.is_some_and(|until| now < until) {
+            self.injected
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(InjectedFault {
+                    request: n,
+                    verb: verb.to_owned(),
+                    path: path.to_owned(),
+                    fault: Fault::Status(503),
+                });
+            return Some(Fault::Status(503));
+        }
         let rule = self.plan.rules.iter().find(|r| {
             r.verb.as_deref().is_none_or(|v| v == verb)
                 && r.resource.as_deref().is_none_or(|x| x == resource)
         })?;
+        if matches!(rule.fault, Fault::Outage(_)) && outage.is_some() {
+            // Over: an outage happens once.
+            return None;
+        }
         let draw: f64 = state.0.random();
         if draw >= rule.probability {
             return None;
+        }
+        if let Fault::Outage(d) = rule.fault {
+            *outage = Some(now + d);
         }
         self.injected
             .lock()
@@ -372,6 +401,10 @@ pub async fn intercept(
             api.journal.record(answer(code));
             Err(status_response(code))
         }
+        Fault::Outage(_) => {
+            api.journal.record(answer(503));
+            Err(status_response(503))
+        }
         Fault::Latency(d) => {
             tokio::time::sleep(d).await;
             Ok(req)
@@ -470,5 +503,32 @@ mod tests {
         let a = draws(&Faults::new(plan.clone()));
         assert_eq!(a, draws(&Faults::new(plan)));
         assert!(a.iter().any(|x| *x) && a.iter().any(|x| !*x));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_answers_every_request_until_it_ends() {
+        let plan = FaultPlan::new(1).rule(
+            Some("create"),
+            Some("configmaps"),
+            1.0,
+            Fault::Outage(Duration::from_secs(10)),
+        );
+        let f = Faults::new(plan);
+        assert_eq!(f.decide("get", "pods", "/p"), None);
+        assert_eq!(
+            f.decide("create", "configmaps", "/c"),
+            Some(Fault::Outage(Duration::from_secs(10)))
+        );
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert_eq!(f.decide("get", "pods", "/p"), Some(Fault::Status(503)));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(f.decide("get", "pods", "/p"), None);
+        // Once.
+        assert_eq!(f.decide("create", "configmaps", "/c"), None);
+        let injected: Vec<Fault> = f.injected().into_iter().map(|i| i.fault).collect();
+        assert_eq!(
+            injected,
+            [Fault::Outage(Duration::from_secs(10)), Fault::Status(503)]
+        );
     }
 }

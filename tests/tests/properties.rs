@@ -65,6 +65,28 @@ const OTHER_NS: &str = "tools";
 /// The Secret the webhook of [`Meets::ContainerConfigError`] refers to; it never exists.
 const MISSING_SECRET: &str = "cmdreporter-test-missing";
 
+/// With `PROPS_PROGRESS=N` (and `--nocapture`), each property prints to stderr how many
+/// cases it ran (shrinking included) every N cases, and the time since its first: for long
+/// runs.
+fn progress(property: &'static str) {
+    static SEEN: Mutex<BTreeMap<&'static str, (u64, Option<std::time::Instant>)>> =
+        Mutex::new(BTreeMap::new());
+    let Some(every) = std::env::var("PROPS_PROGRESS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+    else {
+        return;
+    };
+    let mut seen = SEEN.lock().unwrap();
+    let (n, since) = seen.entry(property).or_default();
+    *n += 1;
+    let since = *since.get_or_insert_with(std::time::Instant::now);
+    if *n % every == 0 {
+        eprintln!("props: {property}: {n} cases in {:?}", since.elapsed());
+    }
+}
+
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -1225,6 +1247,7 @@ proptest! {
     /// the capacity, binary, slow, not found) and every pod condition.
     #[test]
     fn one_run_ends_exactly_as_its_command_did(case in single_case()) {
+        progress("one_run");
         block_on(run_case(case))?;
     }
 
@@ -1232,6 +1255,7 @@ proptest! {
     /// random point: each gets its own report or its own error, and nothing is left.
     #[test]
     fn concurrent_and_dropped_runs_never_mix_or_leak(case in concurrent_case()) {
+        progress("concurrent");
         block_on(run_case(case))?;
     }
 
@@ -1240,6 +1264,7 @@ proptest! {
     /// nothing is left and nothing runs twice.
     #[test]
     fn faults_never_lose_mix_or_leak(case in faulted_case()) {
+        progress("faults");
         block_on(run_case(case))?;
     }
 }

@@ -33,6 +33,7 @@ pub mod faults;
 pub mod field_sets;
 pub mod field_validation;
 pub mod fieldpath;
+pub mod guide;
 pub mod harness;
 pub mod journal;
 pub mod kubelet;

@@ -351,7 +351,7 @@ impl ApiServer {
             "watch" => {
                 return (
                     verb.into(),
-                    self.watch(&t, query)
+                    self.watch(&t, query, table)
                         .unwrap_or_else(|e| error_response(&events::rename_error(&t.def, e))),
                 );
             }
@@ -515,13 +515,19 @@ impl ApiServer {
         Ok(json_response(200, &body))
     }
 
-    fn watch(&self, t: &Target, q: &Query) -> Result<Response<ResponseBody>, ApiError> {
+    fn watch(
+        &self,
+        t: &Target,
+        q: &Query,
+        table: Option<table::IncludeObject>,
+    ) -> Result<Response<ResponseBody>, ApiError> {
         let body = watch::start(
             &self.store,
             &t.def,
             t.namespace.as_deref(),
             t.name.as_deref(),
             q,
+            table,
         )?;
         let mut resp = Response::new(body);
         resp.headers_mut().insert(

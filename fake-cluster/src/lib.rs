@@ -250,6 +250,9 @@ impl Builder {
         api.add_admission(Arc::new(admission::ServiceAccountAdmission::new(
             store.clone(),
         )));
+        api.add_admission(Arc::new(crd::TerminatingDefinitionCheck::new(
+            store.clone(),
+        )));
         if self.pod_security {
             api.add_admission(Arc::new(pod_security::PodSecurityAdmission::new(
                 store.clone(),

@@ -6,8 +6,9 @@
 //! apiextensions server's table convertor does: `date` columns become ages (`5m`),
 //! missing values `null` (kubectl prints them empty). Each row carries its object as a
 //! `PartialObjectMetadata` (`includeObject=Metadata`, the default), the whole object
-//! (`Object`) or nothing (`None`). Built-in resources answer plain JSON, which kubectl
-//! prints with its own default columns.
+//! (`Object`) or nothing (`None`). Watches asked for Tables send each event's object as a
+//! one-row Table (what `kubectl get --watch` prints). Built-in resources answer plain
+//! JSON, which kubectl prints with its own default columns.
 
 use std::time::Duration;
 

@@ -13,11 +13,13 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::ResponseBody;
+use crate::clock::Clock;
 use crate::query::{Query, flag};
 use crate::resources::{ResourceDef, ResourceRef};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Change, ChangeType, Store, WatchStart, meta_str};
+use crate::table::IncludeObject;
 
 /// How long a watch lasts when the client gives no `timeoutSeconds` (the API server's
 /// `--min-request-timeout`).
@@ -47,13 +49,27 @@ impl Filter {
     }
 }
 
-fn event_line(kind: &str, def: &ResourceDef, obj: &Value) -> Bytes {
+/// How a watch writes objects: as clients of `def` see them, or as one-row Tables when
+/// the client asked for Tables (see [`crate::table`]).
+struct Printer {
+    def: ResourceRef,
+    table: Option<(IncludeObject, Clock)>,
+}
+
+fn event_line(kind: &str, p: &Printer, obj: &Value) -> Bytes {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"object\":");
+    let wire = crate::conversion::to_wire(&p.def, obj);
     // Serialising a `Value` cannot fail.
-    let _ = serde_json::to_writer(&mut out, &*crate::conversion::to_wire(def, obj));
+    let _ = match &p.table {
+        Some((include, clock)) => serde_json::to_writer(
+            &mut out,
+            &crate::table::of_object(&p.def, &wire, *include, clock.since_epoch()),
+        ),
+        None => serde_json::to_writer(&mut out, &*wire),
+    };
     out.extend_from_slice(b"}\n");
     Bytes::from(out)
 }
@@ -82,7 +98,7 @@ fn bookmark(def: &ResourceDef, rv: u64, initial_end: bool) -> Bytes {
 }
 
 /// What one change means for a watcher with this filter: the event to send, if any.
-fn translate(filter: &Filter, def: &ResourceDef, change: &Change) -> Option<Bytes> {
+fn translate(filter: &Filter, p: &Printer, change: &Change) -> Option<Bytes> {
     let now = filter.matches(&change.object);
     let before = change
         .previous
@@ -99,7 +115,7 @@ fn translate(filter: &Filter, def: &ResourceDef, change: &Change) -> Option<Byte
         },
         _ => return None,
     };
-    Some(event_line(kind, def, &change.object))
+    Some(event_line(kind, p, &change.object))
 }
 
 fn list_options_invalid(why: &str) -> ApiError {
@@ -122,6 +138,7 @@ pub fn start(
     namespace: Option<&str>,
     name: Option<&str>,
     q: &Query,
+    table: Option<IncludeObject>,
 ) -> Result<ResponseBody, ApiError> {
     let filter = Filter {
         namespace: namespace.map(str::to_owned),
@@ -158,6 +175,10 @@ pub fn start(
 
     let sdef = store.resources().storage_of(def);
     let def = def.clone();
+    let printer = Printer {
+        def: def.clone(),
+        table: table.map(|t| (t, store.clock().clone())),
+    };
     let (start, mut rx, mut closed) = match store.watch(&sdef, from) {
         Ok(s) => s,
         Err(e) if e.code == 410 => {
@@ -175,7 +196,7 @@ pub fn start(
                 objects
                     .iter()
                     .filter(|o| filter.matches(o))
-                    .map(|o| event_line("ADDED", &def, o)),
+                    .map(|o| event_line("ADDED", &printer, o)),
             );
             last_rv = rv;
             if send_initial {
@@ -185,7 +206,7 @@ pub fn start(
         WatchStart::Resume(changes, rv) => {
             for c in changes {
                 if c.namespace_matches(&filter) {
-                    initial.extend(translate(&filter, &def, &c));
+                    initial.extend(translate(&filter, &printer, &c));
                 }
             }
             last_rv = rv;
@@ -205,10 +226,18 @@ pub fn start(
                 msg = rx.recv() => match msg {
                     Ok(change) => {
                         last_rv = change.rv;
+                        // The definition of this custom resource went: so does its watch.
+                        if change.kind == ChangeType::Deleted
+                            && def.custom.is_some()
+                            && crate::crd::is_crd(&change.resource)
+                            && meta_str(&change.object, "name") == Some(def.qualified_plural().as_str())
+                        {
+                            return;
+                        }
                         if change.resource.storage_key() != sdef.storage_key() || !change.namespace_matches(&filter) {
                             continue;
                         }
-                        if let Some(line) = translate(&filter, &def, &change)
+                        if let Some(line) = translate(&filter, &printer, &change)
                             && out.send(line).await.is_err() {
                                 return;
                             }

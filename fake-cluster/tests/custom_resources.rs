@@ -7,6 +7,7 @@
 
 use cmdreporter_fake_cluster::FakeCluster;
 use cmdreporter_fake_cluster::resources::well_known;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
@@ -537,6 +538,12 @@ async fn deleting_a_definition_deletes_its_objects_first() {
         )
         .await
         .unwrap();
+    // A watch on the resource, open across the deletion.
+    let mut watch = gadgets(&cluster, "v1", None)
+        .watch(&kube::api::WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
     let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
     let deleting = crds
         .delete("gadgets.example.com", &DeleteParams::default())
@@ -562,6 +569,23 @@ async fn deleting_a_definition_deletes_its_objects_first() {
     )
     .await
     .unwrap();
+    // No new objects while the definition is terminating.
+    let e = api_error(
+        gadgets(&cluster, "v1", Some("default"))
+            .create(
+                &PostParams::default(),
+                &gadget("late", "v1", json!({"colour": "red"})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            405,
+            "create not allowed while custom resource definition is terminating"
+        )
+    );
     let terminating = crds.get("gadgets.example.com").await.unwrap();
     let conds = terminating.status.unwrap().conditions.unwrap();
     assert!(
@@ -589,6 +613,21 @@ async fn deleting_a_definition_deletes_its_objects_first() {
     )
     .await
     .unwrap();
+    // The watch saw the objects go, then ended with the definition.
+    let events = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut events = Vec::new();
+        while let Some(e) = watch.try_next().await.unwrap() {
+            events.push(e);
+        }
+        events
+    })
+    .await
+    .expect("the watch ends when the definition goes");
+    let deleted = events
+        .iter()
+        .filter(|e| matches!(e, kube::api::WatchEvent::Deleted(_)))
+        .count();
+    assert_eq!(deleted, 2, "{events:?}");
     assert!(cluster.store().list(&held, None).0.is_empty());
     assert!(
         cluster

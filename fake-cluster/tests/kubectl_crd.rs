@@ -1,12 +1,14 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 //! kubectl and custom resources: `kubectl apply -f` of a CustomResourceDefinition and
 //! then of a custom resource, `kubectl get <plural>` (and its short name) printing the
-//! definition's printer columns with their values from the server's Table, and a second
-//! apply patching the object.
+//! definition's printer columns with their values from the server's Table (also in
+//! `kubectl get --watch`), a second apply patching the object, schema errors, and the
+//! definition's deletion.
 
 mod common;
 
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use common::kubectl::served;
 
@@ -144,6 +146,44 @@ async fn kubectl_applies_a_definition_and_its_objects_and_prints_their_columns()
     );
     let table = rows(&k.ok(&["get", "gadgets"]).await);
     assert_eq!(table[1][..4], ["g1", "4", "red", "True"], "{table:?}");
+
+    // kubectl get --watch prints the columns of objects as they change.
+    let mut child = k
+        .command(&["get", "gadgets", "--watch", "--output-watch-events"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut changed = false;
+    let watched = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push(line.clone());
+            if line.contains("g2") && !changed {
+                changed = true;
+                cluster
+                    .journal()
+                    .wait_for(|e| e.verb == "watch" && e.user_agent.starts_with("kubectl"))
+                    .await;
+                let g2 = k.file("g2.yaml", &gadget("g2", 13, "blue"));
+                k.ok(&["apply", "-f", &g2]).await;
+            }
+            if line.starts_with("MODIFIED") && line.contains("g2") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    child.kill().await.unwrap();
+    assert_eq!(watched, Ok(true), "kubectl get --watch printed: {seen:?}");
+    let modified = rows(seen.last().unwrap());
+    assert_eq!(
+        modified[0][..4],
+        ["MODIFIED", "g2", "13", "blue"],
+        "{seen:?}"
+    );
 
     // The schema is enforced for kubectl too.
     let bad = k.file(

@@ -35,6 +35,44 @@ pub const GROUP: &str = "apiextensions.k8s.io";
 /// object of its resource is gone.
 pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
 
+/// Refuses to create objects of a custom resource whose definition is being deleted, as
+/// the real server does (405 `create not allowed while custom resource definition is
+/// terminating`). Installed on every cluster.
+pub struct TerminatingDefinitionCheck {
+    store: Arc<crate::store::Store>,
+}
+
+impl TerminatingDefinitionCheck {
+    /// The check over this store.
+    pub fn new(store: Arc<crate::store::Store>) -> Self {
+        Self { store }
+    }
+}
+
+impl crate::api::AdmissionCheck for TerminatingDefinitionCheck {
+    fn admit(
+        &self,
+        def: &ResourceDef,
+        _ns: &str,
+        _obj: &mut Value,
+    ) -> Result<(), crate::status::ApiError> {
+        if def.custom.is_none() {
+            return Ok(());
+        }
+        let crds = crate::resources::well_known::crds();
+        match self.store.get(crds, "", &def.qualified_plural()) {
+            Ok(d) if d.pointer("/metadata/deletionTimestamp").is_some() => {
+                Err(crate::status::ApiError::new(
+                    405,
+                    "MethodNotAllowed",
+                    "create not allowed while custom resource definition is terminating",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// What one served version of a custom resource carries besides its [`ResourceDef`]
 /// fields.
 #[derive(Debug, Clone)]

@@ -19,10 +19,15 @@
 //! - Entries are sorted by operation, time, manager, apiVersion and subresource; an entry
 //!   whose set becomes empty goes.
 //!
-//! Not done: the cap of 10 Update managers (older ones merged into `ancient-changes`), the
-//! upgrade of client-side-applied objects to server-side apply through the
-//! `last-applied-configuration` annotation, and conversion of managed fields between
-//! versions of a resource.
+//! - The first apply to an object that has no managed fields (one written by the fake's own
+//!   controllers, say) gives the fields it had to `before-first-apply` first.
+//! - `kubectl apply --server-side` (manager `kubectl`) may take over, without `force`, the
+//!   fields its client-side apply last applied (the `last-applied-configuration`
+//!   annotation, where the object still has those values), and keeps that annotation in
+//!   step with what it applies.
+//!
+//! Not done: the cap of 10 Update managers (older ones merged into `ancient-changes`) and
+//! conversion of managed fields between versions of a resource.
 
 use serde_json::{Value, json};
 
@@ -397,8 +402,24 @@ pub fn apply(
         .transpose()
         .unwrap_or_default()
         .unwrap_or_default();
-    let baseline = baseline(config);
-    let live_obj = live.unwrap_or(&baseline);
+    let base = baseline(config);
+    let live_obj = live.unwrap_or(&base);
+    // The first apply to an object nobody manages gives its fields to "before-first-apply".
+    if let Some(l) = live
+        && managers.is_empty()
+    {
+        let fields = w.compare(&baseline(l), l).changed();
+        if !fields.is_empty() {
+            managers.push(Manager {
+                name: BEFORE_FIRST_APPLY.to_owned(),
+                operation: Operation::Update,
+                api_version: w.api_version.clone(),
+                subresource: w.subresource.clone(),
+                time: Some(w.now.clone()),
+                fields,
+            });
+        }
+    }
     let mut merged = field_sets::merge(Some(live_obj), config, w.shape);
     let applied = field_sets::to_field_set(config, w.shape)
         .map_err(|e| ApiError::internal(format!("failed to create typed patch object: {e}")))?;
@@ -432,9 +453,20 @@ pub fn apply(
         }
     }
     let cmp = w.compare(live_obj, &merged);
-    let conflicts = take_over(&mut managers, &cmp, Some(me));
+    let mut conflicts = take_over(&mut managers, &cmp, Some(me));
+    if manager == KUBECTL && !conflicts.is_empty() {
+        // kubectl's server-side apply takes over what its client-side apply last applied.
+        let allowed = live.map(|l| last_applied_fields(w, l)).unwrap_or_default();
+        conflicts.retain(|(_, p)| !allowed.has(p));
+    }
     if !force && !conflicts.is_empty() {
         return Err(conflict_error(conflicts));
+    }
+    if manager == KUBECTL
+        && let Some(l) = live
+        && l.pointer(LAST_APPLIED_POINTER).is_some()
+    {
+        set_last_applied(&mut merged, config);
     }
     let changed = match live {
         Some(l) => strip_managed(l) != strip_managed(&merged),
@@ -445,6 +477,51 @@ pub fn apply(
     }
     encode(&mut merged, managers);
     Ok(merged)
+}
+
+/// The manager that owns what an object had before its first apply.
+const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+/// The manager `kubectl apply --server-side` uses by default.
+const KUBECTL: &str = "kubectl";
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+const LAST_APPLIED_POINTER: &str =
+    "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration";
+
+/// The fields of the object's last-applied configuration that still have the applied
+/// values.
+fn last_applied_fields(w: &Write, live: &Value) -> FieldSet {
+    let Some(last) = live
+        .pointer(LAST_APPLIED_POINTER)
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+    else {
+        return FieldSet::new();
+    };
+    let Ok(set) = field_sets::to_field_set(&last, w.shape) else {
+        return FieldSet::new();
+    };
+    let cmp = field_sets::compare(Some(&last), Some(live), w.shape);
+    set.difference(&cmp.modified)
+        .difference(&cmp.added)
+        .difference(&cmp.removed)
+}
+
+/// Keeps the last-applied annotation in step with what kubectl applied server-side.
+fn set_last_applied(obj: &mut Value, config: &Value) {
+    let mut applied = config.clone();
+    if let Some(a) = applied
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove(LAST_APPLIED);
+    }
+    let text = format!("{applied}\n");
+    if let Some(a) = obj
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.insert(LAST_APPLIED.into(), Value::String(text));
+    }
 }
 
 fn strip_managed(v: &Value) -> Value {

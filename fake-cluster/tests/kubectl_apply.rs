@@ -252,3 +252,67 @@ async fn kubectl_server_side_apply_conflicts_and_forces() {
         .unwrap();
     assert_eq!(cm["data"], json!({"k": "v2"}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_moves_from_client_side_to_server_side_apply_without_conflicts() {
+    let (cluster, _served, k) = served().await;
+    let store = cluster.store().clone();
+    let file = k.file("cm.yaml", CM);
+    assert_eq!(
+        k.ok(&["apply", "-f", &file]).await.trim(),
+        "configmap/cfg created"
+    );
+    // The same object, now applied server-side with a changed value: kubectl may take
+    // what its client-side apply last applied.
+    let changed = k.file("cm2.yaml", &CM.replace("k: v1", "k: v2"));
+    assert_eq!(
+        k.ok(&["apply", "--server-side", "-f", &changed])
+            .await
+            .trim(),
+        "configmap/cfg serverside-applied"
+    );
+    let cm = store
+        .get(well_known::configmaps(), "default", "cfg")
+        .unwrap();
+    assert_eq!(cm["data"], json!({"k": "v2", "other": "x"}));
+    // kubectl then moves the client-side manager's fields to its own (csaupgrade, a JSON
+    // patch of managedFields) and rewrites the annotation as `kubectl-last-applied`.
+    let managers: Vec<String> = cluster
+        .journal()
+        .entries()
+        .iter()
+        .filter(|e| e.verb == "patch" && e.status == 200)
+        .filter_map(|e| {
+            e.path
+                .split("fieldManager=")
+                .nth(1)
+                .map(|m| m.split('&').next().unwrap_or_default().to_owned())
+        })
+        .collect();
+    assert_eq!(
+        managers[..3],
+        ["kubectl", "kubectl-last-applied", "kubectl"]
+    );
+    assert_eq!(
+        common::fields_by_manager(&cm),
+        [
+            (
+                "kubectl-last-applied".to_owned(),
+                json!({"f:metadata": {"f:annotations": {
+                    "f:kubectl.kubernetes.io/last-applied-configuration": {}}}})
+            ),
+            (
+                "kubectl".to_owned(),
+                json!({"f:data": {"f:k": {}, "f:other": {}}})
+            ),
+        ]
+    );
+    // The annotation follows the server-side apply.
+    let last: Value = serde_json::from_str(
+        cm["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(last["data"]["k"], "v2");
+}

@@ -415,3 +415,35 @@ async fn apply_needs_a_field_manager_and_the_right_version() {
     let journal = cluster.journal().entries();
     assert_eq!(journal.last().unwrap().status, 201);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_first_apply_to_an_unmanaged_object_conflicts_with_before_first_apply() {
+    let cluster = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+    // `managedFields: []` on a create leaves the object without managed fields.
+    let mut unmanaged = cm(json!({"a": "1"}));
+    unmanaged["metadata"]["managedFields"] = json!([]);
+    let created = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(unmanaged).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(created.metadata.managed_fields.is_none());
+    let err = apply(&cms, "m", json!({"a": "2"})).await.unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"before-first-apply\" using v1: .data.a"
+    );
+    // Applying the value it has shares it; the object's other fields stay before-first-apply's.
+    let shared = apply(&cms, "m", json!({"a": "1"})).await.unwrap();
+    let managers: Vec<String> = common::fields_by_manager(&serde_json::to_value(&shared).unwrap())
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(managers, ["m", "before-first-apply"]);
+}

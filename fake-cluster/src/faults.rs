@@ -10,7 +10,8 @@
 //! fault is kept in [`Faults::injected`], and the faulted request is recorded in the
 //! journal with the status the client saw.
 //!
-//! Kubelet faults ([`FaultPlan::kubelet`]) are drawn once per pod as the kubelet starts it,
+//! Kubelet faults ([`FaultPlan::kubelet`]: a container killed by a signal, an eviction, a
+//! second pod for the same Job, a lost node) are drawn once per pod as the kubelet starts it,
 //! in the order pods start, from a generator of their own (so API faults and kubelet
 //! faults do not shift each other); each is recorded in [`Faults::injected`] with the verb
 //! `kubelet` and the pod's path.
@@ -110,6 +111,19 @@ pub enum KubeletFault {
     /// may rarely do). It carries the annotation [`DUPLICATE_OF`] and draws no fault of
     /// its own.
     DuplicatePod,
+    /// The pod's node is lost as the pod's first container starts (the container shows
+    /// as running and never runs its command): its kubelet stops posting status for every
+    /// pod of the node and runs none of their containers any more. After the node monitor
+    /// grace period (50 s) the node's Ready condition is `Unknown` (`NodeStatusUnknown`,
+    /// "Kubelet stopped posting node status.") and it gets the
+    /// `node.kubernetes.io/unreachable` taints (NoSchedule, and NoExecute with
+    /// `timeAdded`); its pods are marked not ready, and each is evicted once its
+    /// toleration of the NoExecute taint runs out (300 s from DefaultTolerationSeconds
+    /// unless the pod says otherwise): condition `DisruptionTarget` (reason
+    /// `DeletionByTaintManager`), then a graceful delete. With no kubelet to finish it the
+    /// pod stays terminating, as on a real cluster, until the Node object is deleted (the
+    /// pod garbage collector then force-deletes the pods bound to it).
+    NodeLost,
 }
 
 /// One rule of a plan.

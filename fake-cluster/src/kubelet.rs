@@ -3,8 +3,9 @@
 
 mod volumes;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -30,6 +31,9 @@ pub struct Kubelet {
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) pod_api: PodApi,
     pub(crate) volumes_root: PathBuf,
+    /// Nodes lost to a [`KubeletFault::NodeLost`]: their pods' status is no longer
+    /// written, their containers no longer run.
+    pub(crate) lost_nodes: Mutex<HashSet<String>>,
 }
 
 struct PodRun {
@@ -41,6 +45,10 @@ struct PodRun {
     stop: watch::Receiver<bool>,
     /// A kubelet fault: kill each container by this signal as it starts.
     kill: Option<i32>,
+    /// The node the pod is bound to.
+    node: String,
+    /// A kubelet fault: the node is lost as the first container starts.
+    lose_node: bool,
 }
 
 fn now(k: &Kubelet) -> String {
@@ -64,12 +72,43 @@ impl Kubelet {
             ns: meta_str(&pod, "namespace").unwrap_or_default().to_owned(),
             name: meta_str(&pod, "name").unwrap_or_default().to_owned(),
             uid: meta_str(&pod, "uid").unwrap_or_default().to_owned(),
+            node: pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             pod: (*pod).clone(),
             kubelet: self,
             stop,
             kill: None,
+            lose_node: false,
         };
         run.run().await;
+    }
+
+    /// Whether `node` was lost (its kubelet stopped posting status).
+    pub(crate) fn node_lost(&self, node: &str) -> bool {
+        self.lost_nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(node)
+    }
+
+    /// Loses `node`: from now on nothing of its pods is written, and after the node
+    /// monitor grace period the node lifecycle controller's part marks it unreachable.
+    fn lose_node(&self, node: &str) {
+        self.lost_nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node.to_owned());
+        let api = Arc::downgrade(&self.api);
+        let node = node.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(crate::controllers::NODE_MONITOR_GRACE_PERIOD).await;
+            if let Some(api) = api.upgrade() {
+                crate::controllers::mark_unreachable(&api.store, &node);
+            }
+        });
     }
 
     /// Removes a pod whose containers have all stopped (grace period zero).
@@ -104,6 +143,9 @@ impl PodRun {
     }
 
     fn update(&self, f: impl FnOnce(&mut Value)) -> bool {
+        if self.kubelet.node_lost(&self.node) {
+            return false;
+        }
         let uid = self.uid.clone();
         self.kubelet
             .api
@@ -253,6 +295,7 @@ impl PodRun {
             }
             Some(KubeletFault::DuplicatePod) => self.start_duplicate(),
             Some(KubeletFault::Signal(n)) => self.kill = Some(n),
+            Some(KubeletFault::NodeLost) => self.lose_node = true,
             None => {}
         }
         let mut init_failed = false;
@@ -299,14 +342,21 @@ impl PodRun {
                 Self::set_condition(s, "PodReadyToStartContainers", false, None, &t);
             });
         }
-        // A pod being deleted goes once its containers have stopped.
+        // A pod being deleted goes once its containers have stopped (not on a lost node,
+        // whose kubelet cannot say they have).
         stopped(&mut self.stop.clone()).await;
-        k.finish_deletion(&self.ns, &self.name, &self.uid);
+        if !k.node_lost(&self.node) {
+            k.finish_deletion(&self.ns, &self.name, &self.uid);
+        }
     }
 
     /// Runs one container; `None` when it never ran to an end (stopped while waiting).
     async fn run_container(&self, list: &str, c: &Value) -> Option<Exit> {
         let k = self.kubelet.clone();
+        if k.node_lost(&self.node) {
+            stopped(&mut self.stop.clone()).await;
+            return None;
+        }
         let name = c["name"].as_str().unwrap_or_default().to_owned();
         let image = c["image"].as_str().unwrap_or_default().to_owned();
         // Image.
@@ -403,6 +453,12 @@ impl PodRun {
                     Self::set_condition(s, "ContainersReady", true, None, &t);
                 }
             });
+        }
+        if self.lose_node {
+            // The node goes as the container starts: its status stays as last posted.
+            k.lose_node(&self.node);
+            stopped(&mut self.stop.clone()).await;
+            return None;
         }
         let sink = OutputSink {
             logs: k.api.logs.clone(),

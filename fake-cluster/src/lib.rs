@@ -24,6 +24,7 @@ pub mod clock;
 mod controllers;
 pub mod conversion;
 pub mod crd;
+pub mod default_tolerations;
 pub mod defaults;
 mod delete;
 pub mod discovery;
@@ -246,6 +247,7 @@ impl Builder {
                 env: pod_env,
             },
             volumes_root: scratch.path().join("volumes"),
+            lost_nodes: Default::default(),
         });
         api.add_admission(Arc::new(admission::ServiceAccountAdmission::new(
             store.clone(),
@@ -253,6 +255,7 @@ impl Builder {
         api.add_admission(Arc::new(crd::TerminatingDefinitionCheck::new(
             store.clone(),
         )));
+        api.add_admission(Arc::new(default_tolerations::DefaultTolerationSeconds));
         if self.pod_security {
             api.add_admission(Arc::new(pod_security::PodSecurityAdmission::new(
                 store.clone(),

@@ -1,6 +1,7 @@
 //! Seeded kubelet faults, on the scripted runtime under paused time: a container killed by
-//! a signal, a pod evicted, a second pod for the same Job; the same seed gives the same
-//! faults for the same pods.
+//! a signal, a pod evicted, a second pod for the same Job (deleted by the Job controller),
+//! a lost node (Unknown, tainted, its pods evicted after their tolerations); the same seed
+//! gives the same faults for the same pods.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -204,4 +205,221 @@ async fn the_same_seed_gives_the_same_kubelet_faults() {
     );
     assert_eq!(mixed(3).await, (faults.clone(), ends));
     assert_ne!(mixed(4).await.0, faults);
+}
+
+fn node(cluster: &FakeCluster, name: &str) -> Value {
+    (*cluster.store().get(well_known::nodes(), "", name).unwrap()).clone()
+}
+
+fn node_ready(cluster: &FakeCluster, name: &str) -> String {
+    node(cluster, name)["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| c["status"].as_str().unwrap().to_owned())
+        .unwrap()
+}
+
+fn condition(obj: &Value, kind: &str) -> Option<Value> {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|l| l.iter().find(|c| c["type"] == kind).cloned())
+}
+
+async fn lost_cluster(plan: FaultPlan) -> FakeCluster {
+    let rt = ScriptedRuntime::new();
+    rt.image("app:1", app_image());
+    FakeCluster::builder()
+        .scripted(rt)
+        .seed(7)
+        .node(json!({"metadata": {"name": "node-2"}}))
+        .faults(plan)
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_node_turns_unknown_and_its_pod_is_evicted_after_its_toleration() {
+    use tokio::time::Instant;
+    const LONG: Duration = Duration::from_secs(3600);
+    let cluster = lost_cluster(FaultPlan::new(7).kubelet(1.0, KubeletFault::NodeLost)).await;
+    let start = Instant::now();
+    create(&cluster, job("lost", "sleep", json!({}))).await;
+    let running = |c: &FakeCluster| {
+        pods(c).first().is_some_and(|p| {
+            p.pointer("/status/containerStatuses/0/state/running")
+                .is_some()
+        })
+    };
+    wait_until(&cluster, LONG, || running(&cluster)).await;
+    let pod = pods(&cluster).pop().unwrap();
+    let pod_name = pod["metadata"]["name"].as_str().unwrap().to_owned();
+    let node_name = pod["spec"]["nodeName"].as_str().unwrap().to_owned();
+    assert_eq!(condition(&pod, "Ready").unwrap()["status"], "True");
+    // DefaultTolerationSeconds admission: five minutes of not-ready and unreachable.
+    let tolerations = pod["spec"]["tolerations"].as_array().unwrap();
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        assert!(
+            tolerations.iter().any(|t| t["key"] == key
+                && t["effect"] == "NoExecute"
+                && t["tolerationSeconds"] == 300),
+            "{tolerations:?}"
+        );
+    }
+    let faults = cluster.injected_faults();
+    assert_eq!(faults.len(), 1);
+    assert_eq!(faults[0].verb, "kubelet");
+    assert_eq!(faults[0].fault, Fault::Kubelet(KubeletFault::NodeLost));
+    assert!(faults[0].path.ends_with(&pod_name));
+
+    // After the node monitor grace period the node is Unknown and tainted unreachable.
+    wait_until(&cluster, LONG, || {
+        node_ready(&cluster, &node_name) == "Unknown"
+    })
+    .await;
+    let at = start.elapsed();
+    assert!(
+        at >= Duration::from_secs(50) && at < Duration::from_secs(52),
+        "{at:?}"
+    );
+    let n = node(&cluster, &node_name);
+    let ready = condition(&n, "Ready").unwrap();
+    assert_eq!(ready["reason"], "NodeStatusUnknown");
+    assert_eq!(ready["message"], "Kubelet stopped posting node status.");
+    let taints = n["spec"]["taints"].as_array().unwrap();
+    for effect in ["NoSchedule", "NoExecute"] {
+        assert!(
+            taints
+                .iter()
+                .any(|t| t["key"] == "node.kubernetes.io/unreachable"
+                    && t["effect"] == effect
+                    && t.get("timeAdded").is_some()),
+            "{taints:?}"
+        );
+    }
+    // The other node still answers.
+    let other = if node_name == "node-1" {
+        "node-2"
+    } else {
+        "node-1"
+    };
+    assert_eq!(node_ready(&cluster, other), "True");
+    // Its pod is marked not ready; the kubelet wrote nothing more (still "running").
+    let deleting = |c: &FakeCluster| {
+        pods(c)
+            .first()
+            .is_some_and(|p| p["metadata"].get("deletionTimestamp").is_some())
+    };
+    wait_until(&cluster, LONG, || {
+        pods(&cluster)
+            .first()
+            .and_then(|p| condition(p, "Ready"))
+            .is_some_and(|c| c["status"] == "False")
+    })
+    .await;
+    assert!(!deleting(&cluster));
+
+    // Evicted when the 300 s toleration runs out.
+    wait_until(&cluster, LONG, || deleting(&cluster)).await;
+    let at = start.elapsed();
+    assert!(
+        at >= Duration::from_secs(350) && at < Duration::from_secs(352),
+        "{at:?}"
+    );
+    let pod = pods(&cluster).pop().unwrap();
+    let disruption = condition(&pod, "DisruptionTarget").unwrap();
+    assert_eq!(disruption["status"], "True");
+    assert_eq!(disruption["reason"], "DeletionByTaintManager");
+    assert_eq!(
+        disruption["message"],
+        "Taint manager: deleting due to NoExecute taint"
+    );
+    assert_eq!(pod["status"]["phase"], "Running", "no kubelet wrote an end");
+    let events = common::events_of(&cluster, &pod_name).await;
+    assert!(
+        events.contains(&(
+            "TaintManagerEviction".into(),
+            format!("Marking for deletion Pod default/{pod_name}")
+        )),
+        "{events:?}"
+    );
+
+    // The Job counts the deleted pod failed: backoffLimit 0 is exceeded. With no kubelet
+    // to finish the pod it stays terminating, so the Job stays at FailureTarget.
+    wait_until(&cluster, LONG, || {
+        job_has(&cluster, "lost", "FailureTarget")
+    })
+    .await;
+    let j = cluster
+        .store()
+        .get(well_known::jobs(), "default", "lost")
+        .unwrap();
+    assert_eq!(j["status"]["failed"], 1);
+    assert_eq!(
+        condition(&j, "FailureTarget").unwrap()["reason"],
+        "BackoffLimitExceeded"
+    );
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(!job_has(&cluster, "lost", "Failed"));
+    assert_eq!(pods(&cluster).len(), 1, "the pod is stuck terminating");
+
+    // Deleting the Node lets the pod garbage collector force-delete its pods.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client());
+    nodes
+        .delete(&node_name, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until(&cluster, LONG, || pods(&cluster).is_empty()).await;
+    wait_until(&cluster, LONG, || job_has(&cluster, "lost", "Failed")).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_lost_node_the_job_retries_on_another_node_within_its_backoff_limit() {
+    const LONG: Duration = Duration::from_secs(3600);
+    // Seed 4 draws the fault for the first pod only.
+    let cluster = lost_cluster(FaultPlan::new(4).kubelet(0.5, KubeletFault::NodeLost)).await;
+    create(&cluster, job("retry", "0", json!({"backoffLimit": 1}))).await;
+    // The lost pod is still terminating, so the Job meets its success criteria but is not
+    // Complete until that pod is gone.
+    wait_until(&cluster, LONG, || {
+        job_has(&cluster, "retry", "SuccessCriteriaMet")
+    })
+    .await;
+    assert!(!job_has(&cluster, "retry", "Complete"));
+    assert_eq!(cluster.injected_faults().len(), 1);
+    let j = cluster
+        .store()
+        .get(well_known::jobs(), "default", "retry")
+        .unwrap();
+    assert_eq!(
+        (
+            j["status"]["failed"].clone(),
+            j["status"]["succeeded"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    let all = pods(&cluster);
+    let lost_node = cluster.injected_faults()[0].path.clone();
+    let (lost, done): (Vec<&Value>, Vec<&Value>) = all
+        .iter()
+        .partition(|p| lost_node.ends_with(p["metadata"]["name"].as_str().unwrap()));
+    assert_eq!((lost.len(), done.len()), (1, 1));
+    // The replacement avoided the tainted node.
+    assert_ne!(lost[0]["spec"]["nodeName"], done[0]["spec"]["nodeName"]);
+    assert_eq!(done[0]["status"]["phase"], "Succeeded");
+    assert!(lost[0]["metadata"].get("deletionTimestamp").is_some());
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client());
+    nodes
+        .delete(
+            lost[0]["spec"]["nodeName"].as_str().unwrap(),
+            &kube::api::DeleteParams::default(),
+        )
+        .await
+        .unwrap();
+    wait_until(&cluster, LONG, || job_has(&cluster, "retry", "Complete")).await;
 }

@@ -8,6 +8,7 @@ mod crd_cleanup;
 mod gc;
 mod job;
 pub(crate) mod namespace_defaults;
+mod node_lifecycle;
 mod pod_failure_policy;
 mod scheduler;
 mod ttl;
@@ -35,7 +36,11 @@ pub(crate) enum Work {
     Job(String, String),
     /// A Job's time to live may have passed.
     Ttl(String, String, String),
+    /// A pod's toleration of its node's unreachable taint ran out (namespace, name, uid).
+    TaintEvict(String, String, String),
 }
+
+pub(crate) use node_lifecycle::{NODE_MONITOR_GRACE_PERIOD, mark_unreachable};
 
 /// A dependent as the owner index keeps it.
 type DepKey = (String, String, std::sync::Arc<str>);
@@ -191,6 +196,7 @@ impl Controllers {
                     Work::Change(c) => this.on_change(&c),
                     Work::Job(ns, name) => this.reconcile_job(&ns, &name),
                     Work::Ttl(ns, name, uid) => this.ttl_expired(&ns, &name, &uid),
+                    Work::TaintEvict(ns, name, uid) => this.taint_evict(&ns, &name, &uid),
                 }
             }
         });
@@ -223,8 +229,11 @@ impl Controllers {
         } else if c.resource == pods {
             self.on_pod(c);
             self.job_pod_changed(c);
-        } else if c.resource == well_known::nodes() && c.kind != ChangeType::Deleted {
-            self.retry_unschedulable();
+        } else if c.resource == well_known::nodes() {
+            self.node_changed(c);
+            if c.kind != ChangeType::Deleted {
+                self.retry_unschedulable();
+            }
         }
     }
 

@@ -82,11 +82,19 @@ fn affinity_matches(pod: &Value, node: &Value) -> bool {
 }
 
 fn tolerates(pod: &Value, taint: &Value) -> bool {
+    tolerations_of(pod, taint).next().is_some()
+}
+
+/// The pod's tolerations that tolerate `taint`.
+pub(super) fn tolerations_of<'a>(
+    pod: &'a Value,
+    taint: &'a Value,
+) -> impl Iterator<Item = &'a Value> + 'a {
     pod.pointer("/spec/tolerations")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .any(|t| {
+        .filter(move |t| {
             let effect_ok = t["effect"]
                 .as_str()
                 .is_none_or(|e| e.is_empty() || taint["effect"] == e);

@@ -174,6 +174,27 @@ impl From<kube::Error> for Error {
 }
 
 impl Error {
+    /// The variant's name, e.g. `ImagePull` or `Timeout`: a stable word for a custom
+    /// resource's status condition `reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "InvalidRequest",
+            Self::ImagePull { .. } => "ImagePull",
+            Self::Unschedulable { .. } => "Unschedulable",
+            Self::PodRejected { .. } => "PodRejected",
+            Self::ContainerConfig { .. } => "ContainerConfig",
+            Self::InitContainerFailed { .. } => "InitContainerFailed",
+            Self::CommandNotStarted { .. } => "CommandNotStarted",
+            Self::CourierFailed { .. } => "CourierFailed",
+            Self::JobFailed { .. } => "JobFailed",
+            Self::Timeout { .. } => "Timeout",
+            Self::Api(_) => "Api",
+            Self::CorruptReport(_) => "CorruptReport",
+            Self::Transport { .. } => "Transport",
+            Self::UnsupportedReport { .. } => "UnsupportedReport",
+        }
+    }
+
     /// Whether an API error is worth retrying (429, 5xx, connection trouble).
     pub fn is_transient(&self) -> bool {
         match self {

@@ -291,3 +291,54 @@ async fn an_unpullable_image_shows_image_pull_back_off_in_kubectl() {
     );
     assert_eq!(got["status"]["phase"], "Pending");
 }
+
+/// In path-mapping mode (the fallback when this machine cannot give containers a mount
+/// namespace) the pod's `KUBECONFIG` carries its own service-account token, not the
+/// admin's: with RBAC on, the real kubectl in the pod is the pod's service account.
+#[tokio::test]
+async fn in_path_mapping_mode_the_pods_kubeconfig_is_its_service_account() {
+    let rt = ProcessRuntime::path_mapping().unwrap();
+    assert_eq!(rt.isolation(), Isolation::PathMapping);
+    let cluster = FakeCluster::builder()
+        .process(rt)
+        .rbac(true)
+        .build()
+        .await
+        .unwrap();
+    let script = "cat \"$KUBECONFIG\"; echo; kubectl --cache-dir \"$TMPDIR/cache\" get configmaps 2>&1; true";
+    let mut job = shell_job("who", "shell:1", script);
+    job.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .env = Some(vec![
+        serde_json::from_value(json!({"name": "TMPDIR", "value": "/tmp"})).unwrap(),
+    ]);
+    let jobs: Api<Job> = Api::default_namespaced(cluster.client());
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+    wait_until(&cluster, LIMIT, || job_has(&cluster, "who", "Complete")).await;
+    let pod = job_pod(&cluster, "who").unwrap();
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client());
+    let log = pods
+        .logs(
+            pod["metadata"]["name"].as_str().unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !log.contains("fake-admin"),
+        "the admin token leaked:\n{log}"
+    );
+    assert!(log.contains("tokenFile"), "{log}");
+    assert!(
+        log.contains(
+            "User \"system:serviceaccount:default:default\" cannot list resource \"configmaps\""
+        ),
+        "{log}"
+    );
+}

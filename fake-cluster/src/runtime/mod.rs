@@ -192,8 +192,9 @@ pub struct PodApi {
     pub service: crate::FakeService,
     /// The environment variables a real pod gets to find the API server
     /// (`KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`, naming the cluster's HTTPS
-    /// server), and `KUBECONFIG` for a kubeconfig naming the same server, which the process
-    /// runtime passes on only in path-mapping mode.
+    /// server), and `KUBECONFIG` for a kubeconfig naming the same server, from which the
+    /// process runtime writes, in path-mapping mode only, each container's own kubeconfig
+    /// with the pod's service-account token.
     pub env: BTreeMap<String, String>,
 }
 

@@ -23,8 +23,11 @@
 //!   termination message path, or a file the image holds, is rewritten to the local file
 //!   or directory that backs it. Programs that build paths themselves from other inputs
 //!   do not see the mapping, and in-cluster configuration cannot find its token; the
-//!   pod's API access is given by `KUBECONFIG` (a kubeconfig naming the same HTTPS server)
-//!   in this mode. The programs see this machine's filesystem and `PATH`.
+//!   pod's API access is given by `KUBECONFIG` in this mode: a kubeconfig per container
+//!   naming the same HTTPS server, the pod's namespace, and as credentials the pod's own
+//!   service-account token (`tokenFile`, the token file of its mounted volume), or none
+//!   when the pod mounts no token, as a real pod would be anonymous. The programs see this
+//!   machine's filesystem and `PATH`.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -182,8 +185,11 @@ impl ProcessRuntime {
         if let Ok(path) = std::env::var("PATH") {
             cmd.env("PATH", path);
         }
-        for (k, v) in &api.env {
+        for (k, v) in api.env.iter().filter(|(k, _)| *k != "KUBECONFIG") {
             cmd.env(k, v);
+        }
+        if let Some(base) = api.env.get("KUBECONFIG") {
+            cmd.env("KUBECONFIG", pod_kubeconfig(spec, dir, Path::new(base))?);
         }
         for (k, v) in &spec.env {
             cmd.env(k, self.map_path(spec, message_file, v));
@@ -287,6 +293,37 @@ impl ProcessRuntime {
     ) -> Result<Option<tokio::process::Child>, StartError> {
         Ok(None)
     }
+}
+
+/// Writes the kubeconfig of a container in path-mapping mode to `dir`: the cluster of
+/// `base` (the served cluster's), the pod's namespace, and the pod's own service-account
+/// token as `tokenFile` (no credentials when the pod mounts no token).
+fn pod_kubeconfig(spec: &ContainerSpec, dir: &Path, base: &Path) -> Result<PathBuf, StartError> {
+    let fail = |e: String| StartError(format!("writing the container's kubeconfig: {e}"));
+    let mut config = kube::config::Kubeconfig::read_from(base).map_err(|e| fail(e.to_string()))?;
+    let token = spec
+        .mounts
+        .iter()
+        .find(|m| m.mount_path == crate::admission::SERVICE_ACCOUNT_DIR)
+        .map(|m| m.host_path.join("token"))
+        .filter(|t| t.exists());
+    for user in &mut config.auth_infos {
+        user.auth_info = Some(kube::config::AuthInfo {
+            token_file: token.as_ref().map(|t| t.to_string_lossy().into_owned()),
+            ..Default::default()
+        });
+    }
+    for context in config
+        .contexts
+        .iter_mut()
+        .filter_map(|c| c.context.as_mut())
+    {
+        context.namespace = Some(spec.namespace.clone());
+    }
+    let path = dir.join("kubeconfig");
+    let text = serde_json::to_vec(&config).map_err(|e| fail(e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| fail(e.to_string()))?;
+    Ok(path)
 }
 
 /// The kubelet's message for a container process that could not start.

@@ -239,6 +239,20 @@ impl JobRunner {
         Ok(RunStatus::Done(self.finish(key, result)))
     }
 
+    /// Gives a run up, for a reconcile loop whose resource changed while it ran: the Job's
+    /// deletion is handed to the runner's cleanup tasks (see [`shutdown`](Self::shutdown)),
+    /// as when a poll finds a run done, and a later poll of the key answers `Done` with
+    /// [`Error::JobFailed`] of reason `Cancelled`. Nothing when the run is already done
+    /// (its cleanup is under way). Makes no request itself; works with a key stored by
+    /// another process.
+    pub fn cancel(&self, key: &RunKey) {
+        let cancelled = Error::JobFailed {
+            reason: "Cancelled".into(),
+            message: format!("run {} was cancelled by its operator", key.run_id),
+        };
+        let _ = self.finish(key, Err(cancelled));
+    }
+
     fn finished(&self, run_id: &str) -> Option<Arc<Result<Outcome, Error>>> {
         self.done
             .lock()

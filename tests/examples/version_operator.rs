@@ -14,7 +14,8 @@
 //!   typed error's reason and message), phase `Ready` or `Failed`, the key removed.
 //!
 //! An operator restart loses nothing: the next controller finds the key in the status and
-//! polls it; the Job is deleted once, by the runner that saw the run finish.
+//! polls it; the Job is deleted once, by the runner that saw the run finish. A spec changed
+//! mid-run gives the old run up (`JobRunner::cancel`: its Job is deleted) and starts anew.
 //!
 //! ```sh
 //! cargo run --example version_operator              # bash --version, on the embedded fake cluster
@@ -248,6 +249,10 @@ pub async fn reconcile(iv: Arc<ImageVersion>, op: Arc<Operator>) -> Result<Actio
     }
     if answered(&status) && status.phase.is_some() {
         return Ok(Action::await_change());
+    }
+    // A run for an older spec is given up: its Job is deleted.
+    if let Some(old) = &status.run_key {
+        op.runner.cancel(old);
     }
     let req = request(&iv, &ns);
     if let Some(outcome) = op.runner.cached(&req) {
@@ -577,7 +582,38 @@ mod tests {
         assert_eq!(status.version.as_deref(), Some(VERSION));
         assert_eq!(status.error, None, "the old error is gone");
         assert_eq!(status.observed_generation, Some(2));
+        assert_eq!(s.runs.load(Ordering::SeqCst), 1);
+        s.started.notified().await; // that run's start
+
+        // A spec changed while its run is in flight: that run is given up (its Job
+        // deleted), a new one answers the new spec.
+        let mut d = ask("d", CEPH);
+        d.spec.command = vec!["ceph".into(), "version".into()];
+        api.create(&PostParams::default(), &d).await.unwrap();
+        s.started.notified().await;
+        let first_key = status_when(&api, "d", |s| s.run_key.is_some())
+            .await
+            .run_key
+            .unwrap();
+        let patch = serde_json::json!({ "spec": { "command": ["ceph", "-v"] } });
+        api.patch("d", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        let status = status_when(&api, "d", |s| {
+            s.phase.as_deref() == Some("Ready") && s.observed_generation == Some(2)
+        })
+        .await;
+        assert_eq!(status.version.as_deref(), Some(VERSION));
+        assert_eq!(s.runs.load(Ordering::SeqCst), 3);
         op.shutdown().await;
+        let deletes = job_requests(&s.cluster, "delete");
+        assert!(
+            deletes
+                .iter()
+                .any(|p| p.contains(&format!("/jobs/{}?", first_key.job_name))),
+            "the given-up run's Job was deleted: {deletes:?}"
+        );
+        assert_eq!(deletes.len(), job_requests(&s.cluster, "create").len());
         wait_for_store(&s.cluster, || leftovers(&s.cluster, "default").is_empty()).await;
         controller.abort();
     }

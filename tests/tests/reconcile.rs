@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cmdreporter_core::{ExitStatus, JobRunner, Request, RunKey, RunStatus, Runner};
+use cmdreporter_core::{Error, ExitStatus, JobRunner, Request, RunKey, RunStatus, Runner};
 use cmdreporter_fake_cluster::FakeCluster;
 use cmdreporter_fake_cluster::ScriptedImage;
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
@@ -180,4 +180,44 @@ async fn a_polled_outcome_fills_the_cache_across_a_restart() {
     // Another argv is another key.
     assert!(second.cached(&Request::new(IMAGE, ["/bin/ceph"])).is_none());
     second.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_run_is_deleted_once_and_polls_as_cancelled() {
+    for &t in Transport::all() {
+        let cluster = setup().await;
+        let first = runner(&cluster, t);
+        let key = first.start(request()).await.unwrap();
+        assert!(matches!(
+            first.poll(&key).await.unwrap(),
+            RunStatus::Pending(_)
+        ));
+        drop(first); // the operator restarts, and the resource's spec changed meanwhile
+
+        let second = runner(&cluster, t);
+        second.cancel(&key);
+        second.cancel(&key); // twice: still one deletion
+        let before = cluster.journal().len();
+        match second.poll(&key).await.unwrap() {
+            RunStatus::Done(result) => assert!(
+                matches!(result.as_ref(), Err(Error::JobFailed { reason, .. }) if reason == "Cancelled"),
+                "{t:?}: {result:?}"
+            ),
+            RunStatus::Pending(phase) => panic!("{t:?}: still {phase:?}"),
+        }
+        assert_eq!(
+            cluster.journal().len(),
+            before,
+            "a cancelled run is polled without requests"
+        );
+        second.shutdown().await;
+        let deletes = cluster
+            .journal()
+            .entries()
+            .iter()
+            .filter(|e| e.verb == "delete" && e.path.contains("/jobs/"))
+            .count();
+        assert_eq!(deletes, 1, "{t:?}");
+        wait_for_store(&cluster, || leftovers(&cluster, "default").is_empty()).await;
+    }
 }

@@ -45,27 +45,28 @@ fn field(path: &Path, name: &str) -> Path {
 
 /// The path element of item `index` of a list with semantics `kind`.
 pub fn item_element(
-    kind: ListType,
+    kind: ListType<'_>,
     item: &Value,
     index: usize,
     path: &Path,
 ) -> Result<PathElement, ItemError> {
     match kind {
-        ListType::Map(keys) => {
+        ListType::Map(_) | ListType::SchemaMap { .. } => {
+            let keys = kind.keys();
             let mut fields = Vec::with_capacity(keys.len());
             for (k, default) in keys {
-                let v = match (item.get(*k), default) {
+                let v = match (item.get(&k), default) {
                     (Some(v), _) => v.clone(),
-                    (None, Some(d)) => Value::String((*d).to_owned()),
+                    (None, Some(d)) => d,
                     (None, None) => {
                         return Err(ItemError::MissingKey {
                             path: crate::fieldpath::path_string(path),
                             index,
-                            key: (*k).to_owned(),
+                            key: k,
                         });
                     }
                 };
-                fields.push(((*k).to_owned(), v));
+                fields.push((k, v));
             }
             fields.sort_by(|a, b| a.0.cmp(&b.0));
             Ok(PathElement::Key(fields))
@@ -84,7 +85,7 @@ pub fn item_element(
 }
 
 /// The list semantics for apply of a value of this shape, `None` when atomic.
-fn granular_list(shape: Shape) -> Option<(ListType, Shape)> {
+fn granular_list(shape: Shape<'_>) -> Option<(ListType<'_>, Shape<'_>)> {
     shape
         .list()
         .filter(|l| l.apply != ListType::Atomic)
@@ -93,14 +94,14 @@ fn granular_list(shape: Shape) -> Option<(ListType, Shape)> {
 
 /// The fields an applied configuration sets: every scalar, every empty or null object,
 /// every atomic value, and every item of a granular list.
-pub fn to_field_set(v: &Value, shape: Shape) -> Result<FieldSet, ItemError> {
+pub fn to_field_set(v: &Value, shape: Shape<'_>) -> Result<FieldSet, ItemError> {
     let mut out = FieldSet::new();
     walk_set(v, shape, &Vec::new(), &mut out)?;
     Ok(out)
 }
 
-fn walk_set(v: &Value, shape: Shape, path: &Path, out: &mut FieldSet) -> Result<(), ItemError> {
-    if matches!(shape, Shape::Atomic) {
+fn walk_set(v: &Value, shape: Shape<'_>, path: &Path, out: &mut FieldSet) -> Result<(), ItemError> {
+    if shape.is_atomic() {
         out.insert(path);
         return Ok(());
     }
@@ -110,7 +111,7 @@ fn walk_set(v: &Value, shape: Shape, path: &Path, out: &mut FieldSet) -> Result<
                 let cp = field(path, k);
                 walk_set(cv, shape.field(k), &cp, out)?;
                 let empty = cv.is_null() || cv.as_object().is_some_and(Map::is_empty);
-                if empty || matches!(shape, Shape::Deduced) {
+                if empty || !shape.declares(k) {
                     out.insert(&cp);
                 }
             }
@@ -163,7 +164,7 @@ impl Comparison {
 }
 
 /// Compares two versions (`None` for an absent object).
-pub fn compare(old: Option<&Value>, new: Option<&Value>, shape: Shape) -> Comparison {
+pub fn compare(old: Option<&Value>, new: Option<&Value>, shape: Shape<'_>) -> Comparison {
     let mut out = Comparison::default();
     walk_compare(old, new, shape, &Vec::new(), &mut out);
     out
@@ -191,7 +192,7 @@ fn is_empty_container(v: Option<&Value>) -> bool {
 fn walk_compare(
     old: Option<&Value>,
     new: Option<&Value>,
-    shape: Shape,
+    shape: Shape<'_>,
     path: &Path,
     out: &mut Comparison,
 ) {
@@ -204,7 +205,7 @@ fn walk_compare(
     let arrays = old.is_none_or(|v| v.is_array() || v.is_null())
         && new.is_none_or(|v| v.is_array() || v.is_null());
     let both_empty = is_empty_container(old) && is_empty_container(new);
-    if matches!(shape, Shape::Atomic) || both_empty || !(objects || arrays) {
+    if shape.is_atomic() || both_empty || !(objects || arrays) {
         leaf(old, new, path, out);
         return;
     }
@@ -279,8 +280,8 @@ fn walk_compare(
 
 /// Merges an applied configuration into the live object: the configuration's values win,
 /// fields it does not set stay, granular lists merge item by item.
-pub fn merge(live: Option<&Value>, config: &Value, shape: Shape) -> Value {
-    if matches!(shape, Shape::Atomic) {
+pub fn merge(live: Option<&Value>, config: &Value, shape: Shape<'_>) -> Value {
+    if shape.is_atomic() {
         return config.clone();
     }
     match (live, config) {
@@ -313,7 +314,12 @@ pub fn merge(live: Option<&Value>, config: &Value, shape: Shape) -> Value {
 
 /// Merges two granular lists: the configuration's order for the items it names, items only
 /// the live list has staying where they were relative to those.
-fn merge_lists(live: &[Value], config: &[Value], kind: ListType, item_shape: Shape) -> Vec<Value> {
+fn merge_lists(
+    live: &[Value],
+    config: &[Value],
+    kind: ListType<'_>,
+    item_shape: Shape<'_>,
+) -> Vec<Value> {
     let pe = |v: &Value, i: usize| {
         item_element(kind, v, i, &Vec::new()).unwrap_or(PathElement::Index(i))
     };
@@ -373,7 +379,7 @@ fn merge_lists(live: &[Value], config: &[Value], kind: ListType, item_shape: Sha
 
 /// Removes the value at `path` (a field, a list item by key or value) from `obj`; whether
 /// there was one.
-pub fn remove(v: &mut Value, path: &[PathElement], shape: Shape) -> bool {
+pub fn remove(v: &mut Value, path: &[PathElement], shape: Shape<'_>) -> bool {
     let Some((first, rest)) = path.split_first() else {
         return false;
     };
@@ -410,7 +416,7 @@ pub fn remove(v: &mut Value, path: &[PathElement], shape: Shape) -> bool {
 pub fn collapse_empty(
     obj: &mut Value,
     path: &[PathElement],
-    shape: Shape,
+    shape: Shape<'_>,
     keep: &dyn Fn(&[PathElement]) -> bool,
 ) {
     for n in (2..path.len()).rev() {
@@ -425,7 +431,7 @@ pub fn collapse_empty(
 }
 
 /// The value at `path`.
-pub fn lookup<'a>(v: &'a Value, path: &[PathElement], shape: Shape) -> Option<&'a Value> {
+pub fn lookup<'a>(v: &'a Value, path: &[PathElement], shape: Shape<'_>) -> Option<&'a Value> {
     let Some((first, rest)) = path.split_first() else {
         return Some(v);
     };

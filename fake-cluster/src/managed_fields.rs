@@ -194,9 +194,9 @@ fn is_reset(obj: &Value) -> bool {
 
 /// What one write is: the object's shape and the request's version, subresource and time.
 #[derive(Debug, Clone)]
-pub struct Write {
+pub struct Write<'a> {
     /// The shape of the object.
-    pub shape: Shape,
+    pub shape: Shape<'a>,
     /// The request's `apiVersion`.
     pub api_version: String,
     /// The subresource written, empty for the main resource.
@@ -208,7 +208,7 @@ pub struct Write {
     pub now: String,
 }
 
-impl Write {
+impl Write<'_> {
     /// The fields a manager of this write may own.
     fn filter(&self, set: &FieldSet) -> FieldSet {
         let mut strip = FieldSet::new();
@@ -270,7 +270,7 @@ fn take_over(
 
 /// Records an `Update` of `live` into `new` by `manager` in `new`'s managedFields. `live`
 /// is `None` for a create.
-pub fn update(w: &Write, live: Option<&Value>, new: &mut Value, manager: &str) {
+pub fn update(w: &Write<'_>, live: Option<&Value>, new: &mut Value, manager: &str) {
     if is_reset(new) {
         encode(new, Vec::new());
         return;
@@ -385,7 +385,7 @@ pub fn conflict_error(mut conflicts: Vec<(Manager, Path)>) -> ApiError {
 /// Server-side apply of `config` by `manager` onto `live` (`None`: the object does not
 /// exist yet): the merged object, with its managedFields.
 pub fn apply(
-    w: &Write,
+    w: &Write<'_>,
     live: Option<&Value>,
     config: &Value,
     manager: &str,
@@ -489,7 +489,7 @@ const LAST_APPLIED_POINTER: &str =
 
 /// The fields of the object's last-applied configuration that still have the applied
 /// values.
-fn last_applied_fields(w: &Write, live: &Value) -> FieldSet {
+fn last_applied_fields(w: &Write<'_>, live: &Value) -> FieldSet {
     let Some(last) = live
         .pointer(LAST_APPLIED_POINTER)
         .and_then(Value::as_str)
@@ -537,7 +537,7 @@ mod tests {
     use super::*;
     use crate::type_schema::root;
 
-    fn write() -> Write {
+    fn write() -> Write<'static> {
         Write {
             shape: root("", "ConfigMap").unwrap(),
             api_version: "v1".into(),

@@ -83,10 +83,12 @@ fn check_manager(query: &Query, kind: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The shape of objects of `def`: the built-in table, or deduced content for kinds it does
-/// not know (custom resources: lists atomic).
-fn shape_of(def: &ResourceDef) -> Shape {
-    type_schema::root_or_deduced(&def.group, &def.kind)
+/// The shape of objects of `def`: the built-in table; a custom resource's schema (its
+/// lists atomic unless the schema says `x-kubernetes-list-type: map` or `set`), or
+/// deduced content when it has none.
+fn shape_of(def: &ResourceDef) -> Shape<'_> {
+    let schema = def.custom.as_ref().and_then(|c| c.schema.as_deref());
+    type_schema::root_or_custom(&def.group, &def.kind, schema)
 }
 
 fn has_status(def: &ResourceDef) -> bool {
@@ -94,7 +96,7 @@ fn has_status(def: &ResourceDef) -> bool {
 }
 
 impl ApiServer {
-    fn write_context(&self, def: &ResourceDef, subresource: Option<&str>) -> Write {
+    fn write_context<'a>(&self, def: &'a ResourceDef, subresource: Option<&str>) -> Write<'a> {
         Write {
             shape: shape_of(def),
             api_version: def.api_version(),

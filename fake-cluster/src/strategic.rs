@@ -31,7 +31,7 @@ fn bad_request(msg: impl Into<String>) -> ApiError {
 }
 
 /// Applies a strategic merge patch to an object of the given shape.
-pub fn apply(original: &Value, patch: &Value, shape: Shape) -> Result<Value, ApiError> {
+pub fn apply(original: &Value, patch: &Value, shape: Shape<'_>) -> Result<Value, ApiError> {
     let Value::Object(p) = patch else {
         return Err(bad_request(
             "the body of the request was in an unknown format - a strategic merge patch must be a JSON object",
@@ -53,7 +53,7 @@ fn json_eq(a: &Value, b: &Value) -> bool {
 }
 
 /// A value from a patch placed where the object has nothing: directives and nulls go.
-fn fresh(patch: Value, shape: Shape) -> Result<Value, ApiError> {
+fn fresh(patch: Value, shape: Shape<'_>) -> Result<Value, ApiError> {
     match patch {
         Value::Object(p) => merge_map(Map::new(), p, shape).map(Value::Object),
         Value::Array(items) => {
@@ -73,7 +73,7 @@ fn fresh(patch: Value, shape: Shape) -> Result<Value, ApiError> {
 fn merge_map(
     mut original: Map<String, Value>,
     mut patch: Map<String, Value>,
-    shape: Shape,
+    shape: Shape<'_>,
 ) -> Result<Map<String, Value>, ApiError> {
     if let Some(directive) = patch.remove(DIRECTIVE) {
         return match directive.as_str() {
@@ -177,7 +177,7 @@ fn retain_keys(
 fn set_element_order(
     original: &mut Map<String, Value>,
     patch: &mut Map<String, Value>,
-    shape: Shape,
+    shape: Shape<'_>,
 ) -> Result<(), ApiError> {
     let keys: Vec<String> = patch
         .keys()
@@ -296,7 +296,7 @@ fn merge_slice(
     mut original: Vec<Value>,
     mut patch: Vec<Value>,
     key: Option<&str>,
-    item_shape: Shape,
+    item_shape: Shape<'_>,
 ) -> Result<Vec<Value>, ApiError> {
     if original.is_empty() && patch.is_empty() {
         return Ok(original);
@@ -435,7 +435,7 @@ mod tests {
     use crate::type_schema::root;
     use serde_json::json;
 
-    fn pod() -> Shape {
+    fn pod() -> Shape<'static> {
         root("", "Pod").unwrap()
     }
 

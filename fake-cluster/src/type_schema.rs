@@ -16,9 +16,11 @@
 //! keyed by `containerPort` and `protocol` (default `TCP`) in server-side apply; a Job's
 //! `status.conditions` merge by `type` in a patch but are atomic for apply.
 
+use serde_json::Value;
+
 /// The merge semantics of one value.
 #[derive(Debug, Clone, Copy)]
-pub enum Shape {
+pub enum Shape<'a> {
     /// Built-in content with nothing special: objects merge field by field, lists are
     /// atomic.
     Plain,
@@ -28,31 +30,71 @@ pub enum Shape {
     /// Replaced, and owned, as a whole.
     Atomic,
     /// A struct whose listed fields have their own shapes; the others are plain.
-    Struct(&'static [(&'static str, Shape)]),
+    Struct(&'a [(&'a str, Shape<'a>)]),
     /// A list with merge semantics.
-    List(&'static ListShape),
+    List(&'a ListShape<'a>),
+    /// A value described by a structural OpenAPI v3 schema (a custom resource's):
+    /// `properties`, `additionalProperties`, `items`, `x-kubernetes-list-type` (`atomic`,
+    /// the default, `set`, `map` with `x-kubernetes-list-map-keys`) and
+    /// `x-kubernetes-map-type: atomic`.
+    Schema(&'a Value),
+    /// A whole custom resource: its standard metadata, the rest by its schema.
+    CustomRoot(&'a Value),
 }
 
 /// A list with merge semantics.
 #[derive(Debug, Clone, Copy)]
-pub struct ListShape {
+pub struct ListShape<'a> {
     /// How server-side apply treats it.
-    pub apply: ListType,
+    pub apply: ListType<'a>,
     /// How a strategic merge patch treats it.
     pub patch: PatchStrategy,
     /// The shape of each item.
-    pub item: Shape,
+    pub item: Shape<'a>,
 }
 
 /// `x-kubernetes-list-type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListType {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ListType<'a> {
     /// Replaced whole.
     Atomic,
     /// A set of scalars.
     Set,
     /// Items identified by these key fields, each with its default when the item omits it.
-    Map(&'static [(&'static str, Option<&'static str>)]),
+    Map(&'a [(&'a str, Option<&'a str>)]),
+    /// Items identified by the key fields a schema names (`x-kubernetes-list-map-keys`),
+    /// with the defaults of the item schema's properties.
+    SchemaMap {
+        /// The key names.
+        keys: &'a [Value],
+        /// The items' schema.
+        item: &'a Value,
+    },
+}
+
+impl ListType<'_> {
+    /// The key fields and their defaults.
+    pub fn keys(&self) -> Vec<(String, Option<Value>)> {
+        match self {
+            ListType::Map(keys) => keys
+                .iter()
+                .map(|(k, d)| ((*k).to_owned(), d.map(|d| Value::String(d.to_owned()))))
+                .collect(),
+            ListType::SchemaMap { keys, item } => keys
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|k| {
+                    let default = item
+                        .get("properties")
+                        .and_then(|p| p.get(k))
+                        .and_then(|p| p.get("default"))
+                        .cloned();
+                    (k.to_owned(), default)
+                })
+                .collect(),
+            ListType::Atomic | ListType::Set => Vec::new(),
+        }
+    }
 }
 
 /// `patchStrategy` (with `patchMergeKey`).
@@ -66,9 +108,9 @@ pub enum PatchStrategy {
     MergeKey(&'static str),
 }
 
-impl Shape {
+impl<'a> Shape<'a> {
     /// The shape of field `name` of an object of this shape.
-    pub fn field(self, name: &str) -> Shape {
+    pub fn field(self, name: &str) -> Shape<'a> {
         match self {
             Shape::Struct(fields) => fields
                 .iter()
@@ -77,13 +119,66 @@ impl Shape {
             Shape::Deduced => Shape::Deduced,
             Shape::Atomic => Shape::Atomic,
             Shape::Plain | Shape::List(_) => Shape::Plain,
+            Shape::CustomRoot(_) if name == "metadata" => OBJECT_META,
+            Shape::Schema(s) | Shape::CustomRoot(s) => {
+                match s.get("properties").and_then(|p| p.get(name)) {
+                    Some(p) => Shape::Schema(p),
+                    None => match s.get("additionalProperties") {
+                        Some(a) if a.is_object() => Shape::Schema(a),
+                        _ => Shape::Deduced,
+                    },
+                }
+            }
+        }
+    }
+
+    /// Whether `name` is a declared field (not a key of a map) of an object of this shape.
+    pub fn declares(self, name: &str) -> bool {
+        match self {
+            Shape::Deduced => false,
+            Shape::Schema(s) | Shape::CustomRoot(s) => {
+                s.get("properties").and_then(|p| p.get(name)).is_some()
+                    || (matches!(self, Shape::CustomRoot(_))
+                        && matches!(name, "apiVersion" | "kind" | "metadata"))
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether values of this shape are replaced and owned whole.
+    pub fn is_atomic(self) -> bool {
+        match self {
+            Shape::Atomic => true,
+            Shape::Schema(s) => {
+                s.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic")
+            }
+            _ => false,
         }
     }
 
     /// The list semantics of a value of this shape, if it is a list with any.
-    pub fn list(self) -> Option<&'static ListShape> {
+    pub fn list(self) -> Option<ListShape<'a>> {
         match self {
-            Shape::List(l) => Some(l),
+            Shape::List(l) => Some(*l),
+            Shape::Schema(s) if s.get("items").is_some() => {
+                let item = s.get("items").unwrap_or(&Value::Null);
+                let apply = match s.get("x-kubernetes-list-type").and_then(Value::as_str) {
+                    Some("set") => ListType::Set,
+                    Some("map") => ListType::SchemaMap {
+                        keys: s
+                            .get("x-kubernetes-list-map-keys")
+                            .and_then(Value::as_array)
+                            .map_or(&[], Vec::as_slice),
+                        item,
+                    },
+                    _ => ListType::Atomic,
+                };
+                Some(ListShape {
+                    apply,
+                    patch: PatchStrategy::Replace,
+                    item: Shape::Schema(item),
+                })
+            }
             _ => None,
         }
     }
@@ -92,8 +187,8 @@ impl Shape {
 const fn keyed(
     key: &'static str,
     keys: &'static [(&'static str, Option<&'static str>)],
-    item: Shape,
-) -> ListShape {
+    item: Shape<'static>,
+) -> ListShape<'static> {
     ListShape {
         apply: ListType::Map(keys),
         patch: PatchStrategy::MergeKey(key),
@@ -106,29 +201,29 @@ const BY_TYPE: &[(&str, Option<&str>)] = &[("type", None)];
 const BY_IP: &[(&str, Option<&str>)] = &[("ip", None)];
 
 /// A list that is a set for both (`patchStrategy: merge`, `+listType=set`).
-const MERGED_SET: ListShape = ListShape {
+const MERGED_SET: ListShape<'static> = ListShape {
     apply: ListType::Set,
     patch: PatchStrategy::MergePrimitives,
     item: Shape::Plain,
 };
 /// `+listType=set` without a patch strategy: a set for apply, replaced by a patch.
-const APPLY_SET: ListShape = ListShape {
+const APPLY_SET: ListShape<'static> = ListShape {
     apply: ListType::Set,
     patch: PatchStrategy::Replace,
     item: Shape::Plain,
 };
-const CONDITIONS: ListShape = keyed("type", BY_TYPE, Shape::Plain);
+const CONDITIONS: ListShape<'static> = keyed("type", BY_TYPE, Shape::Plain);
 
-const OWNER_REFERENCES: ListShape = keyed("uid", &[("uid", None)], Shape::Atomic);
+const OWNER_REFERENCES: ListShape<'static> = keyed("uid", &[("uid", None)], Shape::Atomic);
 
 /// `ObjectMeta`.
-pub const OBJECT_META: Shape = Shape::Struct(&[
+pub const OBJECT_META: Shape<'static> = Shape::Struct(&[
     ("finalizers", Shape::List(&MERGED_SET)),
     ("ownerReferences", Shape::List(&OWNER_REFERENCES)),
     ("managedFields", Shape::Atomic),
 ]);
 
-const ENV_VAR: Shape = Shape::Struct(&[(
+const ENV_VAR: Shape<'static> = Shape::Struct(&[(
     "valueFrom",
     Shape::Struct(&[
         ("configMapKeyRef", Shape::Atomic),
@@ -138,21 +233,22 @@ const ENV_VAR: Shape = Shape::Struct(&[(
     ]),
 )]);
 
-const ENV: ListShape = keyed("name", BY_NAME, ENV_VAR);
-const CONTAINER_PORTS: ListShape = keyed(
+const ENV: ListShape<'static> = keyed("name", BY_NAME, ENV_VAR);
+const CONTAINER_PORTS: ListShape<'static> = keyed(
     "containerPort",
     &[("containerPort", None), ("protocol", Some("TCP"))],
     Shape::Plain,
 );
-const VOLUME_MOUNTS: ListShape = keyed("mountPath", &[("mountPath", None)], Shape::Plain);
-const VOLUME_DEVICES: ListShape = keyed("devicePath", &[("devicePath", None)], Shape::Plain);
-const RESOURCE_CLAIMS: ListShape = ListShape {
+const VOLUME_MOUNTS: ListShape<'static> = keyed("mountPath", &[("mountPath", None)], Shape::Plain);
+const VOLUME_DEVICES: ListShape<'static> =
+    keyed("devicePath", &[("devicePath", None)], Shape::Plain);
+const RESOURCE_CLAIMS: ListShape<'static> = ListShape {
     apply: ListType::Map(BY_NAME),
     patch: PatchStrategy::Replace,
     item: Shape::Plain,
 };
 
-const CONTAINER: Shape = Shape::Struct(&[
+const CONTAINER: Shape<'static> = Shape::Struct(&[
     ("env", Shape::List(&ENV)),
     ("ports", Shape::List(&CONTAINER_PORTS)),
     ("volumeMounts", Shape::List(&VOLUME_MOUNTS)),
@@ -163,19 +259,19 @@ const CONTAINER: Shape = Shape::Struct(&[
     ),
 ]);
 
-const CONTAINERS: ListShape = keyed("name", BY_NAME, CONTAINER);
-const VOLUMES: ListShape = keyed("name", BY_NAME, Shape::Plain);
-const IMAGE_PULL_SECRETS: ListShape = keyed("name", BY_NAME, Shape::Atomic);
-const HOST_ALIASES: ListShape = keyed("ip", BY_IP, Shape::Plain);
-const TOPOLOGY_SPREAD: ListShape = keyed(
+const CONTAINERS: ListShape<'static> = keyed("name", BY_NAME, CONTAINER);
+const VOLUMES: ListShape<'static> = keyed("name", BY_NAME, Shape::Plain);
+const IMAGE_PULL_SECRETS: ListShape<'static> = keyed("name", BY_NAME, Shape::Atomic);
+const HOST_ALIASES: ListShape<'static> = keyed("ip", BY_IP, Shape::Plain);
+const TOPOLOGY_SPREAD: ListShape<'static> = keyed(
     "topologyKey",
     &[("topologyKey", None), ("whenUnsatisfiable", None)],
     Shape::Plain,
 );
-const NAMED: ListShape = keyed("name", BY_NAME, Shape::Plain);
+const NAMED: ListShape<'static> = keyed("name", BY_NAME, Shape::Plain);
 
 /// `PodSpec`.
-pub const POD_SPEC: Shape = Shape::Struct(&[
+pub const POD_SPEC: Shape<'static> = Shape::Struct(&[
     ("containers", Shape::List(&CONTAINERS)),
     ("initContainers", Shape::List(&CONTAINERS)),
     ("ephemeralContainers", Shape::List(&CONTAINERS)),
@@ -188,28 +284,29 @@ pub const POD_SPEC: Shape = Shape::Struct(&[
     ("nodeSelector", Shape::Atomic),
 ]);
 
-const IPS: ListShape = keyed("ip", BY_IP, Shape::Plain);
+const IPS: ListShape<'static> = keyed("ip", BY_IP, Shape::Plain);
 
-const POD_STATUS: Shape = Shape::Struct(&[
+const POD_STATUS: Shape<'static> = Shape::Struct(&[
     ("conditions", Shape::List(&CONDITIONS)),
     ("podIPs", Shape::List(&IPS)),
     ("hostIPs", Shape::List(&IPS)),
     ("resourceClaimStatuses", Shape::List(&NAMED)),
 ]);
 
-const POD_TEMPLATE_SPEC: Shape = Shape::Struct(&[("metadata", OBJECT_META), ("spec", POD_SPEC)]);
+const POD_TEMPLATE_SPEC: Shape<'static> =
+    Shape::Struct(&[("metadata", OBJECT_META), ("spec", POD_SPEC)]);
 
 /// Job conditions: merged by type in a patch, atomic for apply (`+listType=atomic`).
-const JOB_CONDITIONS: ListShape = ListShape {
+const JOB_CONDITIONS: ListShape<'static> = ListShape {
     apply: ListType::Atomic,
     patch: PatchStrategy::MergeKey("type"),
     item: Shape::Plain,
 };
 
-const JOB_SPEC: Shape =
+const JOB_SPEC: Shape<'static> =
     Shape::Struct(&[("selector", Shape::Atomic), ("template", POD_TEMPLATE_SPEC)]);
 
-const JOB_STATUS: Shape = Shape::Struct(&[
+const JOB_STATUS: Shape<'static> = Shape::Struct(&[
     ("conditions", Shape::List(&JOB_CONDITIONS)),
     (
         "uncountedTerminatedPods",
@@ -220,20 +317,20 @@ const JOB_STATUS: Shape = Shape::Struct(&[
     ),
 ]);
 
-const SERVICE_ACCOUNT_SECRETS: ListShape = keyed("name", BY_NAME, Shape::Atomic);
+const SERVICE_ACCOUNT_SECRETS: ListShape<'static> = keyed("name", BY_NAME, Shape::Atomic);
 
-const ADDRESSES: ListShape = keyed("type", BY_TYPE, Shape::Plain);
-const NODE_SPEC: Shape = Shape::Struct(&[("podCIDRs", Shape::List(&MERGED_SET))]);
-const NODE_STATUS: Shape = Shape::Struct(&[
+const ADDRESSES: ListShape<'static> = keyed("type", BY_TYPE, Shape::Plain);
+const NODE_SPEC: Shape<'static> = Shape::Struct(&[("podCIDRs", Shape::List(&MERGED_SET))]);
+const NODE_STATUS: Shape<'static> = Shape::Struct(&[
     ("addresses", Shape::List(&ADDRESSES)),
     ("conditions", Shape::List(&CONDITIONS)),
 ]);
 
-const NAMESPACE_STATUS: Shape = Shape::Struct(&[("conditions", Shape::List(&CONDITIONS))]);
+const NAMESPACE_STATUS: Shape<'static> = Shape::Struct(&[("conditions", Shape::List(&CONDITIONS))]);
 
 /// The shape of a whole object of a built-in kind, `None` for kinds the table does not
 /// know (custom resources).
-pub fn root(group: &str, kind: &str) -> Option<Shape> {
+pub fn root(group: &str, kind: &str) -> Option<Shape<'static>> {
     let shape = match (group, kind) {
         ("", "Pod") => Shape::Struct(&[
             ("metadata", OBJECT_META),
@@ -277,16 +374,20 @@ pub fn root(group: &str, kind: &str) -> Option<Shape> {
     Some(shape)
 }
 
-/// The shape of a whole object of any kind: the built-in table, or [`Shape::Deduced`]
-/// content with the standard metadata for kinds it does not know.
-pub fn root_or_deduced(group: &str, kind: &str) -> Shape {
-    root(group, kind).unwrap_or(Shape::Struct(&[
-        ("metadata", OBJECT_META),
-        ("apiVersion", Shape::Plain),
-        ("kind", Shape::Plain),
-        ("spec", Shape::Deduced),
-        ("status", Shape::Deduced),
-    ]))
+/// The shape of a whole object: the built-in table; for other kinds (custom resources)
+/// their schema, or [`Shape::Deduced`] content when they have none.
+pub fn root_or_custom<'a>(group: &str, kind: &str, schema: Option<&'a Value>) -> Shape<'a> {
+    if let Some(shape) = root(group, kind) {
+        return shape;
+    }
+    match schema {
+        Some(s) => Shape::CustomRoot(s),
+        None => Shape::Struct(&[
+            ("metadata", OBJECT_META),
+            ("spec", Shape::Deduced),
+            ("status", Shape::Deduced),
+        ]),
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,14 @@ async fn apply(cms: &Api<ConfigMap>, manager: &str, data: Value) -> kube::Result
         .await
 }
 
+/// The Status of an API error.
+fn api_status(err: kube::Error) -> Box<kube::core::Status> {
+    match err {
+        kube::Error::Api(status) => status,
+        other => panic!("not an API error: {other:?}"),
+    }
+}
+
 fn now(cluster: &FakeCluster) -> String {
     cluster.store().clock().now_rfc3339_seconds()
 }
@@ -102,9 +110,7 @@ async fn a_conflict_is_a_409_with_the_real_message_and_force_takes_the_field() {
     .await
     .unwrap();
     let err = apply(&cms, "beta", json!({"a": "2"})).await.unwrap_err();
-    let kube::Error::Api(status) = err else {
-        panic!("{err:?}")
-    };
+    let status = api_status(err);
     assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
     assert_eq!(
         status.message,
@@ -119,9 +125,7 @@ async fn a_conflict_is_a_409_with_the_real_message_and_force_takes_the_field() {
     let err = apply(&cms, "beta", json!({"a": "2", "b": "2", "c": "2"}))
         .await
         .unwrap_err();
-    let kube::Error::Api(status) = err else {
-        panic!("{err:?}")
-    };
+    let status = api_status(err);
     assert_eq!(
         status.message,
         "Apply failed with 3 conflicts: conflicts with \"alpha\":\n- .data.a\n- .data.b\nconflicts with \"editor\" using v1:\n- .data.c"
@@ -260,9 +264,7 @@ async fn apply_on_pods_and_jobs_merges_lists_by_key() {
         )
         .await
         .unwrap_err();
-    let kube::Error::Api(status) = err else {
-        panic!("{err:?}")
-    };
+    let status = api_status(err);
     assert_eq!(
         status.message,
         "Apply failed with 1 conflict: conflict with \"ops\": .spec.template.spec.containers[name=\"main\"].image"
@@ -289,9 +291,7 @@ async fn apply_on_pods_and_jobs_merges_lists_by_key() {
         )
         .await
         .unwrap_err();
-    let kube::Error::Api(status) = err else {
-        panic!("{err:?}")
-    };
+    let status = api_status(err);
     assert_eq!(
         status.message,
         "Apply failed with 1 conflict: conflict with \"ops\": .spec.tolerations"
@@ -363,9 +363,7 @@ async fn apply_needs_a_field_manager_and_the_right_version() {
         .request::<ConfigMap>(send("", cm(json!({"a": "1"}))))
         .await
         .unwrap_err();
-    let kube::Error::Api(status) = err else {
-        panic!("{err:?}")
-    };
+    let status = api_status(err);
     assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
     assert_eq!(
         status.message,
@@ -377,9 +375,7 @@ async fn apply_needs_a_field_manager_and_the_right_version() {
         .request::<ConfigMap>(send("?fieldManager=m", wrong))
         .await
         .unwrap_err();
-    let kube::Error::Api(status) = err else {
-        panic!("{err:?}")
-    };
+    let status = api_status(err);
     assert_eq!(
         (status.code, status.message.as_str()),
         (
@@ -397,9 +393,7 @@ async fn apply_needs_a_field_manager_and_the_right_version() {
         .request::<ConfigMap>(req)
         .await
         .unwrap_err();
-    let kube::Error::Api(status) = err else {
-        panic!("{err:?}")
-    };
+    let status = api_status(err);
     assert_eq!(
         status.message,
         "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch"
@@ -432,9 +426,7 @@ async fn the_first_apply_to_an_unmanaged_object_conflicts_with_before_first_appl
         .unwrap();
     assert!(created.metadata.managed_fields.is_none());
     let err = apply(&cms, "m", json!({"a": "2"})).await.unwrap_err();
-    let kube::Error::Api(status) = err else {
-        panic!("{err:?}")
-    };
+    let status = api_status(err);
     assert_eq!(
         status.message,
         "Apply failed with 1 conflict: conflict with \"before-first-apply\" using v1: .data.a"
@@ -446,4 +438,101 @@ async fn the_first_apply_to_an_unmanaged_object_conflicts_with_before_first_appl
         .map(|(m, _)| m)
         .collect();
     assert_eq!(managers, ["m", "before-first-apply"]);
+}
+
+#[tokio::test]
+async fn custom_resources_merge_lists_as_their_schema_says() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    use kube::runtime::wait::{await_condition, conditions};
+    let cluster = cluster().await;
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "rules": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "port": {"type": "integer"}}}},
+        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "hosts": {"type": "array", "items": {"type": "string"}}}}}});
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "routes.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "routes", "singular": "route", "kind": "Route"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": schema}}]}});
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
+    crds.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd).unwrap(),
+    )
+    .await
+    .unwrap();
+    await_condition(crds, "routes.example.com", conditions::is_crd_established())
+        .await
+        .unwrap();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Route"),
+        "routes",
+    );
+    let routes: Api<DynamicObject> = Api::namespaced_with(cluster.client(), "default", &ar);
+    let route = |spec: Value| {
+        Patch::Apply(
+            json!({"apiVersion": "example.com/v1", "kind": "Route", "metadata": {"name": "r"}, "spec": spec}),
+        )
+    };
+    let first = routes
+        .patch(
+            "r",
+            &PatchParams::apply("alpha"),
+            &route(json!({"rules": [{"name": "a", "port": 1}], "tags": ["t1"], "hosts": ["x"]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        managed(&first)[0]["fieldsV1"],
+        json!({"f:spec": {"f:hosts": {}, "f:rules": {"k:{\"name\":\"a\"}": {".": {}, "f:name": {}, "f:port": {}}},
+            "f:tags": {"v:\"t1\"": {}}}})
+    );
+    // A map list and a set merge item by item; another manager's items stay.
+    let second = routes
+        .patch(
+            "r",
+            &PatchParams::apply("beta"),
+            &route(json!({"rules": [{"name": "b", "port": 2}], "tags": ["t2"]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        second.data["spec"],
+        json!({"rules": [{"name": "a", "port": 1}, {"name": "b", "port": 2}], "tags": ["t1", "t2"], "hosts": ["x"]})
+    );
+    // A list without a list type is atomic: replacing it conflicts with its owner.
+    let err = routes
+        .patch(
+            "r",
+            &PatchParams::apply("beta"),
+            &route(json!({"rules": [{"name": "b", "port": 2}], "tags": ["t2"], "hosts": ["y"]})),
+        )
+        .await
+        .unwrap_err();
+    let status = api_status(err);
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"alpha\": .spec.hosts"
+    );
+    // Strategic merge patch is not served for custom resources, as on a real server.
+    let err = routes
+        .patch(
+            "r",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"hosts": ["z"]}})),
+        )
+        .await
+        .unwrap_err();
+    let status = api_status(err);
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (
+            415,
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+        )
+    );
 }

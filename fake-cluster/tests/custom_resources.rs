@@ -758,3 +758,32 @@ async fn a_table_is_served_when_asked_for_and_plain_json_otherwise() {
     assert_eq!(get(None, "").await["kind"], "WidgetList");
     assert_eq!(get(Some("application/json"), "/w").await["kind"], "Widget");
 }
+
+#[tokio::test]
+async fn any_static_resource_type_can_be_served_with_a_schema_given_in_code() {
+    let cluster = FakeCluster::builder().build().await.unwrap();
+    let schema = json!({"type": "object", "properties": {
+        "spec": {"type": "object", "required": ["size"], "properties": {
+            "size": {"type": "integer", "maximum": 10}, "replicas": {"type": "integer"}}}}});
+    let crd = cluster.register_resource::<Widget>(false, schema).unwrap();
+    assert_eq!(crd["spec"]["scope"], "Cluster");
+    assert_eq!(crd["metadata"]["name"], "widgets.example.com");
+    let widgets: Api<Widget> = Api::all(cluster.client());
+    widgets
+        .create(&PostParams::default(), &widget("small", 2))
+        .await
+        .unwrap();
+    let e = api_error(
+        widgets
+            .create(&PostParams::default(), &widget("big", 11))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message
+            .contains("spec.size in body should be less than or equal to 10"),
+        "{}",
+        e.message
+    );
+}

@@ -87,6 +87,13 @@ async fn kubectl_applies_a_definition_and_its_objects_and_prints_their_columns()
         k.ok(&["apply", "-f", &crd]).await.trim(),
         "customresourcedefinition.apiextensions.k8s.io/gadgets.example.com created"
     );
+    // Discovery shows the new resource.
+    let resources = rows(&k.ok(&["api-resources", "--api-group=example.com"]).await);
+    assert_eq!(
+        resources[1],
+        ["gadgets", "gd", "example.com/v1", "true", "Gadget"],
+        "{resources:?}"
+    );
     let g1 = k.file("g1.yaml", &gadget("g1", 3, "red"));
     assert_eq!(
         k.ok(&["apply", "-f", &g1]).await.trim(),

@@ -72,7 +72,8 @@ pub fn api_groups(registry: &Registry) -> Value {
 
 /// Whether `gv` (`v1`, `batch/v1`) is served.
 pub fn serves_group_version(registry: &Registry, gv: &str) -> bool {
-    registry.all().iter().any(|r| r.api_version() == gv)
+    let (group, version) = gv.rsplit_once('/').unwrap_or(("", gv));
+    registry.any(|r| r.group == group && r.version == version)
 }
 
 /// The APIResourceList of one group version.

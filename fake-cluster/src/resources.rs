@@ -382,6 +382,11 @@ impl Registry {
         out
     }
 
+    /// Whether any served resource satisfies `pred` (without copying the table).
+    pub fn any(&self, pred: impl Fn(&ResourceDef) -> bool) -> bool {
+        BUILTINS.iter().any(|r| pred(r)) || self.custom().iter().any(|r| pred(r))
+    }
+
     /// Finds a resource by group, version and plural.
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<ResourceRef> {
         if let Some(b) = builtin(group, version, plural) {

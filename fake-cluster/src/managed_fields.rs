@@ -26,6 +26,35 @@
 //!   annotation, where the object still has those values), and keeps that annotation in
 //!   step with what it applies.
 //!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use cmdreporter_fake_cluster::FakeCluster;
+//! use k8s_openapi::api::core::v1::ConfigMap;
+//! use kube::api::{Api, Patch, PatchParams};
+//! use serde_json::json;
+//!
+//! let cluster = FakeCluster::builder().build().await?;
+//! let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+//! let cfg = |v: &str| Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+//!     "metadata": {"name": "cfg"}, "data": {"k": v}}));
+//! // The apply creates the object; its manager owns `data.k`.
+//! let cm = cms.patch("cfg", &PatchParams::apply("alpha"), &cfg("1")).await?;
+//! let entry = &cm.metadata.managed_fields.unwrap()[0];
+//! assert_eq!((entry.manager.as_deref(), entry.operation.as_deref()), (Some("alpha"), Some("Apply")));
+//! assert_eq!(entry.fields_v1.as_ref().unwrap().0, json!({"f:data": {"f:k": {}}}));
+//! // Another manager changing it is a conflict...
+//! let err = cms.patch("cfg", &PatchParams::apply("beta"), &cfg("2")).await.unwrap_err();
+//! let kube::Error::Api(status) = err else { panic!() };
+//! assert_eq!(status.code, 409);
+//! assert_eq!(status.message, "Apply failed with 1 conflict: conflict with \"alpha\": .data.k");
+//! // ...unless it forces, and takes the field over.
+//! let cm = cms.patch("cfg", &PatchParams::apply("beta").force(), &cfg("2")).await?;
+//! assert_eq!(cm.data.unwrap()["k"], "2");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Not done: the cap of 10 Update managers (older ones merged into `ancient-changes`) and
 //! conversion of managed fields between versions of a resource.
 

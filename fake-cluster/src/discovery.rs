@@ -133,7 +133,54 @@ fn operation(def: &ResourceDef, action: &str, write: bool) -> Value {
     op
 }
 
+/// The schema of a kind: a stub for built-in kinds; a custom resource's
+/// `openAPIV3Schema` with `apiVersion`, `kind` and `metadata`, as the apiextensions server
+/// publishes it (so `kubectl explain` describes its fields).
+fn object_schema(def: &ResourceDef) -> Value {
+    let gvk = json!([{"group": def.group, "version": def.version, "kind": def.kind}]);
+    let Some(custom) = &def.custom else {
+        return json!({
+            "type": "object",
+            "description": format!("{} of the fake cluster", def.kind),
+            "x-kubernetes-group-version-kind": gvk,
+        });
+    };
+    let mut schema = custom
+        .schema
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(|| json!({"type": "object"}));
+    if let Some(m) = schema.as_object_mut() {
+        m.insert("x-kubernetes-group-version-kind".into(), gvk);
+        let props = m.entry("properties").or_insert_with(|| json!({}));
+        for (k, v) in [
+            (
+                "apiVersion",
+                json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}),
+            ),
+            (
+                "kind",
+                json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}),
+            ),
+            (
+                "metadata",
+                json!({"type": "object", "description": "Standard object's metadata."}),
+            ),
+        ] {
+            if let Some(p) = props.as_object_mut() {
+                p.entry(k).or_insert(v);
+            }
+        }
+    }
+    schema
+}
+
 fn schema_name(def: &ResourceDef) -> String {
+    if def.custom.is_some() {
+        // `com.example.v1.Widget` for `example.com/v1` Widgets.
+        let reversed: Vec<&str> = def.group.split('.').rev().collect();
+        return format!("{}.{}.{}", reversed.join("."), def.version, def.kind);
+    }
     let group = match def.group.as_str() {
         "" => "core",
         "events.k8s.io" => "events",
@@ -175,14 +222,7 @@ pub fn openapi_v3_group_version(registry: &Registry, path: &str) -> Option<Value
                 "delete": operation(def, "delete", true),
             }),
         );
-        schemas.insert(
-            schema_name(def),
-            json!({
-                "type": "object",
-                "description": format!("{} of the fake cluster", def.kind),
-                "x-kubernetes-group-version-kind": [{"group": def.group, "version": def.version, "kind": def.kind}],
-            }),
-        );
+        schemas.insert(schema_name(def), object_schema(def));
     }
     let (major, minor) = SERVER_VERSION;
     Some(json!({

@@ -192,6 +192,18 @@ async fn kubectl_applies_a_definition_and_its_objects_and_prints_their_columns()
         "{seen:?}"
     );
 
+    // kubectl explain reads the definition's schema from the served OpenAPI.
+    let explained = k.ok(&["explain", "gadgets.spec"]).await;
+    assert!(
+        explained
+            .lines()
+            .any(|l| l.split_whitespace().eq(["KIND:", "Gadget"])),
+        "{explained}"
+    );
+    for field in ["size\t<integer> -required-", "colour\t<string>"] {
+        assert!(explained.contains(field), "{field:?} in {explained}");
+    }
+
     // The schema is enforced for kubectl too.
     let bad = k.file(
         "bad.yaml",

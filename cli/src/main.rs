@@ -108,6 +108,13 @@ struct RbacArgs {
     /// The service account of the errands' pods (configmap transport).
     #[arg(long, value_name = "SA", default_value = "cmdreporter-courier")]
     pod_service_account: String,
+    /// ClusterRole and ClusterRoleBinding for an operator running errands in several
+    /// namespaces (the courier's ClusterRole bound in each errand namespace).
+    #[arg(long)]
+    cluster_wide: bool,
+    /// With --cluster-wide: a namespace errands run in (repeatable; default: --namespace).
+    #[arg(long, value_name = "NS", requires = "cluster_wide")]
+    errand_namespace: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +243,8 @@ async fn main_async(raw: Vec<String>) -> i32 {
                 namespace: a.namespace,
                 service_account: a.service_account,
                 pod_service_account: a.pod_service_account,
+                cluster_wide: a.cluster_wide,
+                errand_namespaces: a.errand_namespace,
             };
             match rbac::render(&opts) {
                 Ok(yaml) => {

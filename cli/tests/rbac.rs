@@ -7,7 +7,7 @@ mod common;
 
 use common::{assert_code, assert_error_line, cmdreporter, stdout};
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use serde_json::Value;
 
 #[derive(Default)]
@@ -15,6 +15,8 @@ struct Parsed {
     accounts: Vec<ServiceAccount>,
     roles: Vec<Role>,
     bindings: Vec<RoleBinding>,
+    cluster_roles: Vec<ClusterRole>,
+    cluster_bindings: Vec<ClusterRoleBinding>,
 }
 
 fn parse(yaml: &str) -> Parsed {
@@ -25,6 +27,10 @@ fn parse(yaml: &str) -> Parsed {
             "ServiceAccount" => p.accounts.push(serde_json::from_value(doc).unwrap()),
             "Role" => p.roles.push(serde_json::from_value(doc).unwrap()),
             "RoleBinding" => p.bindings.push(serde_json::from_value(doc).unwrap()),
+            "ClusterRole" => p.cluster_roles.push(serde_json::from_value(doc).unwrap()),
+            "ClusterRoleBinding" => p
+                .cluster_bindings
+                .push(serde_json::from_value(doc).unwrap()),
             other => panic!("unexpected kind {other}"),
         }
     }
@@ -32,13 +38,17 @@ fn parse(yaml: &str) -> Parsed {
 }
 
 fn rules(role: &Role) -> Vec<(String, String, Vec<String>)> {
+    flatten(role.rules.clone().unwrap())
+}
+
+fn flatten(list: Vec<PolicyRule>) -> Vec<(String, String, Vec<String>)> {
     let mut out = Vec::new();
     for PolicyRule {
         api_groups,
         resources,
         verbs,
         ..
-    } in role.rules.clone().unwrap()
+    } in list
     {
         for g in api_groups.unwrap() {
             for r in resources.clone().unwrap() {
@@ -127,4 +137,63 @@ fn logs_rbac_gives_the_pod_nothing() {
 fn an_unknown_transport_exits_125() {
     let o = cmdreporter(&["rbac", "--transport", "smoke"]);
     assert_error_line(&o, "unknown transport \"smoke\"");
+}
+
+#[test]
+fn cluster_wide_rbac_gives_cluster_roles_and_binds_the_courier_per_namespace() {
+    let p = rbac(&[
+        "--cluster-wide",
+        "-n",
+        "ops",
+        "--errand-namespace",
+        "team-a",
+        "--errand-namespace",
+        "team-b",
+    ]);
+    assert!(p.roles.is_empty(), "no namespaced Role");
+    assert_eq!(p.cluster_roles.len(), 2);
+    let (operator, courier) = (&p.cluster_roles[0], &p.cluster_roles[1]);
+    assert!(operator.metadata.namespace.is_none());
+    assert_eq!(
+        flatten(operator.rules.clone().unwrap()),
+        flatten(cmdreporter_cli::rbac::operator_rules("configmap").unwrap())
+    );
+    assert_eq!(
+        flatten(courier.rules.clone().unwrap()),
+        vec![("".into(), "configmaps".into(), v(&["create", "get"]))]
+    );
+    // The operator: one ClusterRoleBinding to its account in its namespace.
+    assert_eq!(p.cluster_bindings.len(), 1);
+    let b = &p.cluster_bindings[0];
+    assert_eq!(
+        (b.role_ref.kind.as_str(), b.role_ref.name.as_str()),
+        ("ClusterRole", operator.metadata.name.as_deref().unwrap())
+    );
+    let subject = &b.subjects.as_ref().unwrap()[0];
+    assert_eq!(
+        (subject.name.as_str(), subject.namespace.as_deref()),
+        ("cmdreporter-operator", Some("ops"))
+    );
+    // The courier: its account and a RoleBinding to the ClusterRole in each errand
+    // namespace, never a ClusterRoleBinding.
+    let ns_of = |a: &ServiceAccount| a.metadata.namespace.clone().unwrap();
+    let accounts: Vec<String> = p.accounts.iter().map(ns_of).collect();
+    assert_eq!(accounts, ["ops", "team-a", "team-b"]);
+    assert_eq!(p.bindings.len(), 2);
+    for (b, ns) in p.bindings.iter().zip(["team-a", "team-b"]) {
+        assert_eq!(b.metadata.namespace.as_deref(), Some(ns));
+        assert_eq!(b.role_ref.kind, "ClusterRole");
+        assert_eq!(b.role_ref.name, courier.metadata.name.clone().unwrap());
+        let s = &b.subjects.as_ref().unwrap()[0];
+        assert_eq!(
+            (s.name.as_str(), s.namespace.as_deref()),
+            ("cmdreporter-courier", Some(ns))
+        );
+    }
+}
+
+#[test]
+fn an_invalid_errand_namespace_is_named() {
+    let o = cmdreporter(&["rbac", "--cluster-wide", "--errand-namespace", "Team_A"]);
+    assert_error_line(&o, "--errand-namespace \"Team_A\"");
 }

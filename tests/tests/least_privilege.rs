@@ -1,7 +1,9 @@
 //! Least privilege, proven on the fake cluster with authorization on: each transport's
 //! whole flow (run, start/poll, and the retries after lost responses) passes with exactly
 //! the roles `cmdreporter rbac` prints, the operator side acting as its own service
-//! account; without any one verb it fails with a Forbidden error naming it. Pod Security:
+//! account; without any one verb it fails with a Forbidden error naming it. Both for the
+//! namespaced Roles and for `--cluster-wide` (the objects it prints applied as they are,
+//! the operator in its own namespace running errands in two others). Pod Security:
 //! the default spec with `run_as_non_root` is admitted in a `restricted` namespace, a spec
 //! that breaks the level is a pod-rejected error within seconds.
 
@@ -10,7 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cmdreporter_cli::rbac::{operator_rules, pod_rules};
+use cmdreporter_cli::rbac::{
+    Manifest, RbacOptions, operator_objects, operator_rules, pod_objects, pod_rules,
+};
 use cmdreporter_core::{Error, ExitStatus, JobRunner, Outcome, Request, RunStatus, Runner};
 use cmdreporter_fake_cluster::faults::{Fault, FaultPlan};
 use cmdreporter_fake_cluster::resources::{ResourceDef, well_known};
@@ -18,12 +22,17 @@ use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::{AdmissionCheck, ApiError, FakeCluster, ScriptedImage, rbac};
 use cmdreporter_tests::{Transport, leftovers, scripted_runtime, wait_for_store};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const IMAGE: &str = "tools:1.0";
 const NS: &str = "errands";
+/// With cluster-wide roles: the operator's namespace, and a second errand namespace.
+const OPS: &str = "operators";
+const NS_B: &str = "errands-b";
 const UNPULLABLE: &str = "missing:1.0";
 const REFUSED: &str = "refused:1.0";
 
@@ -56,15 +65,130 @@ fn tools() -> ScriptedImage {
     })
 }
 
-/// A cluster with authorization on, namespace `errands` and the two service accounts.
-async fn cluster(faults: Option<FaultPlan>) -> FakeCluster {
+/// A cluster with authorization on.
+async fn base(faults: Option<FaultPlan>) -> FakeCluster {
     let rt = scripted_runtime();
     rt.image(IMAGE, tools());
     let mut b = FakeCluster::builder().scripted(rt).rbac(true);
     if let Some(plan) = faults {
         b = b.faults(plan);
     }
-    let cluster = b.build().await.unwrap();
+    b.build().await.unwrap()
+}
+
+/// Where the roles live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Roles in `errands`, where the operator's and the courier's accounts are.
+    Namespace,
+    /// `cmdreporter rbac --cluster-wide`: the operator in `operators`, errands in
+    /// `errands` and `errands-b`.
+    Cluster,
+}
+
+impl Scope {
+    fn operator_namespace(self) -> &'static str {
+        match self {
+            Self::Namespace => NS,
+            Self::Cluster => OPS,
+        }
+    }
+
+    fn errand_namespaces(self) -> &'static [&'static str] {
+        match self {
+            Self::Namespace => &[NS],
+            Self::Cluster => &[NS, NS_B],
+        }
+    }
+}
+
+/// A cluster for `scope`: with cluster-wide roles only the namespaces (the printed objects
+/// bring the accounts).
+async fn scoped_cluster(scope: Scope, faults: Option<FaultPlan>) -> FakeCluster {
+    match scope {
+        Scope::Namespace => cluster(faults).await,
+        Scope::Cluster => {
+            let c = base(faults).await;
+            for ns in [OPS, NS, NS_B] {
+                c.create_namespace(ns);
+            }
+            c
+        }
+    }
+}
+
+/// Creates one printed object, as the admin.
+async fn apply(c: &FakeCluster, m: Manifest) {
+    let pp = PostParams::default();
+    let ns = |meta: &ObjectMeta| meta.namespace.clone().unwrap();
+    match m {
+        Manifest::ServiceAccount(o) => {
+            let api = Api::<ServiceAccount>::namespaced(c.client(), &ns(&o.metadata));
+            api.create(&pp, &o).await.map(|_| ())
+        }
+        Manifest::Role(o) => {
+            let api = Api::<Role>::namespaced(c.client(), &ns(&o.metadata));
+            api.create(&pp, &o).await.map(|_| ())
+        }
+        Manifest::RoleBinding(o) => {
+            let api = Api::<RoleBinding>::namespaced(c.client(), &ns(&o.metadata));
+            api.create(&pp, &o).await.map(|_| ())
+        }
+        Manifest::ClusterRole(o) => Api::<ClusterRole>::all(c.client())
+            .create(&pp, &o)
+            .await
+            .map(|_| ()),
+        Manifest::ClusterRoleBinding(o) => Api::<ClusterRoleBinding>::all(c.client())
+            .create(&pp, &o)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
+}
+
+/// Gives the operator `operator` and the courier `pod`: as Roles, or as the objects
+/// `cmdreporter rbac --cluster-wide` prints with their ClusterRoles' rules replaced.
+async fn install(
+    c: &FakeCluster,
+    scope: Scope,
+    t: Transport,
+    operator: &[PolicyRule],
+    pod: &[PolicyRule],
+) {
+    if scope == Scope::Namespace {
+        grant(c, "cmdreporter-operator", OPERATOR, operator.to_vec()).await;
+        if !pod.is_empty() {
+            grant(c, "cmdreporter-courier", COURIER, pod.to_vec()).await;
+        }
+        return;
+    }
+    let opts = RbacOptions {
+        transport: transport_name(t).into(),
+        namespace: OPS.into(),
+        service_account: OPERATOR.into(),
+        pod_service_account: COURIER.into(),
+        cluster_wide: true,
+        errand_namespaces: vec![NS.into(), NS_B.into()],
+    };
+    let printed = operator_objects(&opts)
+        .unwrap()
+        .into_iter()
+        .chain(pod_objects(&opts).unwrap());
+    for mut m in printed {
+        if let Manifest::ClusterRole(role) = &mut m {
+            let mine = match role.metadata.name.as_deref() {
+                Some("cmdreporter-operator") => operator,
+                _ => pod,
+            };
+            role.rules = Some(mine.to_vec());
+        }
+        apply(c, m).await;
+    }
+}
+
+/// A cluster with authorization on, namespace `errands` and the two service accounts.
+async fn cluster(faults: Option<FaultPlan>) -> FakeCluster {
+    let cluster = base(faults).await;
     cluster.create_namespace(NS);
     let sas: Api<ServiceAccount> = Api::namespaced(cluster.client(), NS);
     for name in [OPERATOR, COURIER] {
@@ -128,8 +252,12 @@ fn req(t: Transport) -> Request {
 }
 
 fn req_image(t: Transport, image: &str) -> Request {
+    req_in(t, NS, image)
+}
+
+fn req_in(t: Transport, ns: &str, image: &str) -> Request {
     let r = Request::new(image, ["/bin/echo", "hi"])
-        .namespace(NS)
+        .namespace(ns)
         .timeout(Duration::from_secs(120));
     match t {
         Transport::ConfigMap => r.service_account(COURIER),
@@ -178,7 +306,7 @@ fn without(rules: &[PolicyRule], verb: &str, resource: &str) -> Vec<PolicyRule> 
 /// was delivered. A Job left behind or any refused request is a failure, reported with the
 /// 403s as the server sent them (from the audit).
 fn nothing_denied_or_left(c: &FakeCluster) -> Result<(), Error> {
-    let (jobs, _) = c.store().list(well_known::jobs(), Some(NS));
+    let (jobs, _) = c.store().list(well_known::jobs(), None);
     let denied: Vec<String> = c
         .audit()
         .iter()
@@ -222,11 +350,13 @@ async fn poll_to_end(
     }
 }
 
-/// The whole flow, operator side as its service account: one run, one start/poll, and
-/// one run whose Job create and report create lose their answers (so the retries read
-/// them back). The first error, if any.
+/// The whole flow, operator side as its service account: in each errand namespace one
+/// run, one start/poll, and failures seen through the pod and the Events; then one run
+/// whose Job create and report create lose their answers (so the retries read them back).
+/// The first error, if any.
 async fn whole_flow(
     t: Transport,
+    scope: Scope,
     operator: Vec<PolicyRule>,
     pod: Vec<PolicyRule>,
 ) -> Result<(), Error> {
@@ -234,51 +364,52 @@ async fn whole_flow(
     let plan = FaultPlan::new(1)
         .rule(Some("create"), Some("jobs"), 0.5, Fault::LostResponse)
         .rule(Some("create"), Some("configmaps"), 0.5, Fault::LostResponse);
-    let plain = cluster(None).await;
+    let plain = scoped_cluster(scope, None).await;
     plain.add_admission(Arc::new(RefusePods));
-    let lossy = cluster(Some(plan)).await;
+    let lossy = scoped_cluster(scope, Some(plan)).await;
     for c in [&plain, &lossy] {
-        grant(c, "cmdreporter-operator", OPERATOR, operator.clone()).await;
-        if !pod.is_empty() {
-            grant(c, "cmdreporter-courier", COURIER, pod.clone()).await;
-        }
+        install(c, scope, t, &operator, &pod).await;
     }
     let runner = |c: &FakeCluster| {
-        let client = c.service_account_client(NS, OPERATOR);
+        let client = c.service_account_client(scope.operator_namespace(), OPERATOR);
         JobRunner::new(client.clone(), t.channel(client))
     };
     let r = runner(&plain);
-    let o = r.run(req(t)).await?;
-    assert_eq!(
-        (o.exit, o.stdout.data.as_slice()),
-        (ExitStatus::Code(0), &b"hi\n"[..])
-    );
-    let o = poll_to_end(&plain, &r, req(t))
-        .await?
-        .map_err(Error::CorruptReport)?;
-    assert_eq!(o.stdout.data, b"hi\n");
-    // Failures are seen through the pod watch (an image that cannot be pulled) and the
-    // Events watch (a pod refused at admission).
-    match r.run(req_image(t, UNPULLABLE)).await {
-        Err(Error::ImagePull { .. }) => {}
-        Err(e) => return Err(e),
-        Ok(o) => panic!("{o:?}"),
-    }
-    match r.run(req_image(t, REFUSED)).await {
-        Err(Error::PodRejected { .. }) => {}
-        Err(e) => return Err(e),
-        Ok(o) => panic!("{o:?}"),
-    }
-    match poll_to_end(&plain, &r, req_image(t, REFUSED)).await? {
-        Err(m) if m.starts_with("pod rejected") => {}
-        Err(m) => return Err(Error::CorruptReport(m)),
-        Ok(o) => panic!("{o:?}"),
+    for ns in scope.errand_namespaces() {
+        let o = r.run(req_in(t, ns, IMAGE)).await?;
+        assert_eq!(
+            (o.exit, o.stdout.data.as_slice()),
+            (ExitStatus::Code(0), &b"hi\n"[..])
+        );
+        let o = poll_to_end(&plain, &r, req_in(t, ns, IMAGE))
+            .await?
+            .map_err(Error::CorruptReport)?;
+        assert_eq!(o.stdout.data, b"hi\n");
+        // Failures are seen through the pod watch (an image that cannot be pulled) and
+        // the Events watch (a pod refused at admission).
+        match r.run(req_in(t, ns, UNPULLABLE)).await {
+            Err(Error::ImagePull { .. }) => {}
+            Err(e) => return Err(e),
+            Ok(o) => panic!("{o:?}"),
+        }
+        match r.run(req_in(t, ns, REFUSED)).await {
+            Err(Error::PodRejected { .. }) => {}
+            Err(e) => return Err(e),
+            Ok(o) => panic!("{o:?}"),
+        }
+        match poll_to_end(&plain, &r, req_in(t, ns, REFUSED)).await? {
+            Err(m) if m.starts_with("pod rejected") => {}
+            Err(m) => return Err(Error::CorruptReport(m)),
+            Ok(o) => panic!("{o:?}"),
+        }
     }
     r.shutdown().await;
     nothing_denied_or_left(&plain)?;
     let r = runner(&lossy);
-    let o = r.run(req(t)).await?;
-    assert_eq!(o.stdout.data, b"hi\n");
+    for ns in scope.errand_namespaces() {
+        let o = r.run(req_in(t, ns, IMAGE)).await?;
+        assert_eq!(o.stdout.data, b"hi\n");
+    }
     r.shutdown().await;
     nothing_denied_or_left(&lossy)?;
     let lost: Vec<String> = lossy
@@ -291,45 +422,53 @@ async fn whole_flow(
         assert!(lost.iter().any(|p| p.contains("/configmaps")), "{lost:?}");
     }
     for c in [&plain, &lossy] {
-        wait_for_store(c, || leftovers(c, NS).is_empty()).await;
+        for ns in scope.errand_namespaces() {
+            wait_for_store(c, || leftovers(c, ns).is_empty()).await;
+        }
     }
     Ok(())
 }
 
+const SCOPES: [Scope; 2] = [Scope::Namespace, Scope::Cluster];
+
 #[tokio::test(start_paused = true)]
 async fn each_transport_passes_with_exactly_the_printed_roles() {
-    for &t in Transport::all() {
-        let op = operator_rules(transport_name(t)).unwrap();
-        let pod = pod_rules(transport_name(t)).unwrap();
-        whole_flow(t, op, pod)
-            .await
-            .unwrap_or_else(|e| panic!("{t:?}: {e}"));
+    for scope in SCOPES {
+        for &t in Transport::all() {
+            let op = operator_rules(transport_name(t)).unwrap();
+            let pod = pod_rules(transport_name(t)).unwrap();
+            whole_flow(t, scope, op, pod)
+                .await
+                .unwrap_or_else(|e| panic!("{scope:?} {t:?}: {e}"));
+        }
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn without_any_one_verb_the_flow_fails_naming_it() {
-    for &t in Transport::all() {
-        let op = operator_rules(transport_name(t)).unwrap();
-        let pod = pod_rules(transport_name(t)).unwrap();
-        for (side, rules) in [("operator", &op), ("pod", &pod)] {
-            for (verb, resource) in grants(rules) {
-                let cut = without(rules, &verb, &resource);
-                let (o, p) = if side == "operator" {
-                    (cut, pod.clone())
-                } else {
-                    (op.clone(), cut)
-                };
-                let err = whole_flow(t, o, p)
-                    .await
-                    .expect_err(&format!("{t:?}: {side} without {verb} {resource} passed"));
-                let text = format!("{err}");
-                let wanted = format!("cannot {verb} resource \"{resource}\"");
-                assert!(
-                    text.contains(&wanted),
-                    "{t:?} {side}: {text} lacks {wanted}"
-                );
-                assert!(text.contains("forbidden"), "{text}");
+    for scope in SCOPES {
+        for &t in Transport::all() {
+            let op = operator_rules(transport_name(t)).unwrap();
+            let pod = pod_rules(transport_name(t)).unwrap();
+            for (side, rules) in [("operator", &op), ("pod", &pod)] {
+                for (verb, resource) in grants(rules) {
+                    let cut = without(rules, &verb, &resource);
+                    let (o, p) = if side == "operator" {
+                        (cut, pod.clone())
+                    } else {
+                        (op.clone(), cut)
+                    };
+                    let err = whole_flow(t, scope, o, p).await.expect_err(&format!(
+                        "{scope:?} {t:?}: {side} without {verb} {resource} passed"
+                    ));
+                    let text = format!("{err}");
+                    let wanted = format!("cannot {verb} resource \"{resource}\"");
+                    assert!(
+                        text.contains(&wanted),
+                        "{scope:?} {t:?} {side}: {text} lacks {wanted}"
+                    );
+                    assert!(text.contains("forbidden"), "{text}");
+                }
             }
         }
     }

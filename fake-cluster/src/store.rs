@@ -485,7 +485,7 @@ impl Store {
                         {
                             m.remove("status");
                         }
-                        crd::prune(def, &mut next);
+                        crd::normalize(def, &mut next);
                         let causes = defaults::validate(def, &next);
                         if !causes.is_empty() {
                             return Err(ApiError::invalid(def, name, causes));
@@ -493,7 +493,7 @@ impl Store {
                     }
                 }
                 _ => {
-                    crd::prune(def, &mut next);
+                    crd::normalize(def, &mut next);
                     let mut causes = defaults::validate(def, &next);
                     if crd::is_crd(def) {
                         causes.extend(crd::validate_definition_update(current, &next));

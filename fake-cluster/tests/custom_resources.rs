@@ -67,6 +67,7 @@ fn gadget_crd(scope: &str) -> Value {
         "spec": {"type": "object", "required": ["colour"], "properties": {
             "colour": {"type": "string", "enum": ["red", "blue"]},
             "count": {"type": "integer", "minimum": 0},
+            "mode": {"type": "string", "default": "auto"},
             "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
         "status": {"type": "object", "properties": {"phase": {"type": "string"}}}}});
     json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -316,7 +317,11 @@ async fn objects_are_stored_at_the_storage_version_and_read_at_any_served_versio
 
     let read = v1.get("g").await.unwrap();
     assert_eq!(read.types.as_ref().unwrap().api_version, "example.com/v1");
-    assert_eq!(read.data["spec"], json!({"colour": "red", "count": 2}));
+    // The schema's default is filled in on the write.
+    assert_eq!(
+        read.data["spec"],
+        json!({"colour": "red", "count": 2, "mode": "auto"})
+    );
     assert_eq!(read.metadata.uid, created.metadata.uid);
     let listed = beta.list(&Default::default()).await.unwrap();
     assert_eq!(
@@ -400,7 +405,7 @@ async fn the_schema_validates_types_and_required_fields_and_prunes_unknown_ones(
         .unwrap();
     assert_eq!(
         created.data["spec"],
-        json!({"colour": "blue", "extra": {"any": {"thing": 1}}})
+        json!({"colour": "blue", "extra": {"any": {"thing": 1}}, "mode": "auto"})
     );
 
     // Strict field validation refuses what pruning would drop.

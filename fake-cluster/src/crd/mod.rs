@@ -262,8 +262,7 @@ pub fn prepare(def: &ResourceDef, obj: &mut Value, now: &str) {
 }
 
 /// What the API server does to a new object of a custom resource before validation: its
-/// `status` dropped when the resource has a status subresource, and fields the schema
-/// does not declare pruned.
+/// `status` dropped when the resource has a status subresource, then [`normalize`].
 pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
     if def.custom.is_none() {
         return;
@@ -273,7 +272,17 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
     {
         m.remove("status");
     }
-    prune(def, obj);
+    normalize(def, obj);
+}
+
+/// What the API server does to an object of a custom resource it is about to write: the
+/// fields its schema does not declare pruned, then the schema's `default`s filled in where
+/// a field is missing. Does nothing to other resources.
+pub fn normalize(def: &ResourceDef, obj: &mut Value) {
+    if let Some(s) = def.custom.as_ref().and_then(|c| c.schema.as_deref()) {
+        schema::prune(s, obj);
+        schema::apply_defaults(s, obj);
+    }
 }
 
 /// Prunes the fields of an object of a custom resource that its schema does not declare

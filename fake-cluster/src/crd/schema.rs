@@ -1,7 +1,8 @@
 //! The structural schema of a custom resource version (`openAPIV3Schema`): validation of
 //! types, required fields, enums and bounds, with the real server's messages
-//! (`spec.replicas in body must be of type integer: "string"`), and pruning of fields the
-//! schema does not declare unless `x-kubernetes-preserve-unknown-fields` is set.
+//! (`spec.replicas in body must be of type integer: "string"`), pruning of fields the
+//! schema does not declare unless `x-kubernetes-preserve-unknown-fields` is set, and
+//! `default` values.
 //!
 //! Not checked: `pattern`, `format`, `multipleOf`, `uniqueItems`, `oneOf`/`anyOf`/`allOf`/
 //! `not`, and CEL `x-kubernetes-validations`.
@@ -242,6 +243,44 @@ fn validate_object(
     }
 }
 
+/// Fills in the `default` of every field the schema declares one for and `value` lacks,
+/// in objects that are present (a missing parent object is not created), as the API
+/// server defaults custom resources on writes. Defaults are not applied on reads.
+pub fn apply_defaults(schema: &Value, value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (k, sub) in props {
+                    if !map.contains_key(k)
+                        && let Some(d) = sub.get("default")
+                    {
+                        map.insert(k.clone(), d.clone());
+                    }
+                    if let Some(v) = map.get_mut(k) {
+                        apply_defaults(sub, v);
+                    }
+                }
+            }
+            if let Some(additional) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                let declared = schema.get("properties").and_then(Value::as_object);
+                for (k, v) in map.iter_mut() {
+                    if declared.is_none_or(|p| !p.contains_key(k)) {
+                        apply_defaults(additional, v);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    apply_defaults(item_schema, item);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Removes the fields `schema` does not declare, as the API server prunes them, and
 /// returns their paths (`spec.colour`). At the root, `apiVersion`, `kind` and `metadata`
 /// stay; so do they in an `x-kubernetes-embedded-resource`.
@@ -340,6 +379,24 @@ mod tests {
         assert_eq!(
             fields(&json!({"spec": {}}))[0].1,
             "spec.size: Required value"
+        );
+    }
+
+    #[test]
+    fn defaults_fill_missing_fields_of_present_objects() {
+        let schema = json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {
+                "size": {"type": "integer", "default": 1},
+                "mode": {"type": "string", "default": "fast"},
+                "ports": {"type": "array", "items": {"type": "object", "properties": {
+                    "protocol": {"type": "string", "default": "TCP"}}}}}},
+            "status": {"type": "object", "properties": {"ready": {"type": "boolean", "default": false}}}}});
+        let mut v = json!({"spec": {"mode": "slow", "ports": [{}, {"protocol": "UDP"}]}});
+        apply_defaults(&schema, &mut v);
+        assert_eq!(
+            v,
+            json!({"spec": {"size": 1, "mode": "slow",
+            "ports": [{"protocol": "TCP"}, {"protocol": "UDP"}]}})
         );
     }
 

@@ -56,6 +56,7 @@ mod tests {
             schema: None,
             printer_columns: Arc::new(Vec::new()),
             scale: None,
+            selectable_fields: Vec::new(),
         });
         let stored = json!({"apiVersion": "example.com/v1", "kind": "Widget",
             "metadata": {"name": "w"}, "spec": {"size": 3}});

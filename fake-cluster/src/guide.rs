@@ -200,7 +200,6 @@
 //! ## What stays different from a real cluster
 //!
 //! No admission webhooks, conversion webhooks (only the `None` conversion strategy), CEL
-//! validation rules, aggregated APIs, or field selectors declared by a definition
-//! (`selectableFields`); OpenAPI documents are minimal; the schema check covers types,
+//! validation rules, or aggregated APIs; OpenAPI documents are minimal for built-in kinds; the schema check covers types,
 //! required fields, enums, bounds and lengths, not `pattern` or `format`. The crate
 //! README lists the rest.

@@ -137,6 +137,16 @@ fn field_path(def: &ResourceDef, field: &str) -> Option<&'static str> {
     })
 }
 
+/// The JSON pointer of a field a custom resource declares in `selectableFields`.
+fn selectable_path(def: &ResourceDef, field: &str) -> Option<String> {
+    let custom = def.custom.as_ref()?;
+    custom
+        .selectable_fields
+        .iter()
+        .any(|f| f == field)
+        .then(|| format!("/{}", field.replace('.', "/")))
+}
+
 impl FieldSelector {
     /// Parses a field selector for a resource; 400 for a field the resource does not support.
     pub fn parse(def: &ResourceDef, s: &str) -> Result<Self, ApiError> {
@@ -154,12 +164,15 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            let Some(path) = field_path(def, field) else {
+            let Some(path) = field_path(def, field)
+                .map(str::to_owned)
+                .or_else(|| selectable_path(def, field))
+            else {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
                 )));
             };
-            reqs.push((path.to_owned(), eq, value.trim().to_owned()));
+            reqs.push((path, eq, value.trim().to_owned()));
         }
         Ok(Self(reqs))
     }

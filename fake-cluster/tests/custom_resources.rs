@@ -76,7 +76,7 @@ fn gadget_crd(scope: &str) -> Value {
             "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "shortNames": ["gd"], "categories": ["all"]},
             "versions": [
                 {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": schema},
-                 "subresources": {"status": {}}},
+                 "subresources": {"status": {}}, "selectableFields": [{"jsonPath": ".spec.colour"}]},
                 {"name": "v1beta1", "served": true, "storage": false, "schema": {"openAPIV3Schema": schema}},
                 {"name": "v1alpha1", "served": false, "storage": false, "schema": {"openAPIV3Schema": schema}}]}})
 }
@@ -790,5 +790,42 @@ async fn any_static_resource_type_can_be_served_with_a_schema_given_in_code() {
             .contains("spec.size in body should be less than or equal to 10"),
         "{}",
         e.message
+    );
+}
+
+#[tokio::test]
+async fn field_selectors_may_name_the_selectable_fields_of_a_definition() {
+    let cluster = FakeCluster::builder().build().await.unwrap();
+    create_crd(&cluster, gadget_crd("Namespaced")).await;
+    let api = gadgets(&cluster, "v1", Some("default"));
+    for (name, colour) in [("a", "red"), ("b", "blue"), ("c", "red")] {
+        api.create(
+            &PostParams::default(),
+            &gadget(name, "v1", json!({"colour": colour})),
+        )
+        .await
+        .unwrap();
+    }
+    let red = api
+        .list(&kube::api::ListParams::default().fields("spec.colour=red"))
+        .await
+        .unwrap();
+    let names: Vec<String> = red.items.iter().map(|g| g.name_any()).collect();
+    assert_eq!(names, ["a", "c"]);
+    let not_red = api
+        .list(&kube::api::ListParams::default().fields("spec.colour!=red,metadata.name!=x"))
+        .await
+        .unwrap();
+    assert_eq!(not_red.items.len(), 1);
+    // v1beta1 declares no selectable fields.
+    let e = api_error(
+        gadgets(&cluster, "v1beta1", Some("default"))
+            .list(&kube::api::ListParams::default().fields("spec.colour=red"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (400, "field label not supported: spec.colour")
     );
 }

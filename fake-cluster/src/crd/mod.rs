@@ -85,6 +85,9 @@ pub struct CustomVersion {
     pub printer_columns: Arc<Vec<Value>>,
     /// `subresources.scale`: `specReplicasPath`, `statusReplicasPath`, `labelSelectorPath`.
     pub scale: Option<Arc<Value>>,
+    /// The fields of `selectableFields` (`spec.colour` for the JSONPath `.spec.colour`),
+    /// which field selectors may name besides `metadata.name` and `metadata.namespace`.
+    pub selectable_fields: Vec<String>,
 }
 
 /// Whether `def` is the CustomResourceDefinition resource itself.
@@ -167,6 +170,14 @@ pub fn served_versions(crd: &Value) -> Vec<ResourceRef> {
                         .unwrap_or_default(),
                 ),
                 scale: v.pointer("/subresources/scale").cloned().map(Arc::new),
+                selectable_fields: v
+                    .get("selectableFields")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                    .map(|p| p.trim_start_matches('.').to_owned())
+                    .collect(),
             });
             Some(ResourceRef::new(def))
         })

@@ -1,5 +1,6 @@
 //! A harness for operator authors: seed objects from YAML, wait for a condition on an
-//! object, count requests in the journal, and run with a fault plan.
+//! object, count requests in the journal, and run with a fault plan (given to the builder,
+//! or attached after seeding with [`attach_faults`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -141,6 +142,9 @@ pub enum HarnessError {
         /// How long the wait lasted.
         after: Duration,
     },
+    /// The cluster applies a fault plan already (one per cluster).
+    #[error("a fault plan is attached already")]
+    FaultsAttached,
     /// The watch behind a wait failed.
     #[error("waiting for {name}: {source}")]
     Watch {
@@ -254,6 +258,20 @@ pub fn seed(cluster: &FakeCluster, docs: Vec<Value>) -> Result<Vec<Arc<Value>>, 
         out.push(created);
     }
     Ok(out)
+}
+
+/// Attaches a fault plan to a running cluster that has none (see [`crate::faults`]): a
+/// test can seed its objects first and have only the code under test meet the faults.
+/// The plan's draws start with the next request.
+pub fn attach_faults(
+    cluster: &FakeCluster,
+    plan: crate::faults::FaultPlan,
+) -> Result<(), HarnessError> {
+    cluster
+        .api()
+        .faults
+        .set(crate::faults::Faults::new(plan))
+        .map_err(|_| HarnessError::FaultsAttached)
 }
 
 /// Waits until the object `name` of `api` exists and satisfies `cond`, on a watch (no

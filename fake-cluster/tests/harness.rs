@@ -112,3 +112,34 @@ async fn seeded_objects_land_in_their_namespaces_and_waits_end_on_time() {
     assert!(counts.get("list", "configmaps") >= 3, "{counts:?}");
     assert_eq!(counts.on("configmaps"), counts.total(), "{counts:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fault_plan_attached_after_seeding_meets_only_later_requests() {
+    use cmdreporter_fake_cluster::faults::{Fault, FaultPlan};
+    let cluster = FakeCluster::builder().build().await.unwrap();
+    harness::seed_yaml(
+        &cluster,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: seeded}\n",
+    )
+    .unwrap();
+    let plan = FaultPlan::new(1).rule(Some("create"), Some("configmaps"), 1.0, Fault::Status(503));
+    harness::attach_faults(&cluster, plan.clone()).unwrap();
+    assert!(matches!(
+        harness::attach_faults(&cluster, plan),
+        Err(HarnessError::FaultsAttached)
+    ));
+    let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some("later".into());
+    let err = cms.create(&Default::default(), &cm).await.unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(s) if s.code == 503),
+        "the plan applies"
+    );
+    assert_eq!(cluster.injected_faults().len(), 1);
+    assert!(cms.get("seeded").await.is_ok(), "seeding met no fault");
+    assert_eq!(
+        RequestCounts::of(cluster.journal()).get("create", "configmaps"),
+        1
+    );
+}

@@ -33,6 +33,20 @@ pub const JOB_ORPHAN_WARNING: &str = "299 - \"child pods are preserved by defaul
 pub trait AdmissionCheck: Send + Sync {
     /// Checks (and may mutate) an object about to be created in `namespace`.
     fn admit(&self, def: &ResourceDef, namespace: &str, obj: &mut Value) -> Result<(), ApiError>;
+
+    /// [`AdmissionCheck::admit`] knowing who asks (the authenticated user's name, when
+    /// authentication is on and a client sent the request; `None` for controllers), and
+    /// returning warnings for the client's `Warning` headers. By default: `admit`, no
+    /// warnings.
+    fn admit_as(
+        &self,
+        def: &ResourceDef,
+        namespace: &str,
+        obj: &mut Value,
+        _user: Option<&str>,
+    ) -> Result<Vec<String>, ApiError> {
+        self.admit(def, namespace, obj).map(|()| Vec::new())
+    }
 }
 
 /// State shared by the request handler and the controllers.
@@ -227,21 +241,36 @@ impl ApiServer {
         &self,
         def: &ResourceRef,
         ns: &str,
-        mut obj: Value,
+        obj: Value,
         dry_run: bool,
     ) -> Result<Arc<Value>, ApiError> {
+        self.create_as(def, ns, obj, dry_run, None).map(|(o, _)| o)
+    }
+
+    /// [`ApiServer::create_with`] for a request of `user`: also the admission warnings.
+    fn create_as(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        mut obj: Value,
+        dry_run: bool,
+        user: Option<&str>,
+    ) -> Result<(Arc<Value>, Vec<String>), ApiError> {
         let checks = self
             .admission
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let mut warnings = Vec::new();
         for check in checks {
-            check.admit(def, ns, &mut obj)?;
+            warnings.extend(check.admit_as(def, ns, &mut obj, user)?);
         }
-        if dry_run {
-            return self.store.create_dry_run(def, ns, obj);
-        }
-        self.store.create(def, ns, obj)
+        let created = if dry_run {
+            self.store.create_dry_run(def, ns, obj)
+        } else {
+            self.store.create(def, ns, obj)
+        };
+        created.map(|o| (o, warnings))
     }
 
     /// Handles one request and records it in the journal.
@@ -336,6 +365,7 @@ impl ApiServer {
             .unwrap_or("application/json")
             .to_owned();
         let manager = crate::patch_request::manager_name(query, req.headers());
+        let user = crate::rbac::user_name(self, &req);
         let table = table::wanted(req.headers(), query)
             .filter(|_| t.subresource.is_none() && table::printed(&t.def));
         let body = req.into_body();
@@ -366,7 +396,14 @@ impl ApiServer {
             }),
             "create" => dry_run(query, "CreateOptions").and_then(|dry| {
                 let directive = field_validation::directive(query)?;
-                self.create_request(&t, &ns, &body, dry, directive, (query, &manager))
+                self.create_request(
+                    &t,
+                    &ns,
+                    &body,
+                    dry,
+                    directive,
+                    (query, &manager, user.as_deref()),
+                )
             }),
             "update" => parse_body(&body).and_then(|obj| {
                 let warnings =
@@ -417,7 +454,7 @@ impl ApiServer {
         body: &[u8],
         dry_run: bool,
         directive: field_validation::Directive,
-        (query, manager): (&Query, &str),
+        (query, manager, user): (&Query, &str, Option<&str>),
     ) -> Result<Response<ResponseBody>, ApiError> {
         if t.subresource.is_some() {
             return Err(ApiError::method_not_allowed());
@@ -446,8 +483,12 @@ impl ApiServer {
         let mut obj = obj;
         self.track_create(&t.def, query, &mut obj, manager)?;
         let obj = conversion::to_storage(&t.def, obj);
-        self.create_with(&self.store.resources().storage_of(&t.def), ns, obj, dry_run)
-            .map(|o| with_warnings(self.object_response(&t.def, 201, &o), &warnings))
+        let sdef = self.store.resources().storage_of(&t.def);
+        self.create_as(&sdef, ns, obj, dry_run, user)
+            .map(|(o, admitted)| {
+                let all: Vec<String> = warnings.into_iter().chain(admitted).collect();
+                with_warnings(self.object_response(&t.def, 201, &o), &all)
+            })
     }
 
     fn list(

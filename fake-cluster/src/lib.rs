@@ -110,6 +110,7 @@ pub struct Builder {
     faults: Option<faults::FaultPlan>,
     rbac: Option<String>,
     pod_security: bool,
+    pod_security_exemptions: pod_security::Exemptions,
     crds: Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>,
 }
 
@@ -175,6 +176,13 @@ impl Builder {
     /// [`pod_security`]).
     pub fn pod_security(mut self, on: bool) -> Self {
         self.pod_security = on;
+        self
+    }
+
+    /// Requests Pod Security admission leaves alone (by user, namespace or runtime class;
+    /// none by default).
+    pub fn pod_security_exemptions(mut self, exemptions: pod_security::Exemptions) -> Self {
+        self.pod_security_exemptions = exemptions;
         self
     }
 
@@ -256,10 +264,14 @@ impl Builder {
             store.clone(),
         )));
         api.add_admission(Arc::new(default_tolerations::DefaultTolerationSeconds));
-        if self.pod_security {
-            api.add_admission(Arc::new(pod_security::PodSecurityAdmission::new(
-                store.clone(),
-            )));
+        let pod_security = self.pod_security.then(|| {
+            Arc::new(
+                pod_security::PodSecurityAdmission::new(store.clone())
+                    .with_exemptions(self.pod_security_exemptions),
+            )
+        });
+        if let Some(p) = &pod_security {
+            api.add_admission(p.clone());
         }
         let (stop_controllers, stop) = tokio::sync::oneshot::channel();
         controllers::Controllers::spawn(api.clone(), kubelet, root_ca.clone(), stop);
@@ -295,6 +307,7 @@ impl Builder {
         }
         Ok(FakeCluster {
             _stop_controllers: stop_controllers,
+            pod_security,
             api,
             client,
             runtime,
@@ -321,6 +334,8 @@ fn create_namespace(api: &ApiServer, ns: &str, root_ca: &str) {
 pub struct FakeCluster {
     /// Dropped with the cluster: ends the controllers (which hold the store).
     _stop_controllers: tokio::sync::oneshot::Sender<()>,
+    /// Pod Security admission, unless turned off.
+    pod_security: Option<Arc<pod_security::PodSecurityAdmission>>,
     api: Arc<ApiServer>,
     client: kube::Client,
     runtime: Arc<dyn Runtime>,
@@ -343,6 +358,7 @@ impl FakeCluster {
             faults: None,
             rbac: None,
             pod_security: true,
+            pod_security_exemptions: pod_security::Exemptions::default(),
             crds: Vec::new(),
         }
     }
@@ -376,6 +392,14 @@ impl FakeCluster {
             .rbac
             .get()
             .map(rbac::Rbac::audit)
+            .unwrap_or_default()
+    }
+
+    /// What Pod Security admission added to the audit log so far (see [`pod_security`]).
+    pub fn pod_security_audit(&self) -> Vec<pod_security::AuditRecord> {
+        self.pod_security
+            .as_ref()
+            .map(|p| p.audit())
             .unwrap_or_default()
     }
 

@@ -226,6 +226,13 @@ fn unauthorized() -> ApiError {
     ApiError::new(401, "Unauthorized", "Unauthorized")
 }
 
+/// The name of the user who sent `req`, when authentication is on and its token
+/// authenticates someone.
+pub(crate) fn user_name(api: &ApiServer, req: &Request<Bytes>) -> Option<String> {
+    let rbac = api.rbac.get()?;
+    authenticate(api, rbac, req).map(|u| u.name)
+}
+
 /// The user behind a request's token; `None` for a token that authenticates no one.
 fn authenticate(api: &ApiServer, rbac: &Rbac, req: &Request<Bytes>) -> Option<UserInfo> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {

@@ -364,7 +364,12 @@ impl Store {
         }
         defaults::apply(def, &mut obj);
         crd::prepare_create(def, &mut obj);
-        crd::prepare(def, &mut obj, &self.clock.now_rfc3339_seconds());
+        crd::prepare(
+            def,
+            &mut obj,
+            &self.clock.now_rfc3339_seconds(),
+            &Self::definitions(&inner, def),
+        );
         let causes = defaults::validate(def, &obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(def, &name, causes));
@@ -591,7 +596,12 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(def, name))?;
         let mut next = (*current).clone();
         f(&mut next)?;
-        crd::prepare(def, &mut next, &self.clock.now_rfc3339_seconds());
+        crd::prepare(
+            def,
+            &mut next,
+            &self.clock.now_rfc3339_seconds(),
+            &Self::definitions(&inner, def),
+        );
         next["apiVersion"] = json!(def.storage_api_version());
         next["kind"] = json!(def.kind);
         {
@@ -672,6 +682,18 @@ impl Store {
             },
         );
         Ok(next)
+    }
+
+    /// The stored CustomResourceDefinitions, when `def` is theirs (for name conflicts).
+    fn definitions(inner: &Inner, def: &ResourceDef) -> Vec<Arc<Value>> {
+        if !crd::is_crd(def) {
+            return Vec::new();
+        }
+        inner
+            .objects
+            .get(key(def))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// A pod that is bound to a node and being deleted gracefully stays until the kubelet

@@ -829,3 +829,61 @@ async fn field_selectors_may_name_the_selectable_fields_of_a_definition() {
         (400, "field label not supported: spec.colour")
     );
 }
+
+#[tokio::test]
+async fn a_definition_whose_names_are_taken_in_its_group_is_not_established() {
+    let cluster = FakeCluster::builder().build().await.unwrap();
+    create_crd(&cluster, gadget_crd("Namespaced")).await;
+    let mut doodads = gadget_crd("Namespaced");
+    doodads["metadata"]["name"] = json!("doodads.example.com");
+    doodads["spec"]["names"] = json!({"plural": "doodads", "kind": "Doodad", "shortNames": ["gd"]});
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
+    let created = crds
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(doodads).unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = created.status.unwrap();
+    let conds = status.conditions.unwrap();
+    let names = conds.iter().find(|c| c.type_ == "NamesAccepted").unwrap();
+    assert_eq!(
+        (
+            names.status.as_str(),
+            names.reason.as_deref(),
+            names.message.as_deref()
+        ),
+        (
+            "False",
+            Some("ShortNamesConflict"),
+            Some("\"gd\" is already in use")
+        )
+    );
+    let established = conds.iter().find(|c| c.type_ == "Established").unwrap();
+    assert_eq!(established.status, "False");
+    assert!(status.accepted_names.unwrap().plural.is_empty());
+    assert!(
+        cluster
+            .store()
+            .resources()
+            .find("example.com", "v1", "doodads")
+            .is_none()
+    );
+    let list: Value = cluster
+        .client()
+        .request(
+            http::Request::get("/apis/example.com/v1")
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["name"] != "doodads")
+    );
+}

@@ -203,7 +203,14 @@ fn carry_transition(new: &mut Value, old: &[Value]) {
 /// Defaults and status of a definition about to be written: `singular` and `listKind`
 /// defaulted, `status.acceptedNames`, conditions and `storedVersions` as the
 /// apiextensions controllers set them. Does nothing to other objects.
-pub fn prepare(def: &ResourceDef, obj: &mut Value, now: &str) {
+///
+/// `others` are the other definitions stored: a name (plural, singular, short name, kind
+/// or list kind) that another definition of the same group has accepted is a conflict, and
+/// then `NamesAccepted` is False with the real reason (`SingularConflict`,
+/// `ShortNamesConflict`, `KindConflict`, `ListKindConflict`), the previously accepted
+/// names stay, and a definition never established is not (so not served). A conflict is
+/// not looked at again when the other definition goes.
+pub fn prepare(def: &ResourceDef, obj: &mut Value, now: &str, others: &[Arc<Value>]) {
     if !is_crd(def) {
         return;
     }
@@ -236,22 +243,48 @@ pub fn prepare(def: &ResourceDef, obj: &mut Value, now: &str) {
         stored.push(storage.to_owned());
     }
     let terminating = obj.pointer("/metadata/deletionTimestamp").is_some();
-    let mut conditions = vec![
-        condition(
-            "NamesAccepted",
-            "True",
-            "NoConflicts",
-            "no conflicts found",
-            now,
-        ),
-        condition(
-            "Established",
-            "True",
-            "InitialNamesAccepted",
-            "the initial names have been accepted",
-            now,
-        ),
-    ];
+    let conflict = name_conflict(obj, others);
+    let was_established = old_conditions
+        .iter()
+        .any(|c| c["type"] == "Established" && c["status"] == "True");
+    let mut conditions = match &conflict {
+        None => vec![
+            condition(
+                "NamesAccepted",
+                "True",
+                "NoConflicts",
+                "no conflicts found",
+                now,
+            ),
+            condition(
+                "Established",
+                "True",
+                "InitialNamesAccepted",
+                "the initial names have been accepted",
+                now,
+            ),
+        ],
+        Some((reason, message)) => vec![
+            condition("NamesAccepted", "False", reason, message, now),
+            if was_established {
+                condition(
+                    "Established",
+                    "True",
+                    "InitialNamesAccepted",
+                    "the initial names have been accepted",
+                    now,
+                )
+            } else {
+                condition(
+                    "Established",
+                    "False",
+                    "NotAccepted",
+                    "not all names are accepted",
+                    now,
+                )
+            },
+        ],
+    };
     if terminating {
         conditions.push(condition(
             "Terminating",
@@ -264,7 +297,14 @@ pub fn prepare(def: &ResourceDef, obj: &mut Value, now: &str) {
     for c in &mut conditions {
         carry_transition(c, &old_conditions);
     }
-    let accepted = obj.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    let accepted = match conflict {
+        None => obj.pointer("/spec/names").cloned().unwrap_or(json!({})),
+        // Never accepted: empty names, as the real server writes them.
+        Some(_) => obj
+            .pointer("/status/acceptedNames")
+            .cloned()
+            .unwrap_or(json!({"plural": "", "kind": ""})),
+    };
     obj["status"] = json!({
         "acceptedNames": accepted,
         "conditions": conditions,
@@ -272,9 +312,62 @@ pub fn prepare(def: &ResourceDef, obj: &mut Value, now: &str) {
     });
 }
 
+/// The first name of `crd` that another definition of its group has accepted: the
+/// condition's reason and message.
+fn name_conflict(crd: &Value, others: &[Arc<Value>]) -> Option<(&'static str, String)> {
+    let group = str_at(crd, "/spec/group")?;
+    let me = str_at(crd, "/metadata/name");
+    let mut names: Vec<String> = Vec::new();
+    let mut kinds: Vec<String> = Vec::new();
+    for o in others
+        .iter()
+        .filter(|o| str_at(o, "/spec/group") == Some(group) && str_at(o, "/metadata/name") != me)
+    {
+        let accepted = o
+            .pointer("/status/acceptedNames")
+            .cloned()
+            .unwrap_or(json!({}));
+        for key in ["plural", "singular"] {
+            names.extend(str_at(&accepted, &format!("/{key}")).map(str::to_owned));
+        }
+        names.extend(strings_at(&accepted, "/shortNames"));
+        for key in ["kind", "listKind"] {
+            kinds.extend(str_at(&accepted, &format!("/{key}")).map(str::to_owned));
+        }
+    }
+    let taken = |v: &str, pool: &[String]| !v.is_empty() && pool.iter().any(|n| n == v);
+    let in_use = |v: &str| format!("{v:?} is already in use");
+    let names_of = |key: &str| str_at(crd, &format!("/spec/names/{key}")).unwrap_or_default();
+    if taken(names_of("plural"), &names) {
+        return Some(("PluralConflict", in_use(names_of("plural"))));
+    }
+    if taken(names_of("singular"), &names) {
+        return Some(("SingularConflict", in_use(names_of("singular"))));
+    }
+    if let Some(short) = strings_at(crd, "/spec/names/shortNames")
+        .into_iter()
+        .find(|s| taken(s, &names))
+    {
+        return Some(("ShortNamesConflict", in_use(&short)));
+    }
+    if taken(names_of("kind"), &kinds) {
+        return Some(("KindConflict", in_use(names_of("kind"))));
+    }
+    if taken(names_of("listKind"), &kinds) {
+        return Some(("ListKindConflict", in_use(names_of("listKind"))));
+    }
+    None
+}
+
 /// What the API server does to a new object of a custom resource before validation: its
 /// `status` dropped when the resource has a status subresource, then [`normalize`].
 pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
+    if is_crd(def)
+        && let Some(m) = obj.as_object_mut()
+    {
+        // A new definition's status is the server's to write.
+        m.remove("status");
+    }
     if def.custom.is_none() {
         return;
     }
@@ -485,6 +578,7 @@ mod tests {
             crate::resources::well_known::crds(),
             &mut crd,
             "2026-01-01T00:00:00Z",
+            &[],
         );
         let served = served_versions(&crd);
         let versions: Vec<&str> = served.iter().map(|d| d.version.as_str()).collect();
@@ -501,6 +595,30 @@ mod tests {
         assert_eq!(crd["status"]["acceptedNames"]["listKind"], "WidgetList");
         assert_eq!(crd["status"]["storedVersions"], json!(["v1"]));
         assert_eq!(crd["status"]["conditions"][1]["type"], "Established");
+    }
+
+    #[test]
+    fn a_name_another_definition_of_the_group_accepted_is_a_conflict() {
+        let crds = crate::resources::well_known::crds();
+        let now = "2026-01-01T00:00:00Z";
+        let mut first = widget_crd();
+        prepare(crds, &mut first, now, &[]);
+        let mut second = widget_crd();
+        second["metadata"]["name"] = json!("gizmos.example.com");
+        second["spec"]["names"] =
+            json!({"plural": "gizmos", "kind": "Gizmo", "shortNames": ["wd"]});
+        prepare(crds, &mut second, now, &[Arc::new(first.clone())]);
+        let conds = &second["status"]["conditions"];
+        assert_eq!(conds[0]["status"], "False");
+        assert_eq!(conds[0]["reason"], "ShortNamesConflict");
+        assert_eq!(conds[0]["message"], "\"wd\" is already in use");
+        assert_eq!(conds[1]["status"], "False");
+        assert!(served_versions(&second).is_empty(), "not served");
+        let mut third = widget_crd();
+        third["metadata"]["name"] = json!("things.example.com");
+        third["spec"]["names"] = json!({"plural": "things", "singular": "thing", "kind": "Widget"});
+        prepare(crds, &mut third, now, &[Arc::new(first)]);
+        assert_eq!(third["status"]["conditions"][0]["reason"], "KindConflict");
     }
 
     #[test]

@@ -426,3 +426,49 @@ async fn api_faults_change_neither_the_outcome_nor_what_is_left() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropped_connections_change_neither_the_outcome_nor_what_is_left() {
+    use cmdreporter_fake_cluster::faults::{Fault, FaultPlan};
+    let drop_before = Fault::Disconnect { applied: false };
+    let drop_after = Fault::Disconnect { applied: true };
+    for &t in Transport::all() {
+        let mut dropped = 0;
+        for seed in 0..12 {
+            let plan = FaultPlan::new(seed)
+                // Applied, then the connection dropped: the Job, the report, the delete.
+                .rule(Some("create"), Some("jobs"), 0.5, drop_after.clone())
+                .rule(Some("create"), Some("configmaps"), 0.5, drop_after.clone())
+                .rule(Some("delete"), Some("jobs"), 0.5, drop_after.clone())
+                // Dropped before they were applied: watches and reads.
+                .rule(Some("watch"), None, 0.3, drop_before.clone())
+                .rule(Some("get"), None, 0.3, drop_before.clone());
+            let rt = scripted_runtime();
+            rt.image(IMAGE, tools());
+            let cluster = FakeCluster::builder()
+                .scripted(rt)
+                .faults(plan)
+                .build()
+                .await
+                .unwrap();
+            let runner = runner(&cluster, t);
+            let o = runner
+                .run(req(&["/bin/out-err-3"]))
+                .await
+                .unwrap_or_else(|e| panic!("{t:?} seed {seed}: {e}"));
+            assert_eq!(o.exit, ExitStatus::Code(3), "{t:?} seed {seed}");
+            assert_eq!(
+                (o.stdout.data.as_slice(), o.stderr.data.as_slice()),
+                (&b"out"[..], &b"err"[..])
+            );
+            runner.shutdown().await;
+            settled(&cluster).await;
+            dropped += cluster
+                .injected_faults()
+                .iter()
+                .filter(|f| matches!(f.fault, Fault::Disconnect { .. }))
+                .count();
+        }
+        assert!(dropped >= 6, "{t:?}: only {dropped} connections dropped");
+    }
+}

@@ -83,14 +83,60 @@ pub async fn measure(transport: Transport, concurrency: usize, total: usize) -> 
     result
 }
 
+/// What the section measures: runs per concurrency, concurrencies, transports.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Runs per measurement at concurrency above 1 (a quarter of it at concurrency 1).
+    pub total: usize,
+    /// The concurrencies, in order.
+    pub concurrencies: Vec<usize>,
+    /// The transports, in order.
+    pub transports: Vec<Transport>,
+}
+
+impl Plan {
+    /// The default plan (2,000 runs, or 200 with `quick`; concurrency 1, 16 and 256; every
+    /// transport), changed by the options `--runs=N`, `--concurrency=1,16,...` and
+    /// `--transport=configmap|logs` among `args`.
+    pub fn from_args(quick: bool, args: &[String]) -> Result<Self, String> {
+        let mut plan = Plan {
+            total: if quick { 200 } else { 2000 },
+            concurrencies: vec![1, 16, 256],
+            transports: Transport::all().to_vec(),
+        };
+        for a in args {
+            if let Some(n) = a.strip_prefix("--runs=") {
+                plan.total = n
+                    .parse()
+                    .map_err(|_| format!("--runs: not a number: {n}"))?;
+            } else if let Some(list) = a.strip_prefix("--concurrency=") {
+                plan.concurrencies = list
+                    .split(',')
+                    .map(|c| {
+                        c.parse()
+                            .map_err(|_| format!("--concurrency: not a number: {c}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            } else if let Some(t) = a.strip_prefix("--transport=") {
+                plan.transports = vec![match t {
+                    "configmap" => Transport::ConfigMap,
+                    "logs" => Transport::Logs,
+                    _ => return Err(format!("--transport: configmap or logs, not {t}")),
+                }];
+            }
+        }
+        Ok(plan)
+    }
+}
+
 /// The whole section; returns the ConfigMap transport's requests per run and seconds per
 /// run at concurrency 1, for the floor ratio.
-pub async fn run(quick: bool) -> Option<(f64, f64)> {
-    let total = if quick { 200 } else { 2000 };
+pub async fn run(plan: &Plan) -> Option<(f64, f64)> {
+    let total = plan.total;
     let mut serial = None;
-    for &t in Transport::all() {
-        for c in [1, 16, 256] {
-            let r = measure(t, c, if c == 1 { total / 4 } else { total }).await;
+    for &t in &plan.transports {
+        for &c in &plan.concurrencies {
+            let r = measure(t, c, if c == 1 { (total / 4).max(1) } else { total }).await;
             if c == 1 && t == Transport::ConfigMap {
                 let rps = r["runs_per_second"].as_f64().unwrap_or(0.0);
                 let requests = r["requests_per_run"].as_f64().unwrap_or(0.0);

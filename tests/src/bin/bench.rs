@@ -1,5 +1,7 @@
 //! The benchmark program: `cargo run --release -p cmdreporter-tests --bin bench -- [SECTION...] [--quick]`.
 //! With no section, every section runs. Prints one JSON object per measurement.
+//! Options of the `runs` section: `--runs=N`, `--concurrency=1,16,256`,
+//! `--transport=configmap|logs` (for profiling one case).
 
 use cmdreporter_tests::bench;
 
@@ -22,6 +24,13 @@ fn main() {
         .map(String::as_str)
         .collect();
     let wants = |s: &str| sections.is_empty() || sections.contains(&s);
+    let plan = match bench::runs::Plan::from_args(quick, &args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(2);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,7 +43,7 @@ fn main() {
     };
     rt.block_on(async {
         if wants("runs") {
-            let per_run = bench::runs::run(quick).await;
+            let per_run = bench::runs::run(&plan).await;
             // The floor for the same number of round trips, in the same process and run.
             if let Some((requests, seconds)) = per_run {
                 let floor = bench::floor::run(requests, quick).await;

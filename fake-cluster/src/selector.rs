@@ -87,7 +87,10 @@ impl LabelSelector {
 
     /// Whether the object's labels satisfy every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
-        let labels = obj.pointer("/metadata/labels");
+        if self.0.is_empty() {
+            return true;
+        }
+        let labels = obj.get("metadata").and_then(|m| m.get("labels"));
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.0.iter().all(|r| match r {
             LabelReq::Eq(k, v) => get(k) == Some(v.as_str()),
@@ -103,6 +106,18 @@ impl LabelSelector {
 /// A parsed field selector (`metadata.name=x,status.phase!=Running`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
+
+/// The value at a JSON pointer made of plain `/`-separated keys (no `~` escapes), found
+/// without the allocations of [`Value::pointer`].
+pub(crate) fn at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('/')
+        .skip(1)
+        .try_fold(obj, |v, key| match v {
+            Value::Object(m) => m.get(key),
+            Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        })
+}
 
 fn field_path(def: &ResourceDef, field: &str) -> Option<&'static str> {
     if crate::events::is_converted(def) {
@@ -180,12 +195,15 @@ impl FieldSelector {
     /// Whether the object satisfies every requirement (a missing field reads as empty).
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, eq, want)| {
-            let got = match obj.pointer(path) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Null) | None => String::new(),
-                Some(v) => v.to_string(),
+            let same = match at(obj, path) {
+                Some(Value::String(s)) => s == want,
+                Some(Value::Null) | None => want.is_empty(),
+                Some(v) => {
+                    let text = v.to_string();
+                    text == *want
+                }
             };
-            (got == *want) == *eq
+            same == *eq
         })
     }
 }
@@ -220,6 +238,14 @@ mod tests {
                 want,
                 "{sel}"
             );
+        }
+    }
+
+    #[test]
+    fn at_walks_objects_and_arrays_like_pointer() {
+        let o = json!({"a": {"b": [{"c": 1}, {"c": 2}]}});
+        for path in ["/a", "/a/b", "/a/b/1/c", "/a/b/2", "/a/x", "/a/b/x", ""] {
+            assert_eq!(at(&o, path), o.pointer(path), "{path}");
         }
     }
 

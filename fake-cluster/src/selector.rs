@@ -110,13 +110,11 @@ pub struct FieldSelector(Vec<(String, bool, String)>);
 /// The value at a JSON pointer made of plain `/`-separated keys (no `~` escapes), found
 /// without the allocations of [`Value::pointer`].
 pub(crate) fn at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('/')
-        .skip(1)
-        .try_fold(obj, |v, key| match v {
-            Value::Object(m) => m.get(key),
-            Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
-            _ => None,
-        })
+    path.split('/').skip(1).try_fold(obj, |v, key| match v {
+        Value::Object(m) => m.get(key),
+        Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
 }
 
 fn field_path(def: &ResourceDef, field: &str) -> Option<&'static str> {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::clock::Clock;
 use crate::resources::{Registry, ResourceDef, ResourceRef, well_known};
@@ -19,7 +19,7 @@ mod history;
 mod namespace;
 
 pub use delete::{DeleteOptions, Deleted};
-pub use history::WatchStart;
+pub use history::{Wants, WatchReceiver, WatchRecvError, WatchStart};
 
 /// Result of store operations.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -77,6 +77,8 @@ struct Inner {
     /// Changes with a resourceVersion at or below this are no longer in the history.
     compacted_rv: u64,
     rng: ChaCha8Rng,
+    /// Open watches by resource, each with the changes it wants.
+    watchers: BTreeMap<ResourceKey, Vec<history::WatchSlot>>,
 }
 
 /// The in-memory object store. Cheap to share behind an `Arc`.
@@ -87,7 +89,6 @@ pub struct Store {
         std::sync::atomic::AtomicUsize,
         std::sync::atomic::AtomicUsize,
     ),
-    watchers: broadcast::Sender<Arc<Change>>,
     /// Bumped by [`Store::close_watches`]: every open watch ends when it changes.
     watch_epoch: watch::Sender<u64>,
     controllers: Mutex<Vec<mpsc::UnboundedSender<Arc<Change>>>>,
@@ -95,7 +96,8 @@ pub struct Store {
     resources: Registry,
 }
 
-/// How many changes a watcher may fall behind before it is closed with a 410 Expired error.
+/// How many of its changes a watcher may fall behind before it is closed with a 410 Expired
+/// error.
 pub const WATCH_BUFFER: usize = 8192;
 
 const GENERATE_NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -140,7 +142,6 @@ impl Store {
     /// A new store whose uids and generated names come from `seed`, keeping at most
     /// `history_limit` changes for watch resumption.
     pub fn new(seed: u64, history_limit: usize, clock: Clock) -> Self {
-        let (watchers, _) = broadcast::channel(WATCH_BUFFER);
         Self {
             open_watches: Default::default(),
             watch_epoch: watch::Sender::new(0),
@@ -151,8 +152,8 @@ impl Store {
                 history_limit,
                 compacted_rv: 0,
                 rng: ChaCha8Rng::seed_from_u64(seed),
+                watchers: BTreeMap::new(),
             }),
-            watchers,
             controllers: Mutex::new(Vec::new()),
             clock,
             resources: Registry::default(),
@@ -253,8 +254,12 @@ impl Store {
                 inner.compacted_rv = old.rv;
             }
         }
-        // Sent under the lock, so every subscriber sees changes in resourceVersion order.
-        let _ = self.watchers.send(change.clone());
+        // Sent under the lock, so every subscriber sees changes in resourceVersion order;
+        // each watch is offered only the changes of its resource that it wants, as the real
+        // server's watch cache filters before it wakes a watcher.
+        if let Some(slots) = inner.watchers.get_mut(change.resource.storage_key()) {
+            slots.retain(|slot| slot.offer(&change));
+        }
         let mut controllers = self.controllers.lock().unwrap_or_else(|e| e.into_inner());
         controllers.retain(|tx| tx.send(change.clone()).is_ok());
     }

@@ -10,7 +10,6 @@ use futures::StreamExt;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::ResponseBody;
 use crate::clock::Clock;
@@ -18,7 +17,9 @@ use crate::query::{Query, flag};
 use crate::resources::{ResourceDef, ResourceRef};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
-use crate::store::{Change, ChangeType, Store, WatchStart, meta_str};
+use crate::store::{
+    Change, ChangeType, Store, WATCH_BUFFER, Wants, WatchRecvError, WatchStart, meta_str,
+};
 use crate::table::IncludeObject;
 
 /// How long a watch lasts when the client gives no `timeoutSeconds` (the API server's
@@ -140,12 +141,12 @@ pub fn start(
     q: &Query,
     table: Option<IncludeObject>,
 ) -> Result<ResponseBody, ApiError> {
-    let filter = Filter {
+    let filter = Arc::new(Filter {
         namespace: namespace.map(str::to_owned),
         name: name.map(str::to_owned),
         labels: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
         fields: FieldSelector::parse(def, q.get("fieldSelector").map_or("", String::as_str))?,
-    };
+    });
     let bookmarks = flag(q, "allowWatchBookmarks");
     let send_initial = flag(q, "sendInitialEvents");
     if send_initial {
@@ -179,7 +180,26 @@ pub fn start(
         def: def.clone(),
         table: table.map(|t| (t, store.clock().clone())),
     };
-    let (start, mut rx, mut closed) = match store.watch(&sdef, from) {
+    let wanted = filter.clone();
+    let wants = move |c: &Change| {
+        c.namespace_matches(&wanted)
+            && (wanted.matches(&c.object)
+                || c.previous.as_deref().is_some_and(|p| wanted.matches(p)))
+    };
+    // The watch of a custom resource ends when its definition goes, so it is offered that
+    // deletion too.
+    let mut also: Vec<(ResourceRef, Wants)> = Vec::new();
+    if def.custom.is_some() {
+        let plural = def.qualified_plural();
+        also.push((
+            crate::resources::well_known::crds().clone(),
+            Box::new(move |c: &Change| {
+                c.kind == ChangeType::Deleted
+                    && meta_str(&c.object, "name") == Some(plural.as_str())
+            }),
+        ));
+    }
+    let (start, mut rx, mut closed) = match store.watch_with(&sdef, from, Box::new(wants), also) {
         Ok(s) => s,
         Err(e) if e.code == 410 => {
             // A watch from a compacted resourceVersion answers 200 with one ERROR event.
@@ -215,6 +235,7 @@ pub fn start(
 
     let deadline = tokio::time::Instant::now() + timeout;
     let open = store.watch_opened();
+    let store = store.clone();
     let live = async_stream(move |out| async move {
         // Counted as open until this task ends (the stream ended or its client went away).
         let _open = open;
@@ -234,30 +255,44 @@ pub fn start(
                         {
                             return;
                         }
-                        if change.resource.storage_key() != sdef.storage_key() || !change.namespace_matches(&filter) {
-                            continue;
+                        if let Some(line) = translate(&filter, &printer, &change)
+                            && out.send(line).await.is_err() {
+                                return;
+                            }
+                    }
+                    Err(WatchRecvError::Lagged) => {
+                        tracing::warn!(resource = %def.plural, behind = WATCH_BUFFER, "closing a watch that fell behind");
+                        let e = ApiError::new(
+                            410,
+                            "Expired",
+                            format!("the watcher fell {WATCH_BUFFER} events behind and was closed; watch again from resourceVersion {last_rv} or relist"),
+                        );
+                        let _ = out.send(error_line(&e)).await;
+                        return;
+                    }
+                    Err(WatchRecvError::Closed) => return,
+                },
+                _ = closed.changed() => return,
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = out.closed() => return,
+                _ = ticker.tick(), if bookmarks => {
+                    // The watcher is offered only its own changes, so the bookmark carries
+                    // the store's resourceVersion: every change up to it that this watcher
+                    // wants is already queued (they are queued under the store's lock), and
+                    // is sent first.
+                    let now = store.resource_version();
+                    while let Some(change) = rx.try_recv() {
+                        last_rv = change.rv;
+                        if change.resource.storage_key() != sdef.storage_key() {
+                            // Only the deletion of this custom resource's definition.
+                            return;
                         }
                         if let Some(line) = translate(&filter, &printer, &change)
                             && out.send(line).await.is_err() {
                                 return;
                             }
                     }
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(resource = %def.plural, behind = n, "closing a watch that fell behind");
-                        let e = ApiError::new(
-                            410,
-                            "Expired",
-                            format!("the watcher fell {n} events behind and was closed; watch again from resourceVersion {last_rv} or relist"),
-                        );
-                        let _ = out.send(error_line(&e)).await;
-                        return;
-                    }
-                    Err(RecvError::Closed) => return,
-                },
-                _ = closed.changed() => return,
-                _ = tokio::time::sleep_until(deadline) => return,
-                _ = out.closed() => return,
-                _ = ticker.tick(), if bookmarks => {
+                    last_rv = last_rv.max(now);
                     if out.send(bookmark(&def, last_rv, false)).await.is_err() {
                         return;
                     }

@@ -3,12 +3,13 @@
 //! and closing every open watch.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{mpsc, watch};
 
-use super::{Change, Result, Store, key};
+use super::{Change, Result, Store, WATCH_BUFFER, key};
 use crate::resources::ResourceRef;
 use crate::status::ApiError;
 
@@ -32,23 +33,34 @@ impl Store {
         self.lock().compacted_rv
     }
 
-    /// Registers a watcher on every change from now on, and returns, atomically with the
-    /// registration, either the current objects (for a watch with no resourceVersion) or
-    /// the changes after `from` in the history (410 if they are no longer kept).
+    /// Registers a watcher on the changes of `def` from now on for which `wants` is true,
+    /// and returns, atomically with the registration, either the current objects (for a
+    /// watch with no resourceVersion) or the changes after `from` in the history (410 if
+    /// they are no longer kept).
     ///
-    /// The third value changes when [`Store::close_watches`] is called.
-    #[allow(clippy::type_complexity)]
+    /// `wants` runs under the store's lock for every change of `def`, so it must be cheap;
+    /// a watcher is woken only for the changes it wants. The third value changes when
+    /// [`Store::close_watches`] is called.
     pub fn watch(
         &self,
         def: &ResourceRef,
         from: Option<u64>,
-    ) -> Result<(
-        WatchStart,
-        broadcast::Receiver<Arc<Change>>,
-        watch::Receiver<u64>,
-    )> {
-        let inner = self.lock();
-        let rx = self.watchers.subscribe();
+        wants: impl Fn(&Change) -> bool + Send + Sync + 'static,
+    ) -> Result<(WatchStart, WatchReceiver, watch::Receiver<u64>)> {
+        self.watch_with(def, from, Box::new(wants), Vec::new())
+    }
+
+    /// [`Store::watch`], and the same receiver is also offered the changes of other
+    /// resources that `also` wants (for example the deletion of a custom resource's
+    /// definition), in the same resourceVersion order.
+    pub fn watch_with(
+        &self,
+        def: &ResourceRef,
+        from: Option<u64>,
+        wants: Wants,
+        also: Vec<(ResourceRef, Wants)>,
+    ) -> Result<(WatchStart, WatchReceiver, watch::Receiver<u64>)> {
+        let mut inner = self.lock();
         let closed = self.watch_epoch.subscribe();
         let start = match from {
             None => WatchStart::Initial(
@@ -74,7 +86,85 @@ impl Store {
                 )
             }
         };
-        Ok((start, rx, closed))
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let lagged = Arc::new(AtomicBool::new(false));
+        for (def, wants) in std::iter::once((def.clone(), wants)).chain(also) {
+            inner
+                .watchers
+                .entry(def.storage_key().clone())
+                .or_default()
+                .push(WatchSlot {
+                    wants,
+                    tx: tx.clone(),
+                    lagged: lagged.clone(),
+                });
+        }
+        Ok((start, WatchReceiver { rx, lagged }, closed))
+    }
+}
+
+/// Which changes a watcher wants; it runs under the store's lock.
+pub type Wants = Box<dyn Fn(&Change) -> bool + Send + Sync>;
+
+/// One registered watcher, as the store's dispatch keeps it.
+pub(crate) struct WatchSlot {
+    wants: Wants,
+    tx: mpsc::Sender<Arc<Change>>,
+    lagged: Arc<AtomicBool>,
+}
+
+impl WatchSlot {
+    /// Offers a change of the watcher's resource; false when the watcher is gone or has
+    /// fallen [`WATCH_BUFFER`] changes behind (it is then marked lagged and dropped).
+    pub(super) fn offer(&self, change: &Arc<Change>) -> bool {
+        if self.tx.is_closed() {
+            return false;
+        }
+        if !(self.wants)(change) {
+            return true;
+        }
+        match self.tx.try_send(change.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.lagged.store(true, Ordering::SeqCst);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Why [`WatchReceiver::recv`] returned no change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchRecvError {
+    /// The watcher fell [`WATCH_BUFFER`] changes behind and was dropped by the store.
+    Lagged,
+    /// The store is gone.
+    Closed,
+}
+
+/// The changes a watcher registered for with [`Store::watch`], in resourceVersion order.
+pub struct WatchReceiver {
+    rx: mpsc::Receiver<Arc<Change>>,
+    lagged: Arc<AtomicBool>,
+}
+
+impl WatchReceiver {
+    /// The next change; [`WatchRecvError::Lagged`] as soon as the watcher has fallen behind.
+    pub async fn recv(&mut self) -> Result<Arc<Change>, WatchRecvError> {
+        if self.lagged.load(Ordering::SeqCst) {
+            return Err(WatchRecvError::Lagged);
+        }
+        match self.rx.recv().await {
+            Some(c) => Ok(c),
+            None if self.lagged.load(Ordering::SeqCst) => Err(WatchRecvError::Lagged),
+            None => Err(WatchRecvError::Closed),
+        }
+    }
+
+    /// A change already queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Arc<Change>> {
+        self.rx.try_recv().ok()
     }
 }
 

@@ -475,7 +475,7 @@ impl Store {
             let mut next = new;
             match subresource {
                 Some("status") => {
-                    let status = next.get("status").cloned().unwrap_or(Value::Null);
+                    let status = next.get_mut("status").map_or(Value::Null, Value::take);
                     // The field manager's bookkeeping of this write (see `managed_fields`).
                     let managed = next.pointer("/metadata/managedFields").cloned();
                     next = current.clone();
@@ -552,10 +552,10 @@ impl Store {
                         "deletionGracePeriodSeconds",
                         "generation",
                     ];
-                    let cur_meta = meta(current).cloned().unwrap_or_default();
+                    let cur_meta = meta(current);
                     let m = meta_mut(&mut next);
                     for k in keep {
-                        match cur_meta.get(k) {
+                        match cur_meta.and_then(|c| c.get(k)) {
                             Some(v) => m.insert(k.into(), v.clone()),
                             None => m.remove(k),
                         };
@@ -610,7 +610,7 @@ impl Store {
         next["apiVersion"] = json!(def.storage_api_version());
         next["kind"] = json!(def.kind);
         {
-            let cur_meta = meta(&current).cloned().unwrap_or_default();
+            let cur_meta = meta(&current);
             let m = meta_mut(&mut next);
             // resourceVersion too, so that a write changing nothing compares equal.
             for k in [
@@ -620,7 +620,7 @@ impl Store {
                 "creationTimestamp",
                 "resourceVersion",
             ] {
-                match cur_meta.get(k) {
+                match cur_meta.and_then(|c| c.get(k)) {
                     Some(v) => m.insert(k.into(), v.clone()),
                     None => m.remove(k),
                 };

@@ -161,15 +161,67 @@ impl PodRun {
     }
 
     fn set_container(&self, list: &str, name: &str, status: Value) {
+        self.set_container_then(list, name, status, |_| {});
+    }
+
+    /// Sets one container's status and, in the same write, what follows from it (`then`):
+    /// a real kubelet computes the pod's phase and conditions from its container statuses
+    /// in the same sync and writes them together.
+    fn set_container_then(
+        &self,
+        list: &str,
+        name: &str,
+        status: Value,
+        then: impl FnOnce(&mut Value),
+    ) {
         self.update(|s| {
             if let Some(arr) = s.get_mut(list).and_then(Value::as_array_mut) {
                 for c in arr.iter_mut() {
                     if c.get("name").and_then(Value::as_str) == Some(name) {
-                        *c = status.clone();
+                        *c = status;
+                        break;
                     }
                 }
             }
+            then(s);
         });
+    }
+
+    /// After a container terminated: the pod's phase and conditions once every container of
+    /// `list` has terminated (init containers: `Initialized`, or the pod failed at the first
+    /// failed one; containers: `Succeeded` or `Failed`).
+    fn settle(s: &mut Value, list: &str, t: &str) {
+        let codes: Vec<Option<i64>> = s[list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                c.pointer("/state/terminated/exitCode")
+                    .and_then(Value::as_i64)
+            })
+            .collect();
+        let failed = codes.iter().any(|c| c.is_some_and(|c| c != 0));
+        let all_ended = codes.iter().all(Option::is_some);
+        if list == "initContainerStatuses" {
+            if failed {
+                s["phase"] = json!("Failed");
+                Self::set_condition(s, "Initialized", false, Some("PodFailed"), t);
+                Self::set_condition(s, "PodReadyToStartContainers", false, None, t);
+            } else if all_ended {
+                Self::set_condition(s, "Initialized", true, None, t);
+            }
+        } else if all_ended {
+            Self::finish_phase(s, !failed, t);
+        }
+    }
+
+    /// The phase and conditions of a pod whose containers have all ended.
+    fn finish_phase(s: &mut Value, ok: bool, t: &str) {
+        s["phase"] = json!(if ok { "Succeeded" } else { "Failed" });
+        let reason = if ok { "PodCompleted" } else { "PodFailed" };
+        Self::set_condition(s, "Ready", false, Some(reason), t);
+        Self::set_condition(s, "ContainersReady", false, Some(reason), t);
+        Self::set_condition(s, "PodReadyToStartContainers", false, None, t);
     }
 
     fn set_condition(s: &mut Value, kind: &str, ok: bool, reason: Option<&str>, now: &str) {
@@ -298,49 +350,35 @@ impl PodRun {
             Some(KubeletFault::NodeLost) => self.lose_node = true,
             None => {}
         }
+        // The write of each container's termination also settles what follows from it
+        // (`settle`); only a container that never ran to an end needs a write of its own.
         let mut init_failed = false;
         for c in &inits {
             match self.run_container("initContainerStatuses", c).await {
                 Some(Exit::Code(0)) => {}
-                _ => {
+                exit => {
+                    if exit.is_none() {
+                        let t = now(&k);
+                        self.update(|s| {
+                            s["phase"] = json!("Failed");
+                            Self::set_condition(s, "Initialized", false, Some("PodFailed"), &t);
+                            Self::set_condition(s, "PodReadyToStartContainers", false, None, &t);
+                        });
+                    }
                     init_failed = true;
                     break;
                 }
             }
         }
-        let t = now(&k);
-        if init_failed {
-            self.update(|s| {
-                s["phase"] = json!("Failed");
-                Self::set_condition(s, "Initialized", false, Some("PodFailed"), &t);
-                Self::set_condition(s, "PodReadyToStartContainers", false, None, &t);
-            });
-        } else {
-            self.update(|s| Self::set_condition(s, "Initialized", true, None, &t));
+        if !init_failed {
             let runs = mains
                 .iter()
                 .map(|c| self.run_container("containerStatuses", c));
             let exits = futures::future::join_all(runs).await;
-            let t = now(&k);
-            let ok = exits.iter().all(|e| *e == Some(Exit::Code(0)));
-            self.update(|s| {
-                s["phase"] = json!(if ok { "Succeeded" } else { "Failed" });
-                Self::set_condition(
-                    s,
-                    "Ready",
-                    false,
-                    Some(if ok { "PodCompleted" } else { "PodFailed" }),
-                    &t,
-                );
-                Self::set_condition(
-                    s,
-                    "ContainersReady",
-                    false,
-                    Some(if ok { "PodCompleted" } else { "PodFailed" }),
-                    &t,
-                );
-                Self::set_condition(s, "PodReadyToStartContainers", false, None, &t);
-            });
+            if exits.iter().any(Option::is_none) {
+                let t = now(&k);
+                self.update(|s| Self::finish_phase(s, false, &t));
+            }
         }
         // A pod being deleted goes once its containers have stopped (not on a lost node,
         // whose kubelet cannot say they have).
@@ -438,22 +476,21 @@ impl PodRun {
         };
         let started = now(&k);
         let cid = container_id(&self.uid, &name);
-        self.set_container(list, &name, json!({"name": name, "image": image, "imageID": image_id,
+        let running = json!({"name": name, "image": image, "imageID": image_id,
             "containerID": cid, "ready": list == "containerStatuses", "restartCount": 0, "started": true,
-            "state": {"running": {"startedAt": started}}}));
-        if list == "containerStatuses" {
-            let t = started.clone();
-            self.update(|s| {
+            "state": {"running": {"startedAt": started}}});
+        self.set_container_then(list, &name, running, |s| {
+            if list == "containerStatuses" {
                 s["phase"] = json!("Running");
                 let all_running = s["containerStatuses"]
                     .as_array()
                     .is_some_and(|a| a.iter().all(|c| c.pointer("/state/running").is_some()));
                 if all_running {
-                    Self::set_condition(s, "Ready", true, None, &t);
-                    Self::set_condition(s, "ContainersReady", true, None, &t);
+                    Self::set_condition(s, "Ready", true, None, &started);
+                    Self::set_condition(s, "ContainersReady", true, None, &started);
                 }
-            });
-        }
+            }
+        });
         if self.lose_node {
             // The node goes as the container starts: its status stays as last posted.
             k.lose_node(&self.node);
@@ -503,12 +540,13 @@ impl PodRun {
         if let Some(m) = message {
             terminated["message"] = json!(m);
         }
-        self.set_container(
+        self.set_container_then(
             list,
             &name,
             json!({"name": name, "image": image, "imageID": image_id,
             "containerID": cid, "ready": false, "restartCount": 0, "started": false,
             "state": {"terminated": terminated}}),
+            |s| Self::settle(s, list, &finished_at),
         );
         Some(exit)
     }

@@ -99,10 +99,12 @@ pub async fn run(quick: bool) {
         .build()
         .await
     {
-        Ok(c) => println!(
-            "{}",
-            measure(c, "process", "true", if quick { 50 } else { 300 }).await
-        ),
+        Ok(c) => {
+            let mut m = measure(c, "process", "true", if quick { 50 } else { 300 }).await;
+            // Mount namespaces (as root on Linux) or path mapping.
+            m["isolation"] = json!(format!("{:?}", process.isolation()));
+            println!("{m}");
+        }
         Err(e) => eprintln!("bench kubelet: {e}"),
     }
 }

@@ -343,8 +343,7 @@ impl Controllers {
             }
         }
         let complete = matches!(finished, Some(("Complete", _, _)));
-        let result = self.api.store.modify(jobs, ns, name, |j| {
-            let status = &mut j["status"];
+        let apply = |status: &mut Value| {
             if !status.is_object() {
                 *status = json!({});
             }
@@ -374,6 +373,16 @@ impl Controllers {
             if complete {
                 status["completionTime"] = json!(now);
             }
+        };
+        // As the real controller, write the status only when it changes (a copy of the
+        // status is cheap; a write copies the whole Job).
+        let mut status = job.get("status").cloned().unwrap_or(Value::Null);
+        apply(&mut status);
+        if job.get("status") == Some(&status) {
+            return;
+        }
+        let result = self.api.store.modify(jobs, ns, name, |j| {
+            apply(&mut j["status"]);
             Ok(())
         });
         match (&finished, result) {

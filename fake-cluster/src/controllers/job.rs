@@ -64,7 +64,7 @@ fn controller_uid(pod: &Value) -> Option<&str> {
 }
 
 impl Controllers {
-    /// A pod changed: its Job (if any) is reconciled; a tracked pod whose Job is gone loses
+    /// A pod changed: its Job (if any) is queued for reconciliation; a tracked pod whose Job is gone loses
     /// its finalizer, as the real controller does for orphan pods.
     pub(super) fn job_pod_changed(&mut self, c: &Change) {
         let owner = owner_refs(&c.object)
@@ -86,7 +86,7 @@ impl Controllers {
                     .get(well_known::jobs(), &c.namespace, &name)
                     .is_ok_and(|j| meta_str(&j, "uid") == Some(uid.as_str()));
                 if live {
-                    self.reconcile_job(&c.namespace, &name);
+                    self.enqueue_job(&c.namespace, &name);
                 } else if tracked {
                     self.remove_finalizer(
                         well_known::pods(),

@@ -124,6 +124,8 @@ pub(crate) struct Controllers {
     unschedulable: BTreeSet<(String, String)>,
     /// Jobs (by uid) with a TTL timer armed.
     ttl_armed: HashSet<String>,
+    /// Jobs (namespace, name) to reconcile once the changes at hand are handled.
+    job_queue: BTreeSet<(String, String)>,
     /// The CA PEM every namespace's `kube-root-ca.crt` holds.
     root_ca: String,
 }
@@ -178,6 +180,7 @@ impl Controllers {
             jobs: HashMap::new(),
             unschedulable: BTreeSet::new(),
             ttl_armed: HashSet::new(),
+            job_queue: BTreeSet::new(),
             root_ca,
         };
         tokio::spawn(async move {
@@ -194,13 +197,31 @@ impl Controllers {
                 };
                 match work {
                     Work::Change(c) => this.on_change(&c),
-                    Work::Job(ns, name) => this.reconcile_job(&ns, &name),
+                    Work::Job(ns, name) => this.enqueue_job(&ns, &name),
                     Work::Ttl(ns, name, uid) => this.ttl_expired(&ns, &name, &uid),
                     Work::TaintEvict(ns, name, uid) => this.taint_evict(&ns, &name, &uid),
                 }
+                // Every change already queued first, then each Job they touched once, as
+                // the real controller's work queue deduplicates its keys.
+                while let Ok(c) = changes.try_recv() {
+                    this.on_change(&c);
+                }
+                this.reconcile_queued_jobs();
             }
         });
         handle
+    }
+
+    /// Queues a Job for reconciliation once the changes at hand are handled; a Job queued
+    /// twice is reconciled once.
+    fn enqueue_job(&mut self, ns: &str, name: &str) {
+        self.job_queue.insert((ns.to_owned(), name.to_owned()));
+    }
+
+    fn reconcile_queued_jobs(&mut self) {
+        while let Some((ns, name)) = self.job_queue.pop_first() {
+            self.reconcile_job(&ns, &name);
+        }
     }
 
     /// Sends `work` back to this task after `after`.
@@ -220,7 +241,7 @@ impl Controllers {
         let pods = well_known::pods();
         if c.resource == well_known::jobs() {
             if c.kind != ChangeType::Deleted {
-                self.reconcile_job(&c.namespace, &c.name);
+                self.enqueue_job(&c.namespace, &c.name);
                 self.arm_ttl(&c.namespace, &c.name);
             } else if let Some(uid) = meta_str(&c.object, "uid") {
                 self.jobs.remove(uid);

@@ -4,6 +4,8 @@
 pub mod alloc;
 pub mod detect;
 pub mod floor;
+pub mod largest;
+pub mod process;
 pub mod runs;
 pub mod scale;
 pub mod soak;

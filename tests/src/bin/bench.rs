@@ -58,6 +58,12 @@ fn main() {
         if wants("detect") {
             bench::detect::run(quick).await;
         }
+        if wants("process") {
+            bench::process::run(quick).await;
+        }
+        if wants("largest") {
+            bench::largest::run(quick).await;
+        }
         if wants("soak") {
             bench::soak::run(quick).await;
         }

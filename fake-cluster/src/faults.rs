@@ -75,7 +75,7 @@ pub enum Fault {
     },
     /// An API server outage: this request and every request after it, for this long, is
     /// answered 503 ServiceUnavailable without being applied; each of them is recorded as
-    /// an injected `Status(503)`. Watches already open go on. A rule with an outage fires
+    /// an injected `Status(503)`. Watches already open go on. A plan's outage happens
     /// once.
     Outage(Duration),
 }
@@ -265,9 +265,7 @@ impl Faults {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let n = state.1;
         state.1 += 1;
-        let now = tokio::time::Instant::now();
-        let mut outage = self.outage_until.lock().unwrap_or_else(|e| e.into_inner());
-        if outage.is_some_and(|until| now < until) {
+        let record = |fault: Fault| {
             self.injected
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -275,16 +273,21 @@ impl Faults {
                     request: n,
                     verb: verb.to_owned(),
                     path: path.to_owned(),
-                    fault: Fault::Status(503),
+                    fault: fault.clone(),
                 });
-            return Some(Fault::Status(503));
+            Some(fault)
+        };
+        let now = tokio::time::Instant::now();
+        let mut outage = self.outage_until.lock().unwrap_or_else(|e| e.into_inner());
+        if outage.is_some_and(|until| now < until) {
+            return record(Fault::Status(503));
         }
         let rule = self.plan.rules.iter().find(|r| {
             r.verb.as_deref().is_none_or(|v| v == verb)
                 && r.resource.as_deref().is_none_or(|x| x == resource)
         })?;
         if matches!(rule.fault, Fault::Outage(_)) && outage.is_some() {
-            // Over: an outage happens once.
+            // Over: a plan's outage happens once.
             return None;
         }
         let draw: f64 = state.0.random();
@@ -294,16 +297,7 @@ impl Faults {
         if let Fault::Outage(d) = rule.fault {
             *outage = Some(now + d);
         }
-        self.injected
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(InjectedFault {
-                request: n,
-                verb: verb.to_owned(),
-                path: path.to_owned(),
-                fault: rule.fault.clone(),
-            });
-        Some(rule.fault.clone())
+        record(rule.fault.clone())
     }
 }
 

@@ -1512,3 +1512,29 @@ fn bug_i_a_watch_cut_during_its_initial_events_loses_a_pod() {
     }))
     .unwrap();
 }
+
+/// Bug J, found by a 100,000-case run (seed 8) of `faults_never_lose_mix_or_leak`, brought
+/// in by bug D's fix: the ConfigMap receive waited for the progress watch to see the run's
+/// pod before taking a report; a pod deleted before the watch saw it (here during an API
+/// outage) left the run waiting for its timeout although its report was there.
+/// transport-configmap/src/receive.rs: after a 5 s grace the report is taken.
+#[test]
+fn bug_j_a_report_whose_pod_the_watch_never_saw_waits_for_the_timeout() {
+    let mut evicted = quick(true, 22, Meets::Evicted(0), None);
+    evicted.command.found = true;
+    block_on(run_case(Case {
+        seed: 0,
+        via: Via::ConfigMap,
+        shared_watches: false,
+        runs: vec![quick(false, 0, Meets::Nothing, None), evicted],
+        faults: vec![(
+            Some("create"),
+            Some("configmaps"),
+            100,
+            Fault::Outage(Duration::from_secs(22)),
+        )],
+        kubelet: Vec::new(),
+        max_in_flight: None,
+    }))
+    .unwrap();
+}

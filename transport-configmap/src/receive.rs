@@ -17,6 +17,10 @@ use kube::api::{Api, WatchParams};
 
 use crate::format::{decode, pod_report_name, pod_uid_of};
 
+/// How long a report may wait for the progress watch to see the run's pod before it is
+/// taken without knowing which pod the run watches (the pod was gone before it was seen).
+const UNSEEN_POD_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Receives reports from ConfigMaps.
 #[derive(Clone)]
 pub struct ConfigMapChannel {
@@ -99,11 +103,25 @@ impl ResultChannel for ConfigMapChannel {
         // too. Which one counts is known once the progress watch has seen the run's pod.
         let mut reports: BTreeMap<String, ConfigMap> = BTreeMap::new();
         let mut pod_followed = true;
+        // A pod gone before the progress watch saw it leaves no watched pod: after a grace,
+        // its report (the first, under the Job's name) is taken as the old code took it.
+        let mut unseen_pod_grace = false;
+        let grace = tokio::time::sleep(UNSEEN_POD_GRACE);
+        tokio::pin!(grace);
         loop {
-            if let Some(watched) = uid_of(pod.borrow().as_ref())
-                && let Some(cm) = reports.values().find(|cm| from_pod(cm, &watched))
-            {
+            let watched = uid_of(pod.borrow().as_ref());
+            let found = match &watched {
+                Some(watched) => reports.values().find(|cm| from_pod(cm, watched)),
+                None if unseen_pod_grace => reports.values().next(),
+                None => None,
+            };
+            if let Some(cm) = found {
                 return decode(cm);
+            }
+            if reports.is_empty() {
+                grace
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + UNSEEN_POD_GRACE);
             }
             tokio::select! {
                 ev = events.next() => match ev {
@@ -124,6 +142,7 @@ impl ResultChannel for ConfigMapChannel {
                 },
                 // Once the progress watch is gone, it has ended the run: nothing to wait for.
                 changed = pod.changed(), if pod_followed => pod_followed = changed.is_ok(),
+                () = &mut grace, if !reports.is_empty() && !unseen_pod_grace => unseen_pod_grace = true,
             }
         }
     }

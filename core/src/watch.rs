@@ -1,6 +1,11 @@
 //! Raw watches that start with resourceVersion unset (the synthetic ADDED events stand in
 //! for a LIST), resume from the last resourceVersion after a disconnect, and start over
 //! after 410 Gone.
+//!
+//! The synthetic ADDED events come in key order, not resourceVersion order, so resuming
+//! from one of them would skip objects not yet sent. Until the initial events are known to
+//! be over (the first MODIFIED, DELETED or BOOKMARK event, which the server sends only after
+//! them), a cut stream starts over with resourceVersion unset, as after 410.
 
 use std::time::Duration;
 
@@ -29,6 +34,21 @@ struct State<K: Clone + 'static> {
     rv: String,
     inner: Option<BoxStream<'static, kube::Result<WatchEvent<K>>>>,
     failures: u32,
+    /// Whether the synthetic initial events of the current stream are known to be over.
+    initial_done: bool,
+}
+
+impl<K: Clone + 'static> State<K> {
+    /// The stream ended or failed: resume from the last resourceVersion when that is safe,
+    /// else start over (`Some(Restarted)` is then owed to the consumer).
+    fn reconnect(&mut self) -> Option<Event<K>> {
+        self.inner = None;
+        if self.initial_done || self.rv.is_empty() {
+            return None;
+        }
+        self.rv.clear();
+        Some(Event::Restarted)
+    }
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -52,6 +72,7 @@ where
         rv: String::new(),
         inner: None,
         failures: 0,
+        initial_done: false,
     };
     futures::stream::unfold(Some(state), |state| async move {
         let mut s = state?;
@@ -60,6 +81,7 @@ where
                 match s.api.watch(&s.params, &s.rv).await {
                     Ok(stream) => {
                         s.inner = Some(stream.boxed());
+                        s.initial_done = !s.rv.is_empty();
                         continue;
                     }
                     Err(e) if is_transient(&e) => {
@@ -73,24 +95,37 @@ where
             match inner.next().await {
                 None => {
                     // The server ended the stream (timeout, dropped connection): resume.
-                    s.inner = None;
+                    if let Some(ev) = s.reconnect() {
+                        return Some((Ok(ev), Some(s)));
+                    }
                 }
                 Some(Ok(ev)) => {
                     s.failures = 0;
                     match ev {
-                        WatchEvent::Added(o) | WatchEvent::Modified(o) => {
+                        WatchEvent::Added(o) => {
+                            if let Some(rv) = o.meta().resource_version.clone() {
+                                s.rv = rv;
+                            }
+                            return Some((Ok(Event::Applied(o)), Some(s)));
+                        }
+                        WatchEvent::Modified(o) => {
+                            s.initial_done = true;
                             if let Some(rv) = o.meta().resource_version.clone() {
                                 s.rv = rv;
                             }
                             return Some((Ok(Event::Applied(o)), Some(s)));
                         }
                         WatchEvent::Deleted(o) => {
+                            s.initial_done = true;
                             if let Some(rv) = o.meta().resource_version.clone() {
                                 s.rv = rv;
                             }
                             return Some((Ok(Event::Deleted(o)), Some(s)));
                         }
-                        WatchEvent::Bookmark(b) => s.rv = b.metadata.resource_version,
+                        WatchEvent::Bookmark(b) => {
+                            s.initial_done = true;
+                            s.rv = b.metadata.resource_version;
+                        }
                         WatchEvent::Error(e) if e.code == 410 => {
                             s.rv.clear();
                             s.inner = None;
@@ -99,9 +134,12 @@ where
                         WatchEvent::Error(e) => {
                             let err = kube::Error::Api(e);
                             if is_transient(&err) {
-                                s.inner = None;
+                                let restarted = s.reconnect();
                                 s.failures += 1;
                                 tokio::time::sleep(backoff(s.failures)).await;
+                                if let Some(ev) = restarted {
+                                    return Some((Ok(ev), Some(s)));
+                                }
                             } else {
                                 return Some((Err(err), None));
                             }
@@ -109,14 +147,17 @@ where
                     }
                 }
                 Some(Err(e)) => {
-                    s.inner = None;
                     if !is_transient(&e)
                         && !matches!(e, kube::Error::ReadEvents(_) | kube::Error::HttpError(_))
                     {
                         return Some((Err(e), None));
                     }
+                    let restarted = s.reconnect();
                     s.failures += 1;
                     tokio::time::sleep(backoff(s.failures)).await;
+                    if let Some(ev) = restarted {
+                        return Some((Ok(ev), Some(s)));
+                    }
                 }
             }
         }

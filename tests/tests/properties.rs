@@ -1481,17 +1481,16 @@ fn an_eviction_refused_by_an_outage_is_not_an_eviction() {
     .unwrap();
 }
 
-/// Bug I, found by the 100,000-case run of `faults_never_lose_mix_or_leak` and not fixed:
+/// Bug I, found by the 100,000-case run of `faults_never_lose_mix_or_leak`:
 /// core/src/watch.rs resumes a cut watch from the resourceVersion of the last event, also
 /// while the watch (started with resourceVersion unset) is still sending its synthetic
 /// ADDED events, which come by name, not in resourceVersion order. Cut after the first of
 /// them (here the shared pod watch, server-side, after one event), it resumes past the
 /// other run's pod, which it then never sees: that run times out waiting for its pod
-/// instead of ending Unschedulable. A fix: until the initial events are known complete
-/// (a bookmark, or `sendInitialEvents` with its `k8s.io/initial-events-end` bookmark),
-/// start over with resourceVersion unset rather than resume.
+/// instead of ending Unschedulable. Fixed in core/src/watch.rs: until the initial events
+/// are known to be over (a MODIFIED, DELETED or BOOKMARK event), a cut watch starts over
+/// with resourceVersion unset (and says `Restarted`) rather than resume.
 #[test]
-#[ignore = "bug I (core/src/watch.rs): a watch cut during its initial events loses objects"]
 fn bug_i_a_watch_cut_during_its_initial_events_loses_a_pod() {
     let mut unschedulable = quick(false, 0, Meets::Unschedulable, None);
     unschedulable.namespace = OTHER_NS;

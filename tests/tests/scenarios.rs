@@ -394,28 +394,8 @@ async fn api_faults_change_neither_the_outcome_nor_what_is_left() {
                 .rule(Some("watch"), None, 0.3, Fault::Status(503))
                 .rule(Some("watch"), None, 0.2, Fault::Compact)
                 .rule(Some("get"), None, 0.3, Fault::Status(429));
-            let rt = scripted_runtime();
-            rt.image(IMAGE, tools());
-            let cluster = FakeCluster::builder()
-                .scripted(rt)
-                .faults(plan)
-                .build()
+            lost += out_err_3_under(plan, t, seed)
                 .await
-                .unwrap();
-            let runner = runner(&cluster, t);
-            let o = runner
-                .run(req(&["/bin/out-err-3"]))
-                .await
-                .unwrap_or_else(|e| panic!("{t:?} seed {seed}: {e}"));
-            assert_eq!(o.exit, ExitStatus::Code(3), "{t:?} seed {seed}");
-            assert_eq!(
-                (o.stdout.data.as_slice(), o.stderr.data.as_slice()),
-                (&b"out"[..], &b"err"[..])
-            );
-            runner.shutdown().await;
-            settled(&cluster).await;
-            lost += cluster
-                .injected_faults()
                 .iter()
                 .filter(|f| f.fault == Fault::LostResponse)
                 .count();
@@ -443,32 +423,43 @@ async fn dropped_connections_change_neither_the_outcome_nor_what_is_left() {
                 // Dropped before they were applied: watches and reads.
                 .rule(Some("watch"), None, 0.3, drop_before.clone())
                 .rule(Some("get"), None, 0.3, drop_before.clone());
-            let rt = scripted_runtime();
-            rt.image(IMAGE, tools());
-            let cluster = FakeCluster::builder()
-                .scripted(rt)
-                .faults(plan)
-                .build()
+            dropped += out_err_3_under(plan, t, seed)
                 .await
-                .unwrap();
-            let runner = runner(&cluster, t);
-            let o = runner
-                .run(req(&["/bin/out-err-3"]))
-                .await
-                .unwrap_or_else(|e| panic!("{t:?} seed {seed}: {e}"));
-            assert_eq!(o.exit, ExitStatus::Code(3), "{t:?} seed {seed}");
-            assert_eq!(
-                (o.stdout.data.as_slice(), o.stderr.data.as_slice()),
-                (&b"out"[..], &b"err"[..])
-            );
-            runner.shutdown().await;
-            settled(&cluster).await;
-            dropped += cluster
-                .injected_faults()
                 .iter()
                 .filter(|f| matches!(f.fault, Fault::Disconnect { .. }))
                 .count();
         }
         assert!(dropped >= 6, "{t:?}: only {dropped} connections dropped");
     }
+}
+
+/// Runs `/bin/out-err-3` under `plan` with transport `t`, asserts its exact outcome, cleans
+/// up, waits for the garbage collector to settle (which checks nothing is left), and returns
+/// the faults injected.
+async fn out_err_3_under(
+    plan: cmdreporter_fake_cluster::faults::FaultPlan,
+    t: Transport,
+    seed: u64,
+) -> Vec<cmdreporter_fake_cluster::faults::InjectedFault> {
+    let rt = scripted_runtime();
+    rt.image(IMAGE, tools());
+    let cluster = FakeCluster::builder()
+        .scripted(rt)
+        .faults(plan)
+        .build()
+        .await
+        .unwrap();
+    let runner = runner(&cluster, t);
+    let o = runner
+        .run(req(&["/bin/out-err-3"]))
+        .await
+        .unwrap_or_else(|e| panic!("{t:?} seed {seed}: {e}"));
+    assert_eq!(o.exit, ExitStatus::Code(3), "{t:?} seed {seed}");
+    assert_eq!(
+        (o.stdout.data.as_slice(), o.stderr.data.as_slice()),
+        (&b"out"[..], &b"err"[..])
+    );
+    runner.shutdown().await;
+    settled(&cluster).await;
+    cluster.injected_faults()
 }

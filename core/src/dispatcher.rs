@@ -457,13 +457,21 @@ impl Dispatcher for JobDispatcher {
                             .find(|c| c.type_ == "Failed" && c.status == "True")
                     {
                         // The pod may still be there, unseen by the watch: its own state says
-                        // more than the Job's condition.
+                        // more than the Job's condition (a courier that could not deliver
+                        // says so in its termination message). A LIST that fails shows
+                        // nothing: look again at the next check, or let the watch see the
+                        // pod, rather than report the bare condition (bug K).
                         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
                         let lp = ListParams::default()
                             .labels(&format!("batch.kubernetes.io/controller-uid={}", job.uid));
-                        if let Ok(list) = pods.list(&lp).await
-                            && let Some(e) = list.items.iter().find_map(|p| signal_error(classify(p)))
-                        {
+                        let list = match pods.list(&lp).await {
+                            Ok(list) => list,
+                            Err(e) => {
+                                tracing::debug!(job = %job.name, error = %e, "the failed Job's pods cannot be listed yet");
+                                continue;
+                            }
+                        };
+                        if let Some(e) = list.items.iter().find_map(|p| signal_error(classify(p))) {
                             return e;
                         }
                         return Error::JobFailed {

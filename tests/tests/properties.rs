@@ -888,7 +888,11 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-async fn run_case(case: Case) -> Result<(), TestCaseError> {
+/// What each run of a case returned (`None`: dropped).
+type Results = Vec<Option<Result<Outcome, Error>>>;
+
+/// Runs a case and checks the invariants; what each run returned.
+async fn run_case(case: Case) -> Result<Results, TestCaseError> {
     let scripts: Scripts = Arc::default();
     let invocations = Invocations::default();
     let rt = scripted_runtime();
@@ -1076,8 +1080,9 @@ async fn run_case(case: Case) -> Result<(), TestCaseError> {
         })
         .sum();
     for (i, (((run, script, _, expected, image), (result, start, took)), disrupted)) in
-        runs.iter().zip(results).zip(disrupted).enumerate()
+        runs.iter().zip(&results).zip(disrupted).enumerate()
     {
+        let (start, took) = (*start, *took);
         // How long the run waited for a slot (`max_in_flight`), if it got one.
         let queued = job_created
             .lock()
@@ -1188,7 +1193,7 @@ async fn run_case(case: Case) -> Result<(), TestCaseError> {
         "{problems:#?}\ninjected faults: {injected:#?}\npods by image and Job: {:?}\nJobs whose controller deleted a pod: {pod_deleted:?}",
         pods_of_image.lock().unwrap()
     );
-    Ok(())
+    Ok(results.into_iter().map(|(result, _, _)| result).collect())
 }
 
 fn single_case() -> impl Strategy<Value = Case> {
@@ -1536,4 +1541,46 @@ fn bug_j_a_report_whose_pod_the_watch_never_saw_waits_for_the_timeout() {
         max_in_flight: None,
     }))
     .unwrap();
+}
+
+/// Bug K, found by a 100,000-case run (seed 8) of `faults_never_lose_mix_or_leak`, after
+/// 45,738 cases: the command is not found, and the courier's create of its ConfigMap starts
+/// a 27 s API outage. The courier retries for about 26 s, gives up, writes "cannot deliver
+/// the report" to its termination message and exits 1; the pod fails and the Job's
+/// controller marks the Job `Failed` (`BackoffLimitExceeded`). The operator's pod watch
+/// never connected during the outage, so its Job check found the failed Job first and
+/// listed the Job's pods to say why; that LIST got a 409 (1% of pod requests) and the run
+/// ended with the Job's bare condition, `JobFailed { reason: "BackoffLimitExceeded" }`,
+/// hiding why the courier failed. core/src/dispatcher.rs: a failed LIST is no evidence,
+/// the check looks again; the run ends with the courier's own error.
+#[test]
+fn bug_k_a_courier_that_cannot_deliver_through_an_outage_looks_like_a_bare_job_failure() {
+    let results = block_on(run_case(Case {
+        seed: 17_912_454_293_045_223_564,
+        via: Via::ConfigMap,
+        shared_watches: false,
+        runs: vec![quick(false, 0, Meets::Nothing, None)],
+        faults: vec![
+            (
+                Some("create"),
+                Some("configmaps"),
+                100,
+                Fault::Outage(Duration::from_secs(27)),
+            ),
+            (None, Some("pods"), 1, Fault::Status(409)),
+        ],
+        kubelet: Vec::new(),
+        max_in_flight: None,
+    }))
+    .unwrap();
+    match results.as_slice() {
+        [Some(Err(Error::CourierFailed { exit_code, message }))] => {
+            assert_eq!(*exit_code, cmdreporter_core::courier::EXIT_UNDELIVERED);
+            assert!(
+                message.contains("cannot deliver the report") && message.contains("503"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the courier's failure to deliver, got {other:?}"),
+    }
 }

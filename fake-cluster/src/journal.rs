@@ -97,12 +97,12 @@ impl Journal {
         self.len() == 0
     }
 
-    /// Forgets every request recorded so far.
+    /// Forgets every request recorded so far, and frees the memory they held.
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.clear();
+        entries.shrink_to_fit();
+        drop(entries);
         self.recorded.send_replace(0);
     }
 }

@@ -273,6 +273,14 @@ pub(crate) fn signal_error(signal: PodSignal) -> Option<Error> {
     })
 }
 
+/// The error of a run whose watched pod was deleted before it reported.
+fn pod_deleted(name: &str) -> Error {
+    Error::JobFailed {
+        reason: "PodDeleted".into(),
+        message: format!("pod {name} was deleted before it reported"),
+    }
+}
+
 /// A pod being deleted (by its Job's controller, an eviction, a person) whose containers
 /// stop before it reported: its state is the deletion's doing, and the error says so.
 pub(crate) fn deleted_or(pod: &Pod, signal: PodSignal) -> PodSignal {
@@ -350,12 +358,14 @@ impl Dispatcher for JobDispatcher {
         phase: PhaseCell,
     ) -> Error {
         phase.set(Phase::WaitingForPod);
+        let pod_api: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
+        let of_job = ListParams::default()
+            .labels(&format!("batch.kubernetes.io/controller-uid={}", job.uid));
         let mut pods = match &self.hubs {
             Some(h) => h.pods.subscribe(&job.namespace, &job.uid).boxed(),
             None => {
-                let api: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
-                let selector = format!("batch.kubernetes.io/controller-uid={}", job.uid);
-                resumable_watch(api, WatchParams::default().labels(&selector)).boxed()
+                let selector = of_job.label_selector.clone().unwrap_or_default();
+                resumable_watch(pod_api.clone(), WatchParams::default().labels(&selector)).boxed()
             }
         };
         let mut events: Option<BoxStream<'static, kube::Result<Event<K8sEvent>>>> = None;
@@ -369,6 +379,11 @@ impl Dispatcher for JobDispatcher {
         );
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &job.namespace);
         let mut pod_uid: Option<String> = None;
+        let mut pod_name = String::new();
+        // When to ask the API whether the watched pod is still there, after the watch
+        // started over (bug L): a pod deleted while the watch was down never shows again in
+        // it, nor does its deletion.
+        let mut recheck: Option<Instant> = None;
         // The pending error and when it becomes final (a grace period).
         let mut pending: Option<(Instant, Error)> = None;
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
@@ -383,6 +398,8 @@ impl Dispatcher for JobDispatcher {
                         if pod_uid.get_or_insert_with(|| uid.clone()) != &uid {
                             continue;
                         }
+                        pod_name = pod.metadata.name.clone().unwrap_or_default();
+                        recheck = None;
                         let signal = deleted_or(&pod, classify(&pod));
                         let _ = pods_tx.send(Some(pod));
                         let now = Instant::now();
@@ -419,13 +436,14 @@ impl Dispatcher for JobDispatcher {
                     }
                     Some(Ok(Event::Deleted(pod))) => {
                         if pod.metadata.uid == pod_uid && pending.is_none() {
-                            pending = Some((Instant::now() + self.graces.report_after_exit, Error::JobFailed {
-                                reason: "PodDeleted".into(),
-                                message: format!("pod {} was deleted before it reported", pod.metadata.name.unwrap_or_default()),
-                            }));
+                            pending = Some((Instant::now() + self.graces.report_after_exit, pod_deleted(&pod_name)));
                         }
                     }
-                    Some(Ok(Event::Restarted)) => {}
+                    Some(Ok(Event::Restarted)) => {
+                        if pod_uid.is_some() {
+                            recheck = Some(Instant::now());
+                        }
+                    }
                     Some(Err(e)) => return Error::from(e),
                     None => return Error::JobFailed { reason: "WatchEnded".into(), message: "the pod watch ended".into() },
                 },
@@ -447,6 +465,21 @@ impl Dispatcher for JobDispatcher {
                         }
                     });
                 }
+                _ = tokio::time::sleep_until(recheck.unwrap_or(far)), if recheck.is_some() => {
+                    // A LIST of the Job's pods, as the watch's own relist (the operator's role
+                    // grants list and watch on pods, not get).
+                    recheck = match pod_api.list(&of_job).await {
+                        Ok(list) if list.items.iter().any(|p| p.metadata.uid == pod_uid) => None,
+                        Ok(_) => {
+                            if pending.is_none() {
+                                pending = Some((Instant::now() + self.graces.report_after_exit, pod_deleted(&pod_name)));
+                            }
+                            None
+                        }
+                        // Ask again, unless the watch shows the pod meanwhile.
+                        Err(_) => Some(Instant::now() + Duration::from_secs(1)),
+                    };
+                }
                 _ = job_checks.tick(), if pod_uid.is_none() && pending.is_none() => {
                     if let Ok(Some(j)) = jobs.get_opt(&job.name).await
                         && let Some(failed) = j
@@ -461,10 +494,7 @@ impl Dispatcher for JobDispatcher {
                         // says so in its termination message). A LIST that fails shows
                         // nothing: look again at the next check, or let the watch see the
                         // pod, rather than report the bare condition (bug K).
-                        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
-                        let lp = ListParams::default()
-                            .labels(&format!("batch.kubernetes.io/controller-uid={}", job.uid));
-                        let list = match pods.list(&lp).await {
+                        let list = match pod_api.list(&of_job).await {
                             Ok(list) => list,
                             Err(e) => {
                                 tracing::debug!(job = %job.name, error = %e, "the failed Job's pods cannot be listed yet");

@@ -1584,3 +1584,37 @@ fn bug_k_a_courier_that_cannot_deliver_through_an_outage_looks_like_a_bare_job_f
         other => panic!("expected the courier's failure to deliver, got {other:?}"),
     }
 }
+
+/// Bug L, found by a 100,000-case run (seed 8) of `faults_never_lose_mix_or_leak` once bug
+/// K was fixed, after 13,129 cases: a DuplicatePod kubelet fault gives the Job a second pod,
+/// and the shared pod watch starts once both exist. Its synthetic ADDED events come by
+/// name, so the duplicate comes first and becomes the watched pod; the watch is then cut
+/// after that one event. While it is down, the Job's controller deletes the duplicate
+/// (beyond parallelism); the watch starts over (`Restarted`) and its new initial events
+/// hold only the other pod, and no deletion. core/src/dispatcher.rs ignored `Restarted`,
+/// so the run waited for a pod that no longer existed until its timeout (phase
+/// Starting). It now asks the API, after a restart, whether the watched pod is still
+/// there, and ends as for a deleted pod (`JobFailed { reason: "PodDeleted" }`).
+#[test]
+fn bug_l_a_watched_pod_deleted_while_the_watch_restarts_waits_for_the_timeout() {
+    let results = block_on(run_case(Case {
+        seed: 14_013_175_709_099_460_161,
+        via: Via::ConfigMap,
+        shared_watches: true,
+        runs: vec![quick(false, 0, Meets::Nothing, None)],
+        faults: vec![(None, Some("pods"), 8, Fault::CutWatchAfter(1))],
+        kubelet: vec![(7, KubeletFault::DuplicatePod)],
+        max_in_flight: None,
+    }))
+    .unwrap();
+    match results.as_slice() {
+        [Some(Err(Error::JobFailed { reason, message }))] => {
+            assert_eq!(reason, "PodDeleted");
+            assert!(
+                message.contains("was deleted before it reported"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the watched pod's deletion, got {other:?}"),
+    }
+}

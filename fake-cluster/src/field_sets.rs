@@ -33,38 +33,40 @@ pub enum ItemError {
     },
 }
 
-fn child(path: &Path, pe: PathElement) -> Path {
-    let mut p = path.clone();
-    p.push(pe);
-    p
-}
-
-fn field(path: &Path, name: &str) -> Path {
-    child(path, PathElement::Field(name.to_owned()))
-}
-
 /// The path element of item `index` of a list with semantics `kind`.
 pub fn item_element(
     kind: ListType<'_>,
     item: &Value,
     index: usize,
-    path: &Path,
+    path: &[PathElement],
 ) -> Result<PathElement, ItemError> {
+    let missing = |key: &str| ItemError::MissingKey {
+        path: crate::fieldpath::path_string(path),
+        index,
+        key: key.to_owned(),
+    };
     match kind {
-        ListType::Map(_) | ListType::SchemaMap { .. } => {
+        ListType::Map(keys) => {
+            let mut fields = Vec::with_capacity(keys.len());
+            for (k, default) in keys {
+                let v = match (item.get(*k), default) {
+                    (Some(v), _) => v.clone(),
+                    (None, Some(d)) => Value::String((*d).to_owned()),
+                    (None, None) => return Err(missing(k)),
+                };
+                fields.push(((*k).to_owned(), v));
+            }
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(PathElement::Key(fields))
+        }
+        ListType::SchemaMap { .. } => {
             let keys = kind.keys();
             let mut fields = Vec::with_capacity(keys.len());
             for (k, default) in keys {
                 let v = match (item.get(&k), default) {
                     (Some(v), _) => v.clone(),
                     (None, Some(d)) => d,
-                    (None, None) => {
-                        return Err(ItemError::MissingKey {
-                            path: crate::fieldpath::path_string(path),
-                            index,
-                            key: k,
-                        });
-                    }
+                    (None, None) => return Err(missing(&k)),
                 };
                 fields.push((k, v));
             }
@@ -96,39 +98,59 @@ fn granular_list(shape: Shape<'_>) -> Option<(ListType<'_>, Shape<'_>)> {
 /// every atomic value, and every item of a granular list.
 pub fn to_field_set(v: &Value, shape: Shape<'_>) -> Result<FieldSet, ItemError> {
     let mut out = FieldSet::new();
-    walk_set(v, shape, &Vec::new(), &mut out)?;
+    walk_set(v, shape, &mut Vec::new(), &mut out)?;
     Ok(out)
 }
 
-fn walk_set(v: &Value, shape: Shape<'_>, path: &Path, out: &mut FieldSet) -> Result<(), ItemError> {
+/// Adds to `out` (the subtree of `v`, at `path`) the fields below `v`; whether `v` itself
+/// is one. The set is built level by level, so no path is copied per field; `path` is kept
+/// only to name a list in an error.
+fn walk_set(
+    v: &Value,
+    shape: Shape<'_>,
+    path: &mut Path,
+    out: &mut FieldSet,
+) -> Result<bool, ItemError> {
     if shape.is_atomic() {
-        out.insert(path);
-        return Ok(());
+        return Ok(true);
     }
     match v {
         Value::Object(m) => {
             for (k, cv) in m {
-                let cp = field(path, k);
-                walk_set(cv, shape.field(k), &cp, out)?;
-                let empty = cv.is_null() || cv.as_object().is_some_and(Map::is_empty);
-                if empty || !shape.declares(k) {
-                    out.insert(&cp);
+                let pe = PathElement::Field(k.clone());
+                path.push(pe);
+                let mut sub = FieldSet::new();
+                let itself = walk_set(cv, shape.field(k), path, &mut sub);
+                let pe = path.pop().unwrap_or(PathElement::Index(0));
+                let itself = itself?
+                    || cv.is_null()
+                    || cv.as_object().is_some_and(Map::is_empty)
+                    || !shape.declares(k);
+                if itself {
+                    out.insert_member(pe.clone());
                 }
+                out.insert_child(pe, sub);
             }
+            Ok(false)
         }
         Value::Array(items) => match granular_list(shape) {
             Some((kind, item_shape)) => {
                 for (i, item) in items.iter().enumerate() {
-                    let ip = child(path, item_element(kind, item, i, path)?);
-                    walk_set(item, item_shape, &ip, out)?;
-                    out.insert(&ip);
+                    let pe = item_element(kind, item, i, path)?;
+                    path.push(pe);
+                    let mut sub = FieldSet::new();
+                    let r = walk_set(item, item_shape, path, &mut sub);
+                    let pe = path.pop().unwrap_or(PathElement::Index(i));
+                    r?;
+                    out.insert_member(pe.clone());
+                    out.insert_child(pe, sub);
                 }
+                Ok(false)
             }
-            None => out.insert(path),
+            None => Ok(true),
         },
-        _ => out.insert(path),
+        _ => Ok(true),
     }
-    Ok(())
 }
 
 /// What changed from one version of an object to the next.
@@ -163,21 +185,66 @@ impl Comparison {
     }
 }
 
-/// Compares two versions (`None` for an absent object).
-pub fn compare(old: Option<&Value>, new: Option<&Value>, shape: Shape<'_>) -> Comparison {
-    let mut out = Comparison::default();
-    walk_compare(old, new, shape, &Vec::new(), &mut out);
-    out
+/// What changed from one version of an object to the next, as the field manager uses it:
+/// [`Comparison::changed`] and [`Comparison::removed`], built in one walk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Fields added or modified.
+    pub changed: FieldSet,
+    /// Fields only the old version has.
+    pub removed: FieldSet,
 }
 
-fn leaf(old: Option<&Value>, new: Option<&Value>, path: &Path, out: &mut Comparison) {
-    match (old, new) {
-        (None, None) => {}
-        (None, Some(_)) => out.added.insert(path),
-        (Some(_), None) => out.removed.insert(path),
-        (Some(a), Some(b)) if a != b => out.modified.insert(path),
-        _ => {}
+/// Compares two versions (`None` for an absent object).
+pub fn compare(old: Option<&Value>, new: Option<&Value>, shape: Shape<'_>) -> Comparison {
+    let mut sets = Sets::default();
+    Walker { modified: MODIFIED }.node(old, new, shape, &mut sets);
+    let [added, modified, removed] = sets;
+    Comparison {
+        added,
+        modified,
+        removed,
     }
+}
+
+/// Compares two versions (`None` for an absent object): what [`compare`] gives, with the
+/// added and modified fields in one set.
+pub fn changes(old: Option<&Value>, new: Option<&Value>, shape: Shape<'_>) -> Changes {
+    let mut sets = Sets::default();
+    Walker { modified: ADDED }.node(old, new, shape, &mut sets);
+    let [changed, _, removed] = sets;
+    Changes { changed, removed }
+}
+
+/// The sets a comparison fills, by slot: added, modified, removed.
+type Sets = [FieldSet; 3];
+const ADDED: usize = 0;
+const MODIFIED: usize = 1;
+const REMOVED: usize = 2;
+
+/// A walk of two versions of an object together, building the result sets level by level:
+/// each node fills the subtrees of its own children and says in which set (if any) it is
+/// itself a member, so no path is built or copied per field.
+struct Walker {
+    /// The slot modified fields go to (`ADDED` to merge them with the added ones).
+    modified: usize,
+}
+
+/// The items of a granular list with their path elements (by index when an item has
+/// none).
+fn index_items<'v>(kind: ListType<'_>, list: Option<&'v Value>) -> Vec<(PathElement, &'v Value)> {
+    list.and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let pe = item_element(kind, item, i, &[]).unwrap_or(PathElement::Index(i));
+                    (pe, item)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn is_empty_container(v: Option<&Value>) -> bool {
@@ -189,92 +256,117 @@ fn is_empty_container(v: Option<&Value>) -> bool {
     }
 }
 
-fn walk_compare(
-    old: Option<&Value>,
-    new: Option<&Value>,
-    shape: Shape<'_>,
-    path: &Path,
-    out: &mut Comparison,
-) {
-    if old.is_none() && new.is_none() {
-        return;
+impl Walker {
+    /// The slot of a leaf that differs.
+    fn leaf(&self, old: Option<&Value>, new: Option<&Value>) -> Option<usize> {
+        match (old, new) {
+            (None, None) => None,
+            (None, Some(_)) => Some(ADDED),
+            (Some(_), None) => Some(REMOVED),
+            (Some(a), Some(b)) if a != b => Some(self.modified),
+            _ => None,
+        }
     }
-    // `null` is the zero value of a map or list the object always serializes.
-    let objects = old.is_none_or(|v| v.is_object() || v.is_null())
-        && new.is_none_or(|v| v.is_object() || v.is_null());
-    let arrays = old.is_none_or(|v| v.is_array() || v.is_null())
-        && new.is_none_or(|v| v.is_array() || v.is_null());
-    let both_empty = is_empty_container(old) && is_empty_container(new);
-    if shape.is_atomic() || both_empty || !(objects || arrays) {
-        leaf(old, new, path, out);
-        return;
-    }
-    if objects {
-        let (om, nm) = (
-            old.and_then(Value::as_object),
-            new.and_then(Value::as_object),
-        );
-        if let Some(om) = om {
-            for (k, ov) in om {
-                walk_compare(
-                    Some(ov),
-                    nm.and_then(|n| n.get(k)),
-                    shape.field(k),
-                    &field(path, k),
-                    out,
-                );
+
+    /// Compares the child `pe` of the current node into `here` (the current node's
+    /// subtrees); `pe` is made only when something below or at it changed.
+    fn child(
+        &self,
+        pe: impl FnOnce() -> PathElement,
+        old: Option<&Value>,
+        new: Option<&Value>,
+        shape: Shape<'_>,
+        here: &mut Sets,
+    ) {
+        let mut sub = Sets::default();
+        let itself = self.node(old, new, shape, &mut sub);
+        if itself.is_none() && sub.iter().all(FieldSet::is_empty) {
+            return;
+        }
+        let pe = pe();
+        for (set, s) in here.iter_mut().zip(sub) {
+            if !s.is_empty() {
+                set.insert_child(pe.clone(), s);
             }
         }
-        if let Some(nm) = nm {
-            for (k, nv) in nm {
-                if om.is_some_and(|o| o.contains_key(k)) {
+        if let Some(slot) = itself {
+            here[slot].insert_member(pe);
+        }
+    }
+
+    /// Compares one node, filling `here` with the changes below it; the slot the node
+    /// itself goes to.
+    fn node(
+        &self,
+        old: Option<&Value>,
+        new: Option<&Value>,
+        shape: Shape<'_>,
+        here: &mut Sets,
+    ) -> Option<usize> {
+        if old.is_none() && new.is_none() {
+            return None;
+        }
+        // `null` is the zero value of a map or list the object always serializes.
+        let objects = old.is_none_or(|v| v.is_object() || v.is_null())
+            && new.is_none_or(|v| v.is_object() || v.is_null());
+        let arrays = old.is_none_or(|v| v.is_array() || v.is_null())
+            && new.is_none_or(|v| v.is_array() || v.is_null());
+        let both_empty = is_empty_container(old) && is_empty_container(new);
+        if shape.is_atomic() || both_empty || !(objects || arrays) {
+            return self.leaf(old, new);
+        }
+        if objects {
+            let (om, nm) = (
+                old.and_then(Value::as_object),
+                new.and_then(Value::as_object),
+            );
+            if let Some(om) = om {
+                for (k, ov) in om {
+                    let nv = nm.and_then(|n| n.get(k));
+                    let pe = || PathElement::Field(k.clone());
+                    self.child(pe, Some(ov), nv, shape.field(k), here);
+                }
+            }
+            if let Some(nm) = nm {
+                for (k, nv) in nm {
+                    if om.is_some_and(|o| o.contains_key(k)) {
+                        continue;
+                    }
+                    let pe = || PathElement::Field(k.clone());
+                    self.child(pe, None, Some(nv), shape.field(k), here);
+                }
+            }
+        } else {
+            let Some((kind, item_shape)) = granular_list(shape) else {
+                return self.leaf(old, new);
+            };
+            let (oi, ni) = (index_items(kind, old), index_items(kind, new));
+            let mut seen: Vec<&PathElement> = Vec::new();
+            for (pe, _) in oi.iter().chain(ni.iter()) {
+                if seen.contains(&pe) {
                     continue;
                 }
-                walk_compare(None, Some(nv), shape.field(k), &field(path, k), out);
+                seen.push(pe);
+                let mut o = oi.iter().filter(|(p, _)| p == pe).map(|(_, v)| *v);
+                let mut n = ni.iter().filter(|(p, _)| p == pe).map(|(_, v)| *v);
+                let (o1, o2) = (o.next(), o.next());
+                let (n1, n2) = (n.next(), n.next());
+                if o2.is_some() || n2.is_some() {
+                    // A key given twice: the item counts as modified.
+                    here[self.modified].insert_member(pe.clone());
+                } else {
+                    self.child(|| pe.clone(), o1, n1, item_shape, here);
+                }
             }
         }
-    } else {
-        let Some((kind, item_shape)) = granular_list(shape) else {
-            leaf(old, new, path, out);
-            return;
-        };
-        let index = |list: Option<&Value>| -> Vec<(PathElement, Value)> {
-            list.and_then(Value::as_array)
-                .map(|items| {
-                    items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, item)| {
-                            let pe =
-                                item_element(kind, item, i, path).unwrap_or(PathElement::Index(i));
-                            (pe, item.clone())
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let (oi, ni) = (index(old), index(new));
-        let mut seen: Vec<&PathElement> = Vec::new();
-        for (pe, _) in oi.iter().chain(ni.iter()) {
-            if seen.contains(&pe) {
-                continue;
-            }
-            seen.push(pe);
-            let o: Vec<&Value> = oi.iter().filter(|(p, _)| p == pe).map(|(_, v)| v).collect();
-            let n: Vec<&Value> = ni.iter().filter(|(p, _)| p == pe).map(|(_, v)| v).collect();
-            let ip = child(path, pe.clone());
-            if o.len() > 1 || n.len() > 1 {
-                out.modified.insert(&ip);
-            } else {
-                walk_compare(o.first().copied(), n.first().copied(), item_shape, &ip, out);
-            }
+        // A map, list or list item that appears or goes counts itself (a `null` is there).
+        if old.is_none() {
+            Some(ADDED)
+        } else if new.is_none() {
+            Some(REMOVED)
+        } else {
+            None
         }
-    }
-    // A map, list or list item that appears or goes counts itself (a `null` is there).
-    if old.is_none() {
-        out.added.insert(path);
-    } else if new.is_none() {
-        out.removed.insert(path);
     }
 }
 
@@ -320,9 +412,7 @@ fn merge_lists(
     kind: ListType<'_>,
     item_shape: Shape<'_>,
 ) -> Vec<Value> {
-    let pe = |v: &Value, i: usize| {
-        item_element(kind, v, i, &Vec::new()).unwrap_or(PathElement::Index(i))
-    };
+    let pe = |v: &Value, i: usize| item_element(kind, v, i, &[]).unwrap_or(PathElement::Index(i));
     let lpe: Vec<PathElement> = live.iter().enumerate().map(|(i, v)| pe(v, i)).collect();
     let rpe: Vec<PathElement> = config.iter().enumerate().map(|(i, v)| pe(v, i)).collect();
     let find = |pes: &[PathElement], p: &PathElement| pes.iter().position(|x| x == p);
@@ -395,9 +485,10 @@ pub fn remove(v: &mut Value, path: &[PathElement], shape: Shape<'_>) -> bool {
             let Some((kind, item_shape)) = granular_list(shape) else {
                 return false;
             };
-            let pos = items.iter().enumerate().position(|(i, item)| {
-                item_element(kind, item, i, &Vec::new()).is_ok_and(|p| &p == pe)
-            });
+            let pos = items
+                .iter()
+                .enumerate()
+                .position(|(i, item)| item_element(kind, item, i, &[]).is_ok_and(|p| &p == pe));
             let Some(i) = pos else {
                 return false;
             };
@@ -441,14 +532,18 @@ pub fn lookup<'a>(v: &'a Value, path: &[PathElement], shape: Shape<'_>) -> Optio
         }
         (pe, Value::Array(items)) => {
             let (kind, item_shape) = granular_list(shape)?;
-            let item = items.iter().enumerate().find(|(i, item)| {
-                item_element(kind, item, *i, &Vec::new()).is_ok_and(|p| &p == pe)
-            })?;
+            let item = items
+                .iter()
+                .enumerate()
+                .find(|(i, item)| item_element(kind, item, *i, &[]).is_ok_and(|p| &p == pe))?;
             lookup(item.1, rest, item_shape)
         }
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {

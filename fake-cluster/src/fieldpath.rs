@@ -88,7 +88,12 @@ impl PathElement {
     /// The FieldsV1 key: `f:name`, `k:{"name":"main"}`, `v:"x"`, `i:0`.
     pub fn fields_v1_key(&self) -> String {
         match self {
-            Self::Field(name) => format!("f:{name}"),
+            Self::Field(name) => {
+                let mut s = String::with_capacity(name.len() + 2);
+                s.push_str("f:");
+                s.push_str(name);
+                s
+            }
             Self::Key(fields) => {
                 let map: Map<String, Value> = fields.iter().cloned().collect();
                 format!("k:{}", Value::Object(map))
@@ -240,6 +245,81 @@ impl FieldSet {
         self.children.get(pe)
     }
 
+    /// Adds `pe` as a member of the top level.
+    pub(crate) fn insert_member(&mut self, pe: PathElement) {
+        self.members.insert(pe);
+    }
+
+    /// Adds the paths of `sub` below `pe` (nothing when `sub` is empty, so no empty subtree
+    /// is ever kept).
+    pub(crate) fn insert_child(&mut self, pe: PathElement, sub: FieldSet) {
+        if sub.is_empty() {
+            return;
+        }
+        match self.children.entry(pe) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(sub);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().extend(sub),
+        }
+    }
+
+    /// Keeps only the top-level elements (members and subtrees) `keep` accepts.
+    pub(crate) fn retain_top(&mut self, keep: impl Fn(&PathElement) -> bool) {
+        self.members.retain(|pe| keep(pe));
+        self.children.retain(|pe, _| keep(pe));
+    }
+
+    /// Removes the top-level members `drop` accepts (subtrees below them stay).
+    pub(crate) fn remove_members(&mut self, drop: impl Fn(&PathElement) -> bool) {
+        self.members.retain(|pe| !drop(pe));
+    }
+
+    /// The subtree below the top-level field `name`, to change in place; the caller must
+    /// not leave it empty (see [`FieldSet::drop_empty_child`]).
+    pub(crate) fn field_child_mut(&mut self, name: &str) -> Option<&mut FieldSet> {
+        self.children
+            .iter_mut()
+            .find(|(pe, _)| matches!(pe, PathElement::Field(n) if n == name))
+            .map(|(_, c)| c)
+    }
+
+    /// Drops the subtree below the top-level field `name` if it holds nothing.
+    pub(crate) fn drop_empty_child(&mut self, name: &str) {
+        self.children
+            .retain(|pe, c| !(matches!(pe, PathElement::Field(n) if n == name) && c.is_empty()));
+    }
+
+    /// Adds every path of `other` (the union, in place, moving `other`'s elements).
+    pub fn extend(&mut self, other: FieldSet) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        self.members.extend(other.members);
+        for (pe, c) in other.children {
+            self.insert_child(pe, c);
+        }
+    }
+
+    /// Removes every path `other` holds (the [`FieldSet::difference`], in place).
+    pub fn subtract(&mut self, other: &FieldSet) {
+        if self.is_empty() || other.is_empty() {
+            return;
+        }
+        if !other.members.is_empty() {
+            self.members.retain(|pe| !other.members.contains(pe));
+        }
+        if !other.children.is_empty() {
+            self.children.retain(|pe, c| {
+                if let Some(o) = other.children.get(pe) {
+                    c.subtract(o);
+                }
+                !c.is_empty()
+            });
+        }
+    }
+
     /// Paths in either set.
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         let mut out = self.clone();
@@ -334,14 +414,34 @@ impl FieldSet {
         if include_self && !self.is_empty() {
             out.insert(".".into(), Value::Object(Map::new()));
         }
-        let keys: BTreeSet<&PathElement> =
-            self.members.iter().chain(self.children.keys()).collect();
-        for pe in keys {
-            let body = match self.children.get(pe) {
-                Some(c) => c.emit(self.members.contains(pe)),
-                None => Map::new(),
+        // Members and subtree roots in order, each once: a merge of the two sorted
+        // sequences (as iterating their union would give).
+        let mut members = self.members.iter().peekable();
+        let mut children = self.children.iter().peekable();
+        loop {
+            let (pe, body) = match (members.peek(), children.peek()) {
+                (None, None) => break,
+                (Some(m), Some((c, sub))) => match (*m).cmp(*c) {
+                    Ordering::Less => (members.next(), Map::new()),
+                    Ordering::Greater => {
+                        let body = sub.emit(false);
+                        (children.next().map(|(c, _)| c), body)
+                    }
+                    Ordering::Equal => {
+                        let body = sub.emit(true);
+                        members.next();
+                        (children.next().map(|(c, _)| c), body)
+                    }
+                },
+                (Some(_), None) => (members.next(), Map::new()),
+                (None, Some((_, sub))) => {
+                    let body = sub.emit(false);
+                    (children.next().map(|(c, _)| c), body)
+                }
             };
-            out.insert(pe.fields_v1_key(), Value::Object(body));
+            if let Some(pe) = pe {
+                out.insert(pe.fields_v1_key(), Value::Object(body));
+            }
         }
         out
     }

@@ -58,10 +58,10 @@
 //! Not done: the cap of 10 Update managers (older ones merged into `ancient-changes`) and
 //! conversion of managed fields between versions of a resource.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::field_sets::{self, Comparison};
-use crate::fieldpath::{FieldSet, Path, PathElement, fields, path_string};
+use crate::field_sets::{self, Changes};
+use crate::fieldpath::{FieldSet, Path, PathElement, path_string};
 use crate::status::ApiError;
 use crate::type_schema::Shape;
 
@@ -123,25 +123,26 @@ impl Manager {
     }
 
     fn to_json(&self) -> Value {
-        let mut e = json!({
-            "manager": self.name,
-            "operation": self.operation.as_str(),
-            "apiVersion": self.api_version,
-            "fieldsType": "FieldsV1",
-            "fieldsV1": self.fields.to_fields_v1(),
-        });
-        if self.name.is_empty()
-            && let Some(m) = e.as_object_mut()
-        {
-            m.remove("manager");
+        // Built as a map, not with `json!`, which would copy the fields through a serializer.
+        let mut e = Map::new();
+        let mut put = |k: &str, v: Value| e.insert(k.to_owned(), v);
+        if !self.name.is_empty() {
+            put("manager", Value::String(self.name.clone()));
         }
+        put(
+            "operation",
+            Value::String(self.operation.as_str().to_owned()),
+        );
+        put("apiVersion", Value::String(self.api_version.clone()));
+        put("fieldsType", Value::String("FieldsV1".to_owned()));
+        put("fieldsV1", self.fields.to_fields_v1());
         if let Some(t) = &self.time {
-            e["time"] = json!(t);
+            put("time", Value::String(t.clone()));
         }
         if !self.subresource.is_empty() {
-            e["subresource"] = json!(self.subresource);
+            put("subresource", Value::String(self.subresource.clone()));
         }
-        e
+        Value::Object(e)
     }
 
     fn from_json(v: &Value) -> Result<Manager, String> {
@@ -237,64 +238,76 @@ pub struct Write<'a> {
     pub now: String,
 }
 
+/// `metadata` fields the server sets itself, which nobody owns.
+const SERVER_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+];
+
+fn is_field(pe: &PathElement, names: &[&str]) -> bool {
+    matches!(pe, PathElement::Field(n) if names.contains(&n.as_str()))
+}
+
 impl Write<'_> {
-    /// The fields a manager of this write may own.
-    fn filter(&self, set: &FieldSet) -> FieldSet {
-        let mut strip = FieldSet::new();
-        for p in ["apiVersion", "kind", "metadata"] {
-            strip.insert(&fields(&[p]));
+    /// Keeps only the fields a manager of this write may own: `apiVersion`, `kind`,
+    /// `metadata` itself and the server's metadata fields go (as exact paths: what is below
+    /// them stays); `status` and all below it goes from a write to the main resource of a
+    /// resource with a status subresource, everything but `status` from a status write.
+    fn filter(&self, set: &mut FieldSet) {
+        set.remove_members(|pe| is_field(pe, &["apiVersion", "kind", "metadata"]));
+        if let Some(meta) = set.field_child_mut("metadata") {
+            meta.remove_members(|pe| is_field(pe, SERVER_METADATA));
         }
-        for m in [
-            "name",
-            "namespace",
-            "creationTimestamp",
-            "selfLink",
-            "uid",
-            "clusterName",
-            "generation",
-            "managedFields",
-            "resourceVersion",
-        ] {
-            strip.insert(&fields(&["metadata", m]));
-        }
-        let set = set.difference(&strip);
-        let status = PathElement::Field("status".into());
-        let mut reset = FieldSet::new();
+        set.drop_empty_child("metadata");
         if self.subresource == "status" {
-            for pe in set.top_level().into_iter().filter(|pe| *pe != status) {
-                reset.insert(&[pe]);
-            }
+            set.retain_top(|pe| is_field(pe, &["status"]));
         } else if self.has_status {
-            reset.insert(&[status]);
+            set.retain_top(|pe| !is_field(pe, &["status"]));
         }
-        set.recursive_difference(&reset)
     }
 
-    fn compare(&self, old: &Value, new: &Value) -> Comparison {
-        field_sets::compare(Some(old), Some(new), self.shape).map(|s| self.filter(s))
+    /// What changed from `old` to `new` that a manager of this write may own.
+    fn changes(&self, old: &Value, new: &Value) -> Changes {
+        let mut c = field_sets::changes(Some(old), Some(new), self.shape);
+        self.filter(&mut c.changed);
+        self.filter(&mut c.removed);
+        c
     }
 }
 
 /// Removes from every manager but `skip` the fields `cmp` removed, and the fields it
-/// changed (the conflicts, returned); drops managers left with nothing.
+/// changed; drops managers left with nothing. With `conflicts`, the fields changed that
+/// another manager owned (the conflicts, by manager index).
 fn take_over(
     managers: &mut [Manager],
-    cmp: &Comparison,
+    cmp: &Changes,
     skip: Option<usize>,
-) -> Vec<(Manager, Path)> {
-    let changed = cmp.changed();
-    let mut conflicts = Vec::new();
+    conflicts: bool,
+) -> Vec<(usize, Path)> {
+    let mut found = Vec::new();
+    if cmp.changed.is_empty() && cmp.removed.is_empty() {
+        return found;
+    }
     for (i, m) in managers.iter_mut().enumerate() {
         if Some(i) == skip {
             continue;
         }
-        let taken = m.fields.intersection(&changed);
-        for p in taken.paths() {
-            conflicts.push((m.clone(), p));
+        if conflicts {
+            let taken = m.fields.intersection(&cmp.changed);
+            found.extend(taken.paths().into_iter().map(|p| (i, p)));
         }
-        m.fields = m.fields.difference(&taken).difference(&cmp.removed);
+        // Taking `m ∩ changed` from `m` is taking `changed` from it.
+        m.fields.subtract(&cmp.changed);
+        m.fields.subtract(&cmp.removed);
     }
-    conflicts
+    found
 }
 
 /// Records an `Update` of `live` into `new` by `manager` in `new`'s managedFields. `live`
@@ -322,16 +335,16 @@ pub fn update(w: &Write<'_>, live: Option<&Value>, new: &mut Value, manager: &st
         return;
     }
     let baseline = baseline(new);
-    let cmp = w.compare(live.unwrap_or(&baseline), new);
-    take_over(&mut managers, &cmp, None);
-    let current = cmp.changed();
+    let cmp = w.changes(live.unwrap_or(&baseline), new);
+    take_over(&mut managers, &cmp, None, false);
+    let current = cmp.changed;
     if !current.is_empty() {
         match managers
             .iter_mut()
             .find(|m| m.same(manager, Operation::Update, &w.api_version, &w.subresource))
         {
             Some(m) => {
-                m.fields = m.fields.union(&current);
+                m.fields.extend(current);
                 m.time = Some(w.now.clone());
             }
             None => managers.push(Manager {
@@ -437,7 +450,7 @@ pub fn apply(
     if let Some(l) = live
         && managers.is_empty()
     {
-        let fields = w.compare(&baseline(l), l).changed();
+        let fields = w.changes(&baseline(l), l).changed;
         if !fields.is_empty() {
             managers.push(Manager {
                 name: BEFORE_FIRST_APPLY.to_owned(),
@@ -452,7 +465,8 @@ pub fn apply(
     let mut merged = field_sets::merge(Some(live_obj), config, w.shape);
     let applied = field_sets::to_field_set(config, w.shape)
         .map_err(|e| ApiError::internal(format!("failed to create typed patch object: {e}")))?;
-    let applied = w.filter(&applied);
+    let mut applied = applied;
+    w.filter(&mut applied);
     let me = match managers
         .iter()
         .position(|m| m.same(manager, Operation::Apply, &w.api_version, &w.subresource))
@@ -481,8 +495,12 @@ pub fn apply(
             field_sets::collapse_empty(&mut merged, &p, w.shape, &keep);
         }
     }
-    let cmp = w.compare(live_obj, &merged);
-    let mut conflicts = take_over(&mut managers, &cmp, Some(me));
+    let cmp = w.changes(live_obj, &merged);
+    let found = take_over(&mut managers, &cmp, Some(me), true);
+    let mut conflicts: Vec<(Manager, Path)> = found
+        .into_iter()
+        .map(|(i, p)| (managers[i].clone(), p))
+        .collect();
     if manager == KUBECTL && !conflicts.is_empty() {
         // kubectl's server-side apply takes over what its client-side apply last applied.
         let allowed = live.map(|l| last_applied_fields(w, l)).unwrap_or_default();
@@ -529,10 +547,11 @@ fn last_applied_fields(w: &Write<'_>, live: &Value) -> FieldSet {
     let Ok(set) = field_sets::to_field_set(&last, w.shape) else {
         return FieldSet::new();
     };
-    let cmp = field_sets::compare(Some(&last), Some(live), w.shape);
-    set.difference(&cmp.modified)
-        .difference(&cmp.added)
-        .difference(&cmp.removed)
+    let cmp = field_sets::changes(Some(&last), Some(live), w.shape);
+    let mut set = set;
+    set.subtract(&cmp.changed);
+    set.subtract(&cmp.removed);
+    set
 }
 
 /// Keeps the last-applied annotation in step with what kubectl applied server-side.
@@ -608,6 +627,31 @@ mod tests {
                  "fieldsV1": {"f:data": {}}},
             ])
         );
+    }
+
+    #[test]
+    fn writes_own_no_server_metadata_and_status_only_through_its_subresource() {
+        let obj = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "uid": "u", "labels": {"a": "1"}, "managedFields": []},
+            "spec": {"x": 1}, "status": {"phase": "Running"}});
+        let all = field_sets::to_field_set(&obj, Shape::Plain).unwrap();
+        let owned = |subresource: &str, has_status: bool| {
+            let mut w = write();
+            w.subresource = subresource.into();
+            w.has_status = has_status;
+            let mut set = all.clone();
+            w.filter(&mut set);
+            set.paths()
+                .iter()
+                .map(|p| path_string(p))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            owned("", false),
+            [".metadata.labels.a", ".spec.x", ".status.phase"]
+        );
+        assert_eq!(owned("", true), [".metadata.labels.a", ".spec.x"]);
+        assert_eq!(owned("status", true), [".status.phase"]);
     }
 
     #[test]

@@ -125,8 +125,8 @@ impl ApiServer {
             .as_object_mut()
             .map(|m| m.entry("metadata").or_insert_with(|| json!({})));
         if let Some(Value::Object(meta)) = meta {
-            match view.pointer("/metadata/managedFields") {
-                Some(mf) => meta.insert("managedFields".into(), mf.clone()),
+            match view.pointer_mut("/metadata/managedFields").map(Value::take) {
+                Some(mf) => meta.insert("managedFields".into(), mf),
                 None => meta.remove("managedFields"),
             };
         }
@@ -409,7 +409,6 @@ fn unown_server_additions(request: &Value, view: &mut Value) {
         let Some(sent) = request.pointer(p) else {
             continue;
         };
-        let sent = sent.clone();
         if let Some(spec) = view.pointer_mut(p).and_then(Value::as_object_mut)
             && spec.contains_key("containers")
         {
@@ -433,10 +432,7 @@ fn unown_server_additions(request: &Value, view: &mut Value) {
         {
             spec.remove("selector");
         }
-        let sent_labels = request
-            .pointer("/spec/template/metadata/labels")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
+        let sent_labels = request.pointer("/spec/template/metadata/labels");
         if let Some(labels) = view
             .pointer_mut("/spec/template/metadata/labels")
             .and_then(Value::as_object_mut)
@@ -447,7 +443,7 @@ fn unown_server_additions(request: &Value, view: &mut Value) {
                 "controller-uid",
                 "job-name",
             ] {
-                if sent_labels.get(k).is_none() {
+                if sent_labels.and_then(|l| l.get(k)).is_none() {
                     labels.remove(k);
                 }
             }

@@ -10,7 +10,9 @@ use crate::job::CourierSpec;
 use crate::report::Report;
 
 /// The latest state of the run's pod, as the progress watch sees it (`None` before the pod
-/// appears).
+/// appears). [`JobDispatcher`](crate::JobDispatcher) reads it lean (see [`crate::lean`]):
+/// the metadata without `managedFields`, the whole `status`, and of the `spec` only
+/// `nodeName`.
 pub type PodState = watch::Receiver<Option<Pod>>;
 
 /// The operator side of a transport. Object-safe, so a transport can be chosen at run time.

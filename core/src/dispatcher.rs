@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::classify::{PodSignal, classify};
 use crate::error::{Error, Phase, api_code, is_transient};
 use crate::job::{CourierSpec, build_job};
+use crate::lean::Lean;
 use crate::request::Request;
 use crate::shared_watch::WatchHub;
 use crate::watch::{Event, watch as resumable_watch};
@@ -148,22 +149,23 @@ pub struct JobDispatcher {
     hubs: Option<Arc<Hubs>>,
 }
 
-/// The shared watches of a dispatcher: pods of every run, and `FailedCreate` events.
+/// The shared watches of a dispatcher: pods of every run, and `FailedCreate` events (both
+/// read lean: the watch events are only classified).
 struct Hubs {
-    pods: Arc<WatchHub<Pod>>,
-    events: Arc<WatchHub<K8sEvent>>,
+    pods: Arc<WatchHub<Lean<Pod>>>,
+    events: Arc<WatchHub<Lean<K8sEvent>>>,
 }
 
-fn pod_key(p: &Pod) -> Option<String> {
-    p.metadata
+fn pod_key(p: &Lean<Pod>) -> Option<String> {
+    p.0.metadata
         .labels
         .as_ref()?
         .get("batch.kubernetes.io/controller-uid")
         .cloned()
 }
 
-fn event_key(e: &K8sEvent) -> Option<String> {
-    e.involved_object.uid.clone()
+fn event_key(e: &Lean<K8sEvent>) -> Option<String> {
+    e.0.involved_object.uid.clone()
 }
 
 impl JobDispatcher {
@@ -245,6 +247,16 @@ where
     }
 }
 
+/// The run-id label of a Job.
+fn run_label(job: &Lean<Job>) -> Option<&str> {
+    job.0
+        .metadata
+        .labels
+        .as_ref()?
+        .get(crate::job::RUN_ID_LABEL)
+        .map(String::as_str)
+}
+
 pub(crate) fn signal_error(signal: PodSignal) -> Option<Error> {
     Some(match signal {
         PodSignal::Progress(_) => return None,
@@ -313,35 +325,28 @@ impl Dispatcher for JobDispatcher {
         run: &RunContext,
         courier: &CourierSpec,
     ) -> Result<DispatchedJob, Error> {
-        let api: Api<Job> = Api::namespaced(self.client.clone(), &run.namespace);
+        // The response is read lean (the uid, and the run-id label on a retry): the Job sent
+        // is serialised whole.
+        let api: Api<Lean<Job>> = Api::namespaced(self.client.clone(), &run.namespace);
         crate::reporter_image::warn_if_unpinned_default(&req.reporter_image);
-        let job = build_job(req, &run.run_id, courier);
-        let created = retry(RETRY_ATTEMPTS, |attempt| {
-            let api = api.clone();
-            let job = job.clone();
-            let name = run.job_name.clone();
-            async move {
-                match api.create(&PostParams::default(), &job).await {
-                    // A retry after a lost response: the Job is ours if it carries our run id.
-                    Err(e) if attempt > 0 && api_code(&e) == Some(409) => {
-                        let existing = api.get(&name).await?;
-                        let ours = existing
-                            .metadata
-                            .labels
-                            .as_ref()
-                            .and_then(|l| l.get(crate::job::RUN_ID_LABEL))
-                            == job
-                                .metadata
-                                .labels
-                                .as_ref()
-                                .and_then(|l| l.get(crate::job::RUN_ID_LABEL));
-                        if ours { Ok(existing) } else { Err(e) }
+        let job = Lean(build_job(req, &run.run_id, courier));
+        let (api, job) = (&api, &job);
+        let created = retry(RETRY_ATTEMPTS, |attempt| async move {
+            match api.create(&PostParams::default(), job).await {
+                // A retry after a lost response: the Job is ours if it carries our run id.
+                Err(e) if attempt > 0 && api_code(&e) == Some(409) => {
+                    let existing = api.get(&run.job_name).await?;
+                    if run_label(&existing) == run_label(job) {
+                        Ok(existing)
+                    } else {
+                        Err(e)
                     }
-                    other => other,
                 }
+                other => other,
             }
         })
-        .await?;
+        .await?
+        .0;
         let uid = created.metadata.uid.clone().unwrap_or_default();
         tracing::debug!(job = %run.job_name, %uid, "job created");
         Ok(DispatchedJob {
@@ -358,7 +363,8 @@ impl Dispatcher for JobDispatcher {
         phase: PhaseCell,
     ) -> Error {
         phase.set(Phase::WaitingForPod);
-        let pod_api: Api<Pod> = Api::namespaced(self.client.clone(), &job.namespace);
+        // The pods are read lean (see `crate::lean`): the watch's events, and the lists.
+        let pod_api: Api<Lean<Pod>> = Api::namespaced(self.client.clone(), &job.namespace);
         let of_job = ListParams::default()
             .labels(&format!("batch.kubernetes.io/controller-uid={}", job.uid));
         let mut pods = match &self.hubs {
@@ -368,7 +374,7 @@ impl Dispatcher for JobDispatcher {
                 resumable_watch(pod_api.clone(), WatchParams::default().labels(&selector)).boxed()
             }
         };
-        let mut events: Option<BoxStream<'static, kube::Result<Event<K8sEvent>>>> = None;
+        let mut events: Option<BoxStream<'static, kube::Result<Event<Lean<K8sEvent>>>>> = None;
         let events_after = tokio::time::sleep(self.graces.pod_creation);
         tokio::pin!(events_after);
         // While no pod has been seen, the Job itself is looked at every grace period: a pod
@@ -377,7 +383,7 @@ impl Dispatcher for JobDispatcher {
             Instant::now() + self.graces.pod_creation,
             self.graces.pod_creation.max(Duration::from_millis(100)),
         );
-        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &job.namespace);
+        let jobs: Api<Lean<Job>> = Api::namespaced(self.client.clone(), &job.namespace);
         let mut pod_uid: Option<String> = None;
         let mut pod_name = String::new();
         // When to ask the API whether the watched pod is still there, after the watch
@@ -392,7 +398,7 @@ impl Dispatcher for JobDispatcher {
             tokio::select! {
                 biased;
                 ev = pods.next() => match ev {
-                    Some(Ok(Event::Applied(pod))) => {
+                    Some(Ok(Event::Applied(Lean(pod)))) => {
                         let uid = pod.metadata.uid.clone().unwrap_or_default();
                         // Only the first pod of the Job counts.
                         if pod_uid.get_or_insert_with(|| uid.clone()) != &uid {
@@ -434,7 +440,7 @@ impl Dispatcher for JobDispatcher {
                             }
                         }
                     }
-                    Some(Ok(Event::Deleted(pod))) => {
+                    Some(Ok(Event::Deleted(Lean(pod)))) => {
                         if pod.metadata.uid == pod_uid && pending.is_none() {
                             pending = Some((Instant::now() + self.graces.report_after_exit, pod_deleted(&pod_name)));
                         }
@@ -448,7 +454,7 @@ impl Dispatcher for JobDispatcher {
                     None => return Error::JobFailed { reason: "WatchEnded".into(), message: "the pod watch ended".into() },
                 },
                 ev = async { match events.as_mut() { Some(s) => s.next().await, None => futures::future::pending().await } } => match ev {
-                    Some(Ok(Event::Applied(e))) if e.reason.as_deref() == Some("FailedCreate") && pod_uid.is_none() => {
+                    Some(Ok(Event::Applied(Lean(e)))) if e.reason.as_deref() == Some("FailedCreate") && pod_uid.is_none() => {
                         return Error::PodRejected { message: e.message.unwrap_or_default() };
                     }
                     Some(Err(e)) => return Error::from(e),
@@ -459,7 +465,7 @@ impl Dispatcher for JobDispatcher {
                     events = Some(match &self.hubs {
                         Some(h) => h.events.subscribe(&job.namespace, &job.uid).boxed(),
                         None => {
-                            let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &job.namespace);
+                            let api: Api<Lean<K8sEvent>> = Api::namespaced(self.client.clone(), &job.namespace);
                             let wp = WatchParams::default().fields(&format!("involvedObject.uid={}", job.uid));
                             resumable_watch(api, wp).boxed()
                         }
@@ -469,7 +475,7 @@ impl Dispatcher for JobDispatcher {
                     // A LIST of the Job's pods, as the watch's own relist (the operator's role
                     // grants list and watch on pods, not get).
                     recheck = match pod_api.list(&of_job).await {
-                        Ok(list) if list.items.iter().any(|p| p.metadata.uid == pod_uid) => None,
+                        Ok(list) if list.items.iter().any(|p| p.0.metadata.uid == pod_uid) => None,
                         Ok(_) => {
                             if pending.is_none() {
                                 pending = Some((Instant::now() + self.graces.report_after_exit, pod_deleted(&pod_name)));
@@ -481,7 +487,7 @@ impl Dispatcher for JobDispatcher {
                     };
                 }
                 _ = job_checks.tick(), if pod_uid.is_none() && pending.is_none() => {
-                    if let Ok(Some(j)) = jobs.get_opt(&job.name).await
+                    if let Ok(Some(Lean(j))) = jobs.get_opt(&job.name).await
                         && let Some(failed) = j
                             .status
                             .and_then(|s| s.conditions)
@@ -501,7 +507,7 @@ impl Dispatcher for JobDispatcher {
                                 continue;
                             }
                         };
-                        if let Some(e) = list.items.iter().find_map(|p| signal_error(classify(p))) {
+                        if let Some(e) = list.items.iter().find_map(|p| signal_error(classify(&p.0))) {
                             return e;
                         }
                         return Error::JobFailed {

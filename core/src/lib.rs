@@ -16,6 +16,7 @@ pub mod dispatcher;
 pub mod error;
 mod grace;
 pub mod job;
+pub mod lean;
 pub mod poll;
 pub mod rate_limit;
 pub mod report;

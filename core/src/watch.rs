@@ -51,6 +51,15 @@ impl<K: Clone + 'static> State<K> {
     }
 }
 
+impl<K: Clone + 'static> State<K> {
+    /// Keeps the resourceVersion of an event's object to resume from (reusing the buffer).
+    fn remember(&mut self, meta: &kube::core::ObjectMeta) {
+        if let Some(rv) = &meta.resource_version {
+            self.rv.clone_from(rv);
+        }
+    }
+}
+
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 fn backoff(failures: u32) -> Duration {
@@ -103,23 +112,17 @@ where
                     s.failures = 0;
                     match ev {
                         WatchEvent::Added(o) => {
-                            if let Some(rv) = o.meta().resource_version.clone() {
-                                s.rv = rv;
-                            }
+                            s.remember(o.meta());
                             return Some((Ok(Event::Applied(o)), Some(s)));
                         }
                         WatchEvent::Modified(o) => {
                             s.initial_done = true;
-                            if let Some(rv) = o.meta().resource_version.clone() {
-                                s.rv = rv;
-                            }
+                            s.remember(o.meta());
                             return Some((Ok(Event::Applied(o)), Some(s)));
                         }
                         WatchEvent::Deleted(o) => {
                             s.initial_done = true;
-                            if let Some(rv) = o.meta().resource_version.clone() {
-                                s.rv = rv;
-                            }
+                            s.remember(o.meta());
                             return Some((Ok(Event::Deleted(o)), Some(s)));
                         }
                         WatchEvent::Bookmark(b) => {

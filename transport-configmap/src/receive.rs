@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use cmdreporter_core::channel::{PodState, ResultChannel};
 use cmdreporter_core::dispatcher::{DispatchedJob, RETRY_ATTEMPTS, RunContext, retry};
 use cmdreporter_core::job::{CourierSpec, MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL};
+use cmdreporter_core::lean::Lean;
 use cmdreporter_core::shared_watch::WatchHub;
 use cmdreporter_core::watch::{Event, watch};
 use cmdreporter_core::{Error, Report};
@@ -25,12 +26,17 @@ const UNSEEN_POD_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Clone)]
 pub struct ConfigMapChannel {
     client: kube::Client,
-    hub: Option<Arc<WatchHub<ConfigMap>>>,
+    /// Read lean: the watch events need no managed fields.
+    hub: Option<Arc<WatchHub<Lean<ConfigMap>>>>,
 }
 
 /// A report ConfigMap's run: its run-id label (the shared watch routes by it).
-fn run_key(cm: &ConfigMap) -> Option<String> {
-    cm.metadata.labels.as_ref()?.get(RUN_ID_LABEL).cloned()
+fn run_key(cm: &ConfigMap) -> Option<&String> {
+    cm.metadata.labels.as_ref()?.get(RUN_ID_LABEL)
+}
+
+fn hub_key(cm: &Lean<ConfigMap>) -> Option<String> {
+    run_key(&cm.0).cloned()
 }
 
 impl ConfigMapChannel {
@@ -44,7 +50,7 @@ impl ConfigMapChannel {
     #[must_use]
     pub fn shared_watches(mut self) -> Self {
         let params = WatchParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-        self.hub = Some(WatchHub::new(self.client.clone(), params, run_key));
+        self.hub = Some(WatchHub::new(self.client.clone(), params, hub_key));
         self
     }
 
@@ -62,7 +68,7 @@ fn accept(cm: &ConfigMap, run: &RunContext, job: &DispatchedJob) -> bool {
         .iter()
         .flatten()
         .any(|o| o.uid == job.uid && o.kind == "Job");
-    owned && run_key(cm).as_ref() == Some(&run.run_id)
+    owned && run_key(cm) == Some(&run.run_id)
 }
 
 /// Whether a report of this run was written in the watched pod `watched`. A report that
@@ -94,7 +100,8 @@ impl ResultChannel for ConfigMapChannel {
         let mut events = match &self.hub {
             Some(hub) => hub.subscribe(&run.namespace, &run.run_id).boxed(),
             None => {
-                let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &run.namespace);
+                let api: Api<Lean<ConfigMap>> =
+                    Api::namespaced(self.client.clone(), &run.namespace);
                 let wp = WatchParams::default().labels(&format!("{RUN_ID_LABEL}={}", run.run_id));
                 watch(api, wp).boxed()
             }
@@ -127,13 +134,13 @@ impl ResultChannel for ConfigMapChannel {
                 ev = events.next() => match ev {
                     None => return Err(Error::CorruptReport("the ConfigMap watch ended".into())),
                     Some(ev) => match ev? {
-                        Event::Applied(cm) if accept(&cm, run, job) => {
+                        Event::Applied(Lean(cm)) if accept(&cm, run, job) => {
                             reports.insert(cm.metadata.name.clone().unwrap_or_default(), cm);
                         }
-                        Event::Applied(cm) => {
+                        Event::Applied(Lean(cm)) => {
                             tracing::debug!(name = ?cm.metadata.name, "ignoring a ConfigMap not owned by this run's Job");
                         }
-                        Event::Deleted(cm) => {
+                        Event::Deleted(Lean(cm)) => {
                             reports.remove(&cm.metadata.name.clone().unwrap_or_default());
                         }
                         // The full current state follows.

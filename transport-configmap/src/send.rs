@@ -8,6 +8,7 @@ use cmdreporter_core::courier::{CourierHost, CourierIdentity, Delivery};
 use cmdreporter_core::dispatcher::{RETRY_ATTEMPTS, retry};
 use cmdreporter_core::error::api_code;
 use cmdreporter_core::job::run_labels;
+use cmdreporter_core::lean::Lean;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, PostParams};
@@ -81,21 +82,22 @@ fn holder(cm: &ConfigMap, who: &CourierIdentity) -> Holder {
 }
 
 /// Creates `cm`, retrying transient errors; on 409, reads back who holds the name. The
-/// error, if any, is the message for the termination log.
+/// error, if any, is the message for the termination log. Answers are read lean: only
+/// their metadata and data are looked at.
 async fn create(
-    api: &Api<ConfigMap>,
-    cm: &ConfigMap,
+    api: &Api<Lean<ConfigMap>>,
+    cm: &Lean<ConfigMap>,
     who: &CourierIdentity,
 ) -> Result<Holder, String> {
-    let name = cm.metadata.name.clone().unwrap_or_default();
+    let name = cm.0.metadata.name.as_deref().unwrap_or_default();
     let pp = PostParams::default();
     match retry(RETRY_ATTEMPTS, |_| api.create(&pp, cm)).await {
         Ok(_) => Ok(Holder::Us),
         Err(e) if api_code(&e) == Some(409) => {
-            let existing = retry(RETRY_ATTEMPTS, |_| api.get(&name))
+            let existing = retry(RETRY_ATTEMPTS, |_| api.get(name))
                 .await
                 .map_err(|e| e.to_string())?;
-            match holder(&existing, who) {
+            match holder(&existing.0, who) {
                 Holder::Foreign => Err(format!(
                     "configmap {name:?} exists and is not this run's report: {e}"
                 )),
@@ -119,8 +121,8 @@ impl Delivery for ConfigMapDelivery {
         report: &Report,
     ) -> Result<(), String> {
         let client = host.client().await?;
-        let api: Api<ConfigMap> = Api::namespaced(client, &who.namespace);
-        let cm = report_configmap(who, report, &who.job_name);
+        let api: Api<Lean<ConfigMap>> = Api::namespaced(client, &who.namespace);
+        let cm = Lean(report_configmap(who, report, &who.job_name));
         if create(&api, &cm, who).await? == Holder::Us {
             return Ok(());
         }
@@ -128,7 +130,7 @@ impl Delivery for ConfigMapDelivery {
         // name of its own; the operator takes the one of the pod it watches.
         let name = pod_report_name(&who.job_name, &who.pod_uid);
         tracing::debug!(%name, "the Job's name holds another pod's report");
-        let cm = report_configmap(who, report, &name);
+        let cm = Lean(report_configmap(who, report, &name));
         match create(&api, &cm, who).await? {
             Holder::Us => Ok(()),
             h => Err(format!(

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::resources::{core, well_known};
+use crate::selector::at;
 use crate::store::Store;
 
 /// Why a container's config could not be built (`CreateContainerConfigError`).
@@ -57,7 +58,7 @@ pub fn field_value(pod: &Value, path: &str) -> Result<String, ConfigError> {
 
 fn field_ref(pod: &Value, path: &str) -> Result<String, ConfigError> {
     let s = |p: &str| {
-        pod.pointer(p)
+        at(pod, p)
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned()
@@ -68,7 +69,7 @@ fn field_ref(pod: &Value, path: &str) -> Result<String, ConfigError> {
             .strip_prefix("['")?
             .strip_suffix("']")?;
         Some(
-            pod.pointer(&format!("/metadata/{map}"))
+            at(pod, &format!("/metadata/{map}"))
                 .and_then(|m| m.get(key))
                 .and_then(Value::as_str)
                 .unwrap_or_default()
@@ -118,7 +119,7 @@ fn key_ref(
         };
     };
     let value = if secret {
-        obj.pointer("/data")
+        at(&obj, "/data")
             .and_then(|d| d.get(key))
             .and_then(Value::as_str)
             .and_then(|b| {
@@ -127,13 +128,13 @@ fn key_ref(
             })
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .or_else(|| {
-                obj.pointer("/stringData")
+                at(&obj, "/stringData")
                     .and_then(|d| d.get(key))
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             })
     } else {
-        obj.pointer("/data")
+        at(&obj, "/data")
             .and_then(|d| d.get(key))
             .and_then(Value::as_str)
             .map(str::to_owned)
@@ -153,8 +154,7 @@ pub fn container_env(
     pod: &Value,
     container: &Value,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    let ns = pod
-        .pointer("/metadata/namespace")
+    let ns = at(pod, "/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or_default();
     let mut env: Vec<(String, String)> = Vec::new();
@@ -172,7 +172,7 @@ pub fn container_env(
         let value = if let Some(v) = e.get("value").and_then(Value::as_str) {
             Some(expand(v, &env))
         } else if let Some(from) = e.get("valueFrom") {
-            if let Some(path) = from.pointer("/fieldRef/fieldPath").and_then(Value::as_str) {
+            if let Some(path) = at(from, "/fieldRef/fieldPath").and_then(Value::as_str) {
                 Some(field_ref(pod, path)?)
             } else if let Some(r) = from.get("configMapKeyRef") {
                 key_ref(store, ns, r, false)?

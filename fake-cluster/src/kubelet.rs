@@ -18,6 +18,7 @@ use crate::resources::well_known;
 use crate::runtime::{
     ContainerSpec, Exit, Finished, Mount, OutputSink, PodApi, PullError, Runtime, stopped,
 };
+use crate::selector::at;
 use crate::store::meta_str;
 
 /// How long after `ErrImagePull` the kubelet reports `ImagePullBackOff`.
@@ -72,8 +73,7 @@ impl Kubelet {
             ns: meta_str(&pod, "namespace").unwrap_or_default().to_owned(),
             name: meta_str(&pod, "name").unwrap_or_default().to_owned(),
             uid: meta_str(&pod, "uid").unwrap_or_default().to_owned(),
-            node: pod
-                .pointer("/spec/nodeName")
+            node: at(&pod, "/spec/nodeName")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
@@ -135,8 +135,7 @@ fn waiting(name: &str, image: &str, reason: &str, message: Option<&str>) -> Valu
 
 impl PodRun {
     fn containers(&self, list: &str) -> Vec<Value> {
-        self.pod
-            .pointer(&format!("/spec/{list}"))
+        at(&self.pod, &format!("/spec/{list}"))
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default()
@@ -195,10 +194,7 @@ impl PodRun {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|c| {
-                c.pointer("/state/terminated/exitCode")
-                    .and_then(Value::as_i64)
-            })
+            .map(|c| at(c, "/state/terminated/exitCode").and_then(Value::as_i64))
             .collect();
         let failed = codes.iter().any(|c| c.is_some_and(|c| c != 0));
         let all_ended = codes.iter().all(Option::is_some);
@@ -327,9 +323,7 @@ impl PodRun {
                 tracing::warn!(%e, volume, pod = %self.name, "volume not written");
             }
         }
-        let duplicate = self
-            .pod
-            .pointer("/metadata/annotations")
+        let duplicate = at(&self.pod, "/metadata/annotations")
             .and_then(|a| a.get(DUPLICATE_OF))
             .is_some();
         let fault = k
@@ -456,9 +450,7 @@ impl PodRun {
             .unwrap_or("/dev/termination-log")
             .to_owned();
         let fallback = c["terminationMessagePolicy"] == "FallbackToLogsOnError";
-        let grace = self
-            .pod
-            .pointer("/spec/terminationGracePeriodSeconds")
+        let grace = at(&self.pod, "/spec/terminationGracePeriodSeconds")
             .and_then(Value::as_u64)
             .unwrap_or(30);
         let spec = ContainerSpec {
@@ -484,7 +476,7 @@ impl PodRun {
                 s["phase"] = json!("Running");
                 let all_running = s["containerStatuses"]
                     .as_array()
-                    .is_some_and(|a| a.iter().all(|c| c.pointer("/state/running").is_some()));
+                    .is_some_and(|a| a.iter().all(|c| at(c, "/state/running").is_some()));
                 if all_running {
                     Self::set_condition(s, "Ready", true, None, &started);
                     Self::set_condition(s, "ContainersReady", true, None, &started);

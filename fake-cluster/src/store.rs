@@ -477,7 +477,7 @@ impl Store {
                 Some("status") => {
                     let status = next.get_mut("status").map_or(Value::Null, Value::take);
                     // The field manager's bookkeeping of this write (see `managed_fields`).
-                    let managed = next.pointer("/metadata/managedFields").cloned();
+                    let managed = crate::selector::at(&next, "/metadata/managedFields").cloned();
                     next = current.clone();
                     next["status"] = status;
                     match managed {
@@ -705,12 +705,10 @@ impl Store {
     /// has stopped its containers and deletes it with a zero grace period.
     fn awaits_kubelet(def: &ResourceRef, obj: &Value) -> bool {
         def == well_known::pods()
-            && obj
-                .pointer("/spec/nodeName")
+            && crate::selector::at(obj, "/spec/nodeName")
                 .and_then(Value::as_str)
                 .is_some()
-            && obj
-                .pointer("/metadata/deletionGracePeriodSeconds")
+            && crate::selector::at(obj, "/metadata/deletionGracePeriodSeconds")
                 .and_then(Value::as_i64)
                 .is_some_and(|g| g > 0)
     }

@@ -16,16 +16,17 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::selector::at;
 use crate::store::meta_str;
 
 fn unassigned(p: &Value) -> bool {
-    p.pointer("/spec/nodeName")
+    at(p, "/spec/nodeName")
         .and_then(Value::as_str)
         .is_none_or(str::is_empty)
 }
 
 fn phase_rank(p: &Value) -> u8 {
-    match p.pointer("/status/phase").and_then(Value::as_str) {
+    match at(p, "/status/phase").and_then(Value::as_str) {
         Some("Unknown") => 1,
         Some("Running") => 2,
         _ => 0,
@@ -34,7 +35,7 @@ fn phase_rank(p: &Value) -> u8 {
 
 /// The Ready condition's transition time when the pod is ready.
 fn ready_since(p: &Value) -> Option<&str> {
-    p.pointer("/status/conditions")
+    at(p, "/status/conditions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -43,7 +44,7 @@ fn ready_since(p: &Value) -> Option<&str> {
 }
 
 fn max_restarts(p: &Value) -> u64 {
-    p.pointer("/status/containerStatuses")
+    at(p, "/status/containerStatuses")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::Controllers;
 use crate::crd::{self, CLEANUP_FINALIZER};
 use crate::resources::well_known;
+use crate::selector::at;
 use crate::store::{Change, DeleteOptions, meta_str};
 
 impl Controllers {
@@ -29,8 +30,7 @@ impl Controllers {
 
     fn cleanup_definition(&self, definition: &Value) {
         let name = meta_str(definition, "name").unwrap_or_default().to_owned();
-        let has_finalizer = definition
-            .pointer("/metadata/finalizers")
+        let has_finalizer = at(definition, "/metadata/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|f| f.iter().any(|x| x == CLEANUP_FINALIZER));
         if !has_finalizer {
@@ -67,12 +67,13 @@ impl Controllers {
         }
         let _ = store.modify(well_known::crds(), "", &name, |d| {
             if let Some(f) = d
-                .pointer_mut("/metadata/finalizers")
+                .get_mut("metadata")
+                .and_then(|m| m.get_mut("finalizers"))
                 .and_then(Value::as_array_mut)
             {
                 f.retain(|x| x != CLEANUP_FINALIZER);
             }
-            if d.pointer("/metadata/finalizers")
+            if at(d, "/metadata/finalizers")
                 .and_then(Value::as_array)
                 .is_some_and(Vec::is_empty)
             {

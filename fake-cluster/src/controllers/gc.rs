@@ -85,7 +85,8 @@ impl Controllers {
             if !absent.is_empty() {
                 let _ = self.api.store.modify(def, ns, name, |d| {
                     if let Some(list) = d
-                        .pointer_mut("/metadata/ownerReferences")
+                        .get_mut("metadata")
+                        .and_then(|m| m.get_mut("ownerReferences"))
                         .and_then(Value::as_array_mut)
                     {
                         list.retain(|r| !absent.contains(&r["uid"]));
@@ -131,7 +132,8 @@ impl Controllers {
             for (dd, dns, dname) in self.index.dependents(&uid) {
                 let _ = self.api.store.modify(&dd, &dns, &dname, |d| {
                     if let Some(refs) = d
-                        .pointer_mut("/metadata/ownerReferences")
+                        .get_mut("metadata")
+                        .and_then(|m| m.get_mut("ownerReferences"))
                         .and_then(Value::as_array_mut)
                     {
                         refs.retain(|r| r["uid"] != uid.as_str());
@@ -190,7 +192,8 @@ impl Controllers {
     ) {
         let _ = self.api.store.modify(def, ns, name, |o| {
             if let Some(f) = o
-                .pointer_mut("/metadata/finalizers")
+                .get_mut("metadata")
+                .and_then(|m| m.get_mut("finalizers"))
                 .and_then(Value::as_array_mut)
             {
                 f.retain(|x| x != finalizer);

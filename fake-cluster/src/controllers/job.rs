@@ -25,6 +25,7 @@ use super::active_pods;
 use super::pod_failure_policy::{Verdict, judge};
 use super::{Controllers, JobMemo, Work, finalizers, has_condition, owner_refs};
 use crate::resources::well_known;
+use crate::selector::at;
 use crate::store::{Change, DeleteOptions, meta_str};
 
 /// The finalizer the Job controller puts on its pods until it has counted them.
@@ -36,7 +37,7 @@ const POD_FAILURE_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_POD_FAILURE_BACKOFF: Duration = Duration::from_secs(360);
 
 fn phase(p: &Value) -> &str {
-    p.pointer("/status/phase")
+    at(p, "/status/phase")
         .and_then(Value::as_str)
         .unwrap_or("Pending")
 }
@@ -50,11 +51,11 @@ fn deleting(p: &Value) -> bool {
 }
 
 fn int(job: &Value, ptr: &str, default: u64) -> u64 {
-    job.pointer(ptr).and_then(Value::as_u64).unwrap_or(default)
+    at(job, ptr).and_then(Value::as_u64).unwrap_or(default)
 }
 
 fn start_time_missing(job: &Value) -> bool {
-    job.pointer("/status/startTime").is_none()
+    at(job, "/status/startTime").is_none()
 }
 
 fn controller_uid(pod: &Value) -> Option<&str> {
@@ -130,12 +131,9 @@ impl Controllers {
         let clock = self.api.store.clock().clone();
         let now = clock.now_rfc3339_seconds();
         let pods = self.job_pods(ns, &uid);
-        let policy = job.pointer("/spec/podFailurePolicy").cloned();
+        let policy = at(&job, "/spec/podFailurePolicy").cloned();
         let only_failed = policy.is_some()
-            || job
-                .pointer("/spec/podReplacementPolicy")
-                .and_then(Value::as_str)
-                == Some("Failed");
+            || at(&job, "/spec/podReplacementPolicy").and_then(Value::as_str) == Some("Failed");
 
         // Count finished pods that still carry the tracking finalizer.
         let mut succeeded = int(&job, "/status/succeeded", 0);
@@ -147,7 +145,7 @@ impl Controllers {
                 continue;
             }
             let pname = meta_str(p, "name").unwrap_or_default().to_owned();
-            let unbound = p.pointer("/spec/nodeName").is_none();
+            let unbound = at(p, "/spec/nodeName").is_none();
             let is_failed = phase(p) == "Failed"
                 || (deleting(p) && phase(p) != "Succeeded" && (!only_failed || unbound));
             if phase(p) == "Succeeded" {
@@ -191,18 +189,14 @@ impl Controllers {
         let backoff_limit = int(&job, "/spec/backoffLimit", 6);
         let completions = int(&job, "/spec/completions", 1);
         let parallelism = int(&job, "/spec/parallelism", 1);
-        let start_time = job
-            .pointer("/status/startTime")
+        let start_time = at(&job, "/status/startTime")
             .and_then(Value::as_str)
             .map(str::to_owned);
         let started_at = start_time.clone().unwrap_or_else(|| now.clone());
 
         // Deadline: measured from the start (startTime, or the exact instant this controller
         // set it), checked again by a timer.
-        if let Some(secs) = job
-            .pointer("/spec/activeDeadlineSeconds")
-            .and_then(Value::as_u64)
-        {
+        if let Some(secs) = at(&job, "/spec/activeDeadlineSeconds").and_then(Value::as_u64) {
             let elapsed = match memo.started {
                 Some(t) => t.elapsed().as_secs_f64(),
                 None => started_at
@@ -230,8 +224,7 @@ impl Controllers {
             ));
         }
 
-        let mut conditions: Vec<Value> = job
-            .pointer("/status/conditions")
+        let mut conditions: Vec<Value> = at(&job, "/status/conditions")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
@@ -278,7 +271,7 @@ impl Controllers {
                 ));
                 finished = Some(("Complete", String::new(), String::new()));
             }
-        } else if !deleting(&job) && job.pointer("/spec/suspend") != Some(&json!(true)) {
+        } else if !deleting(&job) && at(&job, "/spec/suspend") != Some(&json!(true)) {
             let want_active = parallelism.min(completions.saturating_sub(succeeded));
             // Too many active pods (a second pod for the same Job): `manageJob` deletes the
             // excess, its tracking finalizer removed first so it is not counted as failed.
@@ -402,7 +395,7 @@ impl Controllers {
         let ns = meta_str(job, "namespace").unwrap_or_default().to_owned();
         let name = meta_str(job, "name").unwrap_or_default().to_owned();
         let uid = meta_str(job, "uid").unwrap_or_default().to_owned();
-        let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let template = at(job, "/spec/template").cloned().unwrap_or(json!({}));
         let mut pod = json!({
             "metadata": template.get("metadata").cloned().unwrap_or(json!({})),
             "spec": template.get("spec").cloned().unwrap_or(json!({})),

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use crate::api::ApiServer;
 use crate::kubelet::Kubelet;
 use crate::resources::{ResourceRef, well_known};
+use crate::selector::at;
 use crate::store::{Change, ChangeType, meta_str};
 
 /// The node every pod is bound to when the cluster has only its default node.
@@ -143,14 +144,14 @@ pub(crate) fn owner_uids(obj: &Value) -> Vec<String> {
 }
 
 pub(crate) fn owner_refs(obj: &Value) -> impl Iterator<Item = &Value> {
-    obj.pointer("/metadata/ownerReferences")
+    at(obj, "/metadata/ownerReferences")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
 }
 
 pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
-    obj.pointer("/metadata/finalizers")
+    at(obj, "/metadata/finalizers")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -160,7 +161,7 @@ pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
 }
 
 pub(crate) fn has_condition(obj: &Value, kind: &str) -> bool {
-    obj.pointer("/status/conditions")
+    at(obj, "/status/conditions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -286,18 +287,18 @@ impl Controllers {
         let uid = meta_str(&c.object, "uid").unwrap_or_default().to_owned();
         match c.kind {
             ChangeType::Added => {
-                if c.object.pointer("/spec/nodeName").is_none() {
+                if at(&c.object, "/spec/nodeName").is_none() {
                     self.schedule(&c.namespace, &c.name);
                 } else {
                     self.start_pod(&uid, &c.object);
                 }
             }
             ChangeType::Modified => {
-                let bound = c.object.pointer("/spec/nodeName").is_some();
+                let bound = at(&c.object, "/spec/nodeName").is_some();
                 let was_bound = c
                     .previous
                     .as_ref()
-                    .is_some_and(|p| p.pointer("/spec/nodeName").is_some());
+                    .is_some_and(|p| at(p, "/spec/nodeName").is_some());
                 if bound && !was_bound {
                     self.unschedulable
                         .remove(&(c.namespace.clone(), c.name.clone()));

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::Controllers;
 use crate::resources::well_known;
+use crate::selector::at;
 use crate::store::{Change, ChangeType, Store, meta_str};
 
 /// The root CA ConfigMap's name.
@@ -15,7 +16,7 @@ const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 
 fn terminating(ns: &Value) -> bool {
     meta_str(ns, "deletionTimestamp").is_some()
-        || ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+        || at(ns, "/status/phase").and_then(Value::as_str) == Some("Terminating")
 }
 
 /// Creates what namespace `ns` lacks of its defaults (nothing in a terminating or missing

@@ -22,6 +22,7 @@ use super::scheduler::tolerations_of;
 use super::{Controllers, Work};
 use crate::default_tolerations::UNREACHABLE_TAINT;
 use crate::resources::well_known;
+use crate::selector::at;
 use crate::store::{Change, ChangeType, DeleteOptions, Store, meta_str};
 
 /// How long a node's kubelet may post nothing before the node is marked unreachable
@@ -29,7 +30,7 @@ use crate::store::{Change, ChangeType, DeleteOptions, Store, meta_str};
 pub(crate) const NODE_MONITOR_GRACE_PERIOD: Duration = Duration::from_secs(50);
 
 fn unreachable_no_execute(node: &Value) -> Option<&Value> {
-    node.pointer("/spec/taints")
+    at(node, "/spec/taints")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -38,7 +39,7 @@ fn unreachable_no_execute(node: &Value) -> Option<&Value> {
 
 fn terminal(p: &Value) -> bool {
     matches!(
-        p.pointer("/status/phase").and_then(Value::as_str),
+        at(p, "/status/phase").and_then(Value::as_str),
         Some("Succeeded" | "Failed")
     )
 }
@@ -128,7 +129,7 @@ impl Controllers {
                 .list(well_known::pods(), None)
                 .0
                 .iter()
-                .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(&node))
+                .filter(|p| at(p, "/spec/nodeName").and_then(Value::as_str) == Some(&node))
                 .map(|p| (**p).clone())
                 .collect()
         };
@@ -184,8 +185,7 @@ impl Controllers {
         {
             return;
         }
-        let node = pod
-            .pointer("/spec/nodeName")
+        let node = at(&pod, "/spec/nodeName")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let tainted = store

@@ -3,6 +3,7 @@
 //! matches on the exit codes of terminated containers (`onExitCodes`, exit code 0 never
 //! matches) or on pod conditions (`onPodConditions`).
 
+use crate::selector::at;
 use serde_json::Value;
 
 /// What a failed pod means for its Job.
@@ -29,14 +30,11 @@ fn exit_code_match(rule: &Value, pod: &Value) -> Option<(String, i64)> {
         .collect();
     ["containerStatuses", "initContainerStatuses"]
         .iter()
-        .filter_map(|l| {
-            pod.pointer(&format!("/status/{l}"))
-                .and_then(Value::as_array)
-        })
+        .filter_map(|l| at(pod, &format!("/status/{l}")).and_then(Value::as_array))
         .flatten()
         .filter(|s| only.is_none_or(|n| s["name"] == n))
         .find_map(|s| {
-            let code = s.pointer("/state/terminated/exitCode")?.as_i64()?;
+            let code = at(s, "/state/terminated/exitCode")?.as_i64()?;
             let hit = code != 0
                 && match op {
                     "NotIn" => !values.contains(&code),
@@ -48,7 +46,7 @@ fn exit_code_match(rule: &Value, pod: &Value) -> Option<(String, i64)> {
 
 fn condition_match(rule: &Value, pod: &Value) -> Option<String> {
     let patterns = rule.get("onPodConditions")?.as_array()?;
-    let conds = pod.pointer("/status/conditions")?.as_array()?;
+    let conds = at(pod, "/status/conditions")?.as_array()?;
     patterns.iter().find_map(|pat| {
         let kind = pat.get("type")?.as_str()?;
         let status = pat.get("status").and_then(Value::as_str).unwrap_or("True");
@@ -61,12 +59,10 @@ fn condition_match(rule: &Value, pod: &Value) -> Option<String> {
 
 /// Applies `policy` to the failed `pod`.
 pub(crate) fn judge(policy: &Value, pod: &Value) -> Verdict {
-    let ns = pod
-        .pointer("/metadata/namespace")
+    let ns = at(pod, "/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let name = pod
-        .pointer("/metadata/name")
+    let name = at(pod, "/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
     let rules = policy.get("rules").and_then(Value::as_array);

@@ -11,12 +11,13 @@ use serde_json::{Value, json};
 
 use super::Controllers;
 use crate::resources::well_known;
+use crate::selector::at;
 use crate::store::meta_str;
 
 const AFFINITY_MISMATCH: &str = "node(s) didn't match Pod's node affinity/selector";
 
 fn labels(node: &Value) -> Option<&serde_json::Map<String, Value>> {
-    node.pointer("/metadata/labels").and_then(Value::as_object)
+    at(node, "/metadata/labels").and_then(Value::as_object)
 }
 
 fn label<'a>(node: &'a Value, key: &str) -> Option<&'a str> {
@@ -53,14 +54,12 @@ fn expression_matches(node: &Value, expr: &Value, field: bool) -> bool {
 }
 
 fn affinity_matches(pod: &Value, node: &Value) -> bool {
-    let selector_ok = pod
-        .pointer("/spec/nodeSelector")
+    let selector_ok = at(pod, "/spec/nodeSelector")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
         .all(|(k, v)| label(node, k) == v.as_str());
-    let terms = pod
-        .pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+    let terms = at(pod, "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
         .and_then(Value::as_array);
     let affinity_ok = match terms {
         None => true,
@@ -90,7 +89,7 @@ pub(super) fn tolerations_of<'a>(
     pod: &'a Value,
     taint: &'a Value,
 ) -> impl Iterator<Item = &'a Value> + 'a {
-    pod.pointer("/spec/tolerations")
+    at(pod, "/spec/tolerations")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -113,13 +112,13 @@ pub(super) fn tolerations_of<'a>(
 
 /// Why `node` cannot take `pod`, as the scheduler words it; `None` if it can.
 fn unfit(pod: &Value, node: &Value) -> Option<String> {
-    if node.pointer("/spec/unschedulable") == Some(&json!(true)) {
+    if at(node, "/spec/unschedulable") == Some(&json!(true)) {
         return Some("node(s) were unschedulable".into());
     }
     if !affinity_matches(pod, node) {
         return Some(AFFINITY_MISMATCH.into());
     }
-    node.pointer("/spec/taints")
+    at(node, "/spec/taints")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -160,8 +159,7 @@ impl Controllers {
         let Ok(pod) = self.api.store.get(well_known::pods(), ns, name) else {
             return;
         };
-        if pod.pointer("/spec/nodeName").is_some() || meta_str(&pod, "deletionTimestamp").is_some()
-        {
+        if at(&pod, "/spec/nodeName").is_some() || meta_str(&pod, "deletionTimestamp").is_some() {
             return;
         }
         let (nodes, _) = self.api.store.list(well_known::nodes(), None);
@@ -187,8 +185,7 @@ impl Controllers {
                         p["status"] = json!({});
                     }
                     p["status"]["phase"] = json!("Pending");
-                    let unchanged = p
-                        .pointer("/status/conditions/0/message")
+                    let unchanged = at(p, "/status/conditions/0/message")
                         .is_some_and(|m| m == message.as_str());
                     if !unchanged {
                         p["status"]["conditions"] = json!([{"type": "PodScheduled",

@@ -8,11 +8,12 @@ use serde_json::Value;
 
 use super::{Controllers, Work};
 use crate::resources::{Propagation, well_known};
+use crate::selector::at;
 use crate::store::{DeleteOptions, meta_str};
 
 /// When the Job finished, in seconds since the epoch, if it has.
 fn finished_at(job: &Value) -> Option<i64> {
-    job.pointer("/status/conditions")
+    at(job, "/status/conditions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -25,7 +26,7 @@ fn finished_at(job: &Value) -> Option<i64> {
 impl Controllers {
     /// Time left before the Job expires; `None` if it has no TTL or has not finished.
     fn ttl_left(&self, job: &Value) -> Option<Duration> {
-        let ttl = job.pointer("/spec/ttlSecondsAfterFinished")?.as_u64()?;
+        let ttl = at(job, "/spec/ttlSecondsAfterFinished")?.as_u64()?;
         let done = finished_at(job)?;
         let now = self.api.store.clock().since_epoch().as_secs_f64();
         let left = (done as f64 + ttl as f64 - now).max(0.0);

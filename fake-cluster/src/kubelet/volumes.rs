@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::resources::{core, well_known};
+use crate::selector::at;
 use crate::store::Store;
 
 /// Files of one volume: (relative path, content).
@@ -78,17 +79,14 @@ fn items(keys: Vec<(String, Vec<u8>)>, spec: &Value) -> VolumeFiles {
 
 /// The files of every volume of `pod` that has content, by volume name.
 pub(crate) fn volume_files(store: &Store, pod: &Value) -> Vec<(String, VolumeFiles)> {
-    let ns = pod
-        .pointer("/metadata/namespace")
+    let ns = at(pod, "/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let sa = pod
-        .pointer("/spec/serviceAccountName")
+    let sa = at(pod, "/spec/serviceAccountName")
         .and_then(Value::as_str)
         .unwrap_or("default");
     let mut out = Vec::new();
-    for v in pod
-        .pointer("/spec/volumes")
+    for v in at(pod, "/spec/volumes")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -112,7 +110,7 @@ pub(crate) fn volume_files(store: &Store, pod: &Value) -> Vec<(String, VolumeFil
                 source_keys(store, ns, src, true).unwrap_or_default(),
                 s,
             ));
-        } else if let Some(sources) = v.pointer("/projected/sources").and_then(Value::as_array) {
+        } else if let Some(sources) = at(v, "/projected/sources").and_then(Value::as_array) {
             for s in sources {
                 if let Some(t) = s.get("serviceAccountToken") {
                     let path = t.get("path").and_then(Value::as_str).unwrap_or("token");
@@ -138,8 +136,7 @@ pub(crate) fn volume_files(store: &Store, pod: &Value) -> Vec<(String, VolumeFil
                         .flatten()
                     {
                         let path = item.get("path").and_then(Value::as_str).unwrap_or_default();
-                        let field = item
-                            .pointer("/fieldRef/fieldPath")
+                        let field = at(item, "/fieldRef/fieldPath")
                             .and_then(Value::as_str)
                             .unwrap_or_default();
                         let value = crate::env::field_value(pod, field).unwrap_or_default();

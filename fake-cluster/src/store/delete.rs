@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Result, Store, finalizers, meta_mut, meta_str};
 use crate::resources::{Propagation, ResourceRef, well_known};
+use crate::selector::at;
 use crate::status::ApiError;
 
 /// Options of a delete.
@@ -92,16 +93,14 @@ impl Store {
             if crate::crd::is_crd(def) && !fins.iter().any(|x| x == crate::crd::CLEANUP_FINALIZER) {
                 fins.push(crate::crd::CLEANUP_FINALIZER.to_owned());
             }
-            let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some();
+            let bound = at(obj, "/spec/nodeName").and_then(Value::as_str).is_some();
             let grace = if is_pod && bound {
-                let default = obj
-                    .pointer("/spec/terminationGracePeriodSeconds")
+                let default = at(obj, "/spec/terminationGracePeriodSeconds")
                     .and_then(Value::as_i64)
                     .unwrap_or(30);
                 let requested = opts.grace_period_seconds.unwrap_or(default).max(0);
                 // A second delete can only shorten the grace period.
-                match obj
-                    .pointer("/metadata/deletionGracePeriodSeconds")
+                match at(obj, "/metadata/deletionGracePeriodSeconds")
                     .and_then(Value::as_i64)
                 {
                     Some(current) => current.min(requested),

@@ -42,7 +42,8 @@ struct PodRun {
     ns: String,
     name: String,
     uid: String,
-    pod: Value,
+    /// The pod as it was bound (shared with the store's history, never copied).
+    pod: Arc<Value>,
     stop: watch::Receiver<bool>,
     /// A kubelet fault: kill each container by this signal as it starts.
     kill: Option<i32>,
@@ -58,11 +59,14 @@ fn now(k: &Kubelet) -> String {
 
 fn container_id(pod_uid: &str, name: &str) -> String {
     use sha2::{Digest, Sha256};
+    use std::fmt::Write;
     let h = Sha256::digest(format!("{pod_uid}/{name}").as_bytes());
-    format!(
-        "containerd://{}",
-        h.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    let mut id = String::with_capacity("containerd://".len() + 2 * h.len());
+    id.push_str("containerd://");
+    for b in h {
+        let _ = write!(id, "{b:02x}");
+    }
+    id
 }
 
 impl Kubelet {
@@ -77,7 +81,7 @@ impl Kubelet {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
-            pod: (*pod).clone(),
+            pod,
             kubelet: self,
             stop,
             kill: None,
@@ -134,23 +138,23 @@ fn waiting(name: &str, image: &str, reason: &str, message: Option<&str>) -> Valu
 }
 
 impl PodRun {
-    fn containers(&self, list: &str) -> Vec<Value> {
-        at(&self.pod, &format!("/spec/{list}"))
+    /// The pod's `spec.<list>` (`initContainers`, `containers`).
+    fn containers<'a>(pod: &'a Value, list: &str) -> &'a [Value] {
+        pod.get("spec")
+            .and_then(|s| s.get(list))
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
+            .map_or(&[], Vec::as_slice)
     }
 
     fn update(&self, f: impl FnOnce(&mut Value)) -> bool {
         if self.kubelet.node_lost(&self.node) {
             return false;
         }
-        let uid = self.uid.clone();
         self.kubelet
             .api
             .store
             .modify(well_known::pods(), &self.ns, &self.name, |pod| {
-                if meta_str(pod, "uid") != Some(uid.as_str()) {
+                if meta_str(pod, "uid") != Some(self.uid.as_str()) {
                     return Err(crate::status::ApiError::not_found(well_known::pods(), ""));
                 }
                 f(&mut pod["status"]);
@@ -258,8 +262,11 @@ impl PodRun {
 
     async fn run(mut self) {
         let k = self.kubelet.clone();
-        let inits = self.containers("initContainers");
-        let mains = self.containers("containers");
+        // A handle of its own on the pod, so the container lists borrow from it while
+        // `self` changes.
+        let pod = self.pod.clone();
+        let inits = Self::containers(&pod, "initContainers");
+        let mains = Self::containers(&pod, "containers");
         let t = now(&k);
         let has_inits = !inits.is_empty();
         self.update(|s| {
@@ -347,7 +354,7 @@ impl PodRun {
         // The write of each container's termination also settles what follows from it
         // (`settle`); only a container that never ran to an end needs a write of its own.
         let mut init_failed = false;
-        for c in &inits {
+        for c in inits {
             match self.run_container("initContainerStatuses", c).await {
                 Some(Exit::Code(0)) => {}
                 exit => {
@@ -430,7 +437,6 @@ impl PodRun {
             .api
             .store
             .get(well_known::pods(), &self.ns, &self.name)
-            .map(|p| (*p).clone())
             .unwrap_or_else(|_| self.pod.clone());
         let env = match container_env(&k.api.store, &pod_now, c) {
             Ok(env) => env,
@@ -566,7 +572,7 @@ impl PodRun {
     /// Starts a second pod like this one (a kubelet fault): same labels, owner and
     /// finalizers, a new name from the same `generateName`, marked [`DUPLICATE_OF`].
     fn start_duplicate(&self) {
-        let mut copy = self.pod.clone();
+        let mut copy = (*self.pod).clone();
         let generate = meta_str(&self.pod, "generateName")
             .map(str::to_owned)
             .unwrap_or_else(|| format!("{}-", self.name));

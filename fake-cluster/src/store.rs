@@ -125,6 +125,27 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     }
 }
 
+/// `obj` with its `status` replaced by `status`, without copying the old status.
+fn with_status(obj: &Value, status: Value) -> Value {
+    let Value::Object(m) = obj else {
+        let mut next = obj.clone();
+        next["status"] = status;
+        return next;
+    };
+    let mut status = Some(status);
+    let mut next: Map<String, Value> = m
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "status" => (k.clone(), status.take().unwrap_or_default()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    if let Some(status) = status {
+        next.insert("status".into(), status);
+    }
+    Value::Object(next)
+}
+
 fn finalizers(obj: &Value) -> Vec<String> {
     meta(obj)
         .and_then(|m| m.get("finalizers"))
@@ -466,7 +487,9 @@ impl Store {
             )));
         }
         let precondition = meta_str(&new, "resourceVersion").map(str::to_owned);
-        self.modify_inner(def, ns, name, dry_run, |current| {
+        // A replacement builds the new object from the request, not from a copy of the
+        // stored one (which `modify` would make and this would throw away).
+        self.write_inner(def, ns, name, dry_run, |current| {
             if let Some(rv) = &precondition
                 && meta_str(current, "resourceVersion") != Some(rv.as_str())
             {
@@ -478,8 +501,7 @@ impl Store {
                     let status = next.get_mut("status").map_or(Value::Null, Value::take);
                     // The field manager's bookkeeping of this write (see `managed_fields`).
                     let managed = crate::selector::at(&next, "/metadata/managedFields").cloned();
-                    next = current.clone();
-                    next["status"] = status;
+                    next = with_status(current, status);
                     match managed {
                         Some(Value::Array(a)) if a.is_empty() => {
                             meta_mut(&mut next).remove("managedFields");
@@ -562,8 +584,7 @@ impl Store {
                     }
                 }
             }
-            *current = next;
-            Ok(())
+            Ok(next)
         })
     }
 
@@ -590,6 +611,25 @@ impl Store {
         dry_run: bool,
         f: impl FnOnce(&mut Value) -> Result<()>,
     ) -> Result<Arc<Value>> {
+        // The copy is needed: the stored object stays as it is for the change's
+        // `previous`, the history and whoever holds it, and `f` may fail half-way.
+        self.write_inner(def, ns, name, dry_run, |current| {
+            let mut next = current.clone();
+            f(&mut next)?;
+            Ok(next)
+        })
+    }
+
+    /// The write under [`Store::modify_inner`] and [`Store::update_with`]: `next_of` makes
+    /// the new object from the stored one, and the store stamps and stores it.
+    fn write_inner(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+        next_of: impl FnOnce(&Value) -> Result<Value>,
+    ) -> Result<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
         let mut inner = self.lock();
         let k = (ns.to_owned(), name.to_owned());
@@ -599,16 +639,24 @@ impl Store {
             .and_then(|m| m.get(&k))
             .cloned()
             .ok_or_else(|| ApiError::not_found(def, name))?;
-        let mut next = (*current).clone();
-        f(&mut next)?;
-        crd::prepare(
-            def,
-            &mut next,
-            &self.clock.now_rfc3339_seconds(),
-            &Self::definitions(&inner, def),
-        );
-        next["apiVersion"] = json!(def.storage_api_version());
-        next["kind"] = json!(def.kind);
+        let mut next = next_of(&current)?;
+        if crd::is_crd(def) {
+            crd::prepare(
+                def,
+                &mut next,
+                &self.clock.now_rfc3339_seconds(),
+                &Self::definitions(&inner, def),
+            );
+        }
+        // Each field is written only where it differs (the same result, without a fresh
+        // String per field and write).
+        let api_version = def.storage_api_version();
+        if next.get("apiVersion").and_then(Value::as_str) != Some(api_version.as_ref()) {
+            next["apiVersion"] = json!(api_version);
+        }
+        if next.get("kind").and_then(Value::as_str) != Some(def.kind.as_str()) {
+            next["kind"] = json!(def.kind);
+        }
         {
             let cur_meta = meta(&current);
             let m = meta_mut(&mut next);
@@ -621,9 +669,14 @@ impl Store {
                 "resourceVersion",
             ] {
                 match cur_meta.and_then(|c| c.get(k)) {
-                    Some(v) => m.insert(k.into(), v.clone()),
-                    None => m.remove(k),
-                };
+                    Some(v) if m.get(k) == Some(v) => {}
+                    Some(v) => {
+                        m.insert(k.into(), v.clone());
+                    }
+                    None => {
+                        m.remove(k);
+                    }
+                }
             }
         }
         if next == *current {

@@ -66,14 +66,13 @@ impl Controllers {
         let Ok(obj) = self.api.store.get(def, ns, name) else {
             return;
         };
-        let refs: Vec<Value> = owner_refs(&obj).cloned().collect();
-        if refs.is_empty() {
+        if owner_refs(&obj).next().is_none() {
             return;
         }
         let mut absent = Vec::new();
         let mut solid = 0;
         let mut waiting = 0;
-        for r in &refs {
+        for r in owner_refs(&obj) {
             match self.owner_of(r, ns) {
                 None => absent.push(r["uid"].clone()),
                 Some(o) if finalizers(&o).iter().any(|f| f == FOREGROUND) => waiting += 1,

@@ -131,7 +131,7 @@ impl Controllers {
         let clock = self.api.store.clock().clone();
         let now = clock.now_rfc3339_seconds();
         let pods = self.job_pods(ns, &uid);
-        let policy = at(&job, "/spec/podFailurePolicy").cloned();
+        let policy = at(&job, "/spec/podFailurePolicy");
         let only_failed = policy.is_some()
             || at(&job, "/spec/podReplacementPolicy").and_then(Value::as_str) == Some("Failed");
 
@@ -151,7 +151,7 @@ impl Controllers {
             if phase(p) == "Succeeded" {
                 succeeded += 1;
             } else if is_failed {
-                match policy.as_ref().map(|pol| judge(pol, p)) {
+                match policy.map(|pol| judge(pol, p)) {
                     Some(Verdict::Ignore) => {}
                     Some(Verdict::FailJob(msg)) => {
                         failed += 1;
@@ -361,7 +361,7 @@ impl Controllers {
             status["terminating"] = json!(terminating);
             status["uncountedTerminatedPods"] = json!({});
             if !conditions.is_empty() {
-                status["conditions"] = json!(conditions);
+                status["conditions"] = Value::Array(conditions.clone());
             }
             if complete {
                 status["completionTime"] = json!(now);
@@ -374,8 +374,16 @@ impl Controllers {
         if job.get("status") == Some(&status) {
             return;
         }
+        let seen_rv = meta_str(&job, "resourceVersion").map(str::to_owned);
         let result = self.api.store.modify(jobs, ns, name, |j| {
-            apply(&mut j["status"]);
+            // The Job unchanged since it was read (same resourceVersion: the same object)
+            // gets the status just computed from it; one changed meanwhile gets `apply` on
+            // its own status, as before.
+            if seen_rv.is_some() && meta_str(j, "resourceVersion") == seen_rv.as_deref() {
+                j["status"] = status;
+            } else {
+                apply(&mut j["status"]);
+            }
             Ok(())
         });
         match (&finished, result) {
@@ -395,11 +403,18 @@ impl Controllers {
         let ns = meta_str(job, "namespace").unwrap_or_default().to_owned();
         let name = meta_str(job, "name").unwrap_or_default().to_owned();
         let uid = meta_str(job, "uid").unwrap_or_default().to_owned();
-        let template = at(job, "/spec/template").cloned().unwrap_or(json!({}));
-        let mut pod = json!({
-            "metadata": template.get("metadata").cloned().unwrap_or(json!({})),
-            "spec": template.get("spec").cloned().unwrap_or(json!({})),
-        });
+        let template = at(job, "/spec/template");
+        let part = |k: &str| {
+            template
+                .and_then(|t| t.get(k))
+                .cloned()
+                .unwrap_or(json!({}))
+        };
+        // Built directly: `json!` would serialise the two copies into a third.
+        let mut pod = Value::Object(serde_json::Map::from_iter([
+            ("metadata".to_owned(), part("metadata")),
+            ("spec".to_owned(), part("spec")),
+        ]));
         let meta = &mut pod["metadata"];
         meta["generateName"] = json!(format!("{name}-"));
         meta["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": name,

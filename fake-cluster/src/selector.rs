@@ -101,6 +101,30 @@ impl LabelSelector {
             LabelReq::NotExists(k) => get(k).is_none(),
         })
     }
+
+    /// A label that every matching object has set to one of a few values: the first
+    /// `key=value` requirement, else the first `key in (...)` (an empty set matches
+    /// nothing); `None` when the selector has neither.
+    pub fn required_values(&self) -> Option<(&str, &[String])> {
+        let eq = self.0.iter().find_map(|r| match r {
+            LabelReq::Eq(k, v) => Some((k.as_str(), std::slice::from_ref(v))),
+            _ => None,
+        });
+        eq.or_else(|| {
+            self.0.iter().find_map(|r| match r {
+                LabelReq::In(k, set) => Some((k.as_str(), set.as_slice())),
+                _ => None,
+            })
+        })
+    }
+}
+
+/// The string value of label `key` of an object, as label selectors read it.
+pub(crate) fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
 }
 
 /// A parsed field selector (`metadata.name=x,status.phase!=Running`).
@@ -192,17 +216,28 @@ impl FieldSelector {
 
     /// Whether the object satisfies every requirement (a missing field reads as empty).
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(path, eq, want)| {
-            let same = match at(obj, path) {
-                Some(Value::String(s)) => s == want,
-                Some(Value::Null) | None => want.is_empty(),
-                Some(v) => {
-                    let text = v.to_string();
-                    text == *want
-                }
-            };
-            same == *eq
-        })
+        self.0
+            .iter()
+            .all(|(path, eq, want)| (field_text(obj, path) == want.as_str()) == *eq)
+    }
+
+    /// The first `field=value` requirement, as the JSON pointer it reads (see
+    /// [`field_text`]) and the value every matching object has there.
+    pub fn required_value(&self) -> Option<(&str, &str)> {
+        self.0
+            .iter()
+            .find(|(_, eq, _)| *eq)
+            .map(|(path, _, want)| (path.as_str(), want.as_str()))
+    }
+}
+
+/// The field at a JSON pointer as field selectors compare it: a string as itself, a missing
+/// or null field as empty, anything else as its JSON text.
+pub(crate) fn field_text<'a>(obj: &'a Value, path: &str) -> std::borrow::Cow<'a, str> {
+    match at(obj, path) {
+        Some(Value::String(s)) => std::borrow::Cow::Borrowed(s),
+        Some(Value::Null) | None => std::borrow::Cow::Borrowed(""),
+        Some(v) => std::borrow::Cow::Owned(v.to_string()),
     }
 }
 

@@ -15,10 +15,12 @@ use crate::status::{ApiError, FieldError};
 use crate::{crd, defaults, validation};
 
 mod delete;
+mod dispatch;
 mod history;
 mod namespace;
 
 pub use delete::{DeleteOptions, Deleted};
+pub use dispatch::{Interest, Requirement};
 pub use history::{Wants, WatchReceiver, WatchRecvError, WatchStart};
 
 /// Result of store operations.
@@ -78,7 +80,7 @@ struct Inner {
     compacted_rv: u64,
     rng: ChaCha8Rng,
     /// Open watches by resource, each with the changes it wants.
-    watchers: BTreeMap<ResourceKey, Vec<history::WatchSlot>>,
+    watchers: BTreeMap<ResourceKey, dispatch::WatchSet>,
 }
 
 /// The in-memory object store. Cheap to share behind an `Arc`.
@@ -92,6 +94,9 @@ pub struct Store {
     /// Bumped by [`Store::close_watches`]: every open watch ends when it changes.
     watch_epoch: watch::Sender<u64>,
     controllers: Mutex<Vec<mpsc::UnboundedSender<Arc<Change>>>>,
+    /// Changes dropped from the history under the lock, freed at the next
+    /// [`lock`](Self::lock) before it is taken (freeing old objects is not quick).
+    evicted: Mutex<Vec<Arc<Change>>>,
     clock: Clock,
     resources: Registry,
 }
@@ -176,6 +181,7 @@ impl Store {
                 watchers: BTreeMap::new(),
             }),
             controllers: Mutex::new(Vec::new()),
+            evicted: Mutex::new(Vec::new()),
             clock,
             resources: Registry::default(),
         }
@@ -213,6 +219,8 @@ impl Store {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
+        let evicted = std::mem::take(&mut *self.evicted.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(evicted);
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -270,16 +278,20 @@ impl Store {
         }
         let change = Arc::new(change);
         inner.history.push_back(change.clone());
-        while inner.history.len() > inner.history_limit {
-            if let Some(old) = inner.history.pop_front() {
-                inner.compacted_rv = old.rv;
+        if inner.history.len() > inner.history_limit {
+            let mut evicted = self.evicted.lock().unwrap_or_else(|e| e.into_inner());
+            while inner.history.len() > inner.history_limit {
+                if let Some(old) = inner.history.pop_front() {
+                    inner.compacted_rv = old.rv;
+                    evicted.push(old);
+                }
             }
         }
         // Sent under the lock, so every subscriber sees changes in resourceVersion order;
         // each watch is offered only the changes of its resource that it wants, as the real
         // server's watch cache filters before it wakes a watcher.
-        if let Some(slots) = inner.watchers.get_mut(change.resource.storage_key()) {
-            slots.retain(|slot| slot.offer(&change));
+        if let Some(watchers) = inner.watchers.get_mut(change.resource.storage_key()) {
+            watchers.dispatch(&change);
         }
         let mut controllers = self.controllers.lock().unwrap_or_else(|e| e.into_inner());
         controllers.retain(|tx| tx.send(change.clone()).is_ok());

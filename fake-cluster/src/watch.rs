@@ -18,7 +18,8 @@ use crate::resources::{ResourceDef, ResourceRef};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{
-    Change, ChangeType, Store, WATCH_BUFFER, Wants, WatchRecvError, WatchStart, meta_str,
+    Change, ChangeType, Interest, Requirement, Store, WATCH_BUFFER, Wants, WatchRecvError,
+    WatchStart, meta_str,
 };
 use crate::table::IncludeObject;
 
@@ -47,6 +48,35 @@ impl Filter {
                 .is_none_or(|n| meta_str(obj, "name") == Some(n))
             && self.labels.matches(obj)
             && self.fields.matches(obj)
+    }
+
+    /// What the store may offer this watch: only objects meeting one of the filter's
+    /// equality requirements (before or after a change) can match it, so the watch is
+    /// indexed by the most selective one it has, and by its namespace.
+    fn interest(&self) -> Interest {
+        let field = |path: &str, value: &str| Requirement::Field {
+            path: path.to_owned(),
+            value: value.to_owned(),
+        };
+        let label = |key: &str, values: &[String]| Requirement::Label {
+            key: key.to_owned(),
+            values: values.to_vec(),
+        };
+        let labels = self.labels.required_values();
+        // A name from the URL is read as `metadata.name` (a stored object always has a
+        // non-empty string name, so reading it as a field selector does compares the same).
+        let requires = match (self.name.as_deref().filter(|n| !n.is_empty()), labels) {
+            (Some(name), _) => Some(field("/metadata/name", name)),
+            (None, Some((key, values @ [_]))) => Some(label(key, values)),
+            (None, _) => match self.fields.required_value() {
+                Some((path, value)) => Some(field(path, value)),
+                None => labels.map(|(key, values)| label(key, values)),
+            },
+        };
+        Interest {
+            namespace: self.namespace.clone(),
+            requires,
+        }
     }
 }
 
@@ -180,6 +210,7 @@ pub fn start(
         def: def.clone(),
         table: table.map(|t| (t, store.clock().clone())),
     };
+    let interest = filter.interest();
     let wanted = filter.clone();
     let wants = move |c: &Change| {
         c.namespace_matches(&wanted)
@@ -199,15 +230,17 @@ pub fn start(
             }),
         ));
     }
-    let (start, mut rx, mut closed) = match store.watch_with(&sdef, from, Box::new(wants), also) {
-        Ok(s) => s,
-        Err(e) if e.code == 410 => {
-            // A watch from a compacted resourceVersion answers 200 with one ERROR event.
-            let stream = futures::stream::iter([Ok::<_, Infallible>(Frame::data(error_line(&e)))]);
-            return Ok(StreamBody::new(stream).boxed_unsync());
-        }
-        Err(e) => return Err(e),
-    };
+    let (start, mut rx, mut closed) =
+        match store.watch_with(&sdef, from, interest, Box::new(wants), also) {
+            Ok(s) => s,
+            Err(e) if e.code == 410 => {
+                // A watch from a compacted resourceVersion answers 200 with one ERROR event.
+                let stream =
+                    futures::stream::iter([Ok::<_, Infallible>(Frame::data(error_line(&e)))]);
+                return Ok(StreamBody::new(stream).boxed_unsync());
+            }
+            Err(e) => return Err(e),
+        };
     let mut initial: Vec<Bytes> = Vec::new();
     let mut last_rv;
     match start {
@@ -330,4 +363,66 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Bytes>,
 ) -> impl futures::Stream<Item = Bytes> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::resources::well_known;
+
+    fn filter(ns: Option<&str>, name: Option<&str>, labels: &str, fields: &str) -> Filter {
+        Filter {
+            namespace: ns.map(str::to_owned),
+            name: name.map(str::to_owned),
+            labels: LabelSelector::parse(labels).unwrap(),
+            fields: FieldSelector::parse(well_known::pods(), fields).unwrap(),
+        }
+    }
+
+    #[test]
+    fn watches_are_indexed_by_their_most_selective_equality() {
+        let label = |key: &str, values: &[&str]| {
+            Some(Requirement::Label {
+                key: key.into(),
+                values: values.iter().map(|v| v.to_string()).collect(),
+            })
+        };
+        let field = |path: &str, value: &str| {
+            Some(Requirement::Field {
+                path: path.into(),
+                value: value.into(),
+            })
+        };
+        for (f, requires) in [
+            (
+                filter(Some("ns"), Some("p"), "app=x", ""),
+                field("/metadata/name", "p"),
+            ),
+            (
+                filter(Some("ns"), None, "a in (1,2),b=x", "status.phase=Running"),
+                label("b", &["x"]),
+            ),
+            (
+                filter(None, None, "a in (1,2),!c", "spec.nodeName=n"),
+                field("/spec/nodeName", "n"),
+            ),
+            (
+                filter(None, None, "a in (1,2),!c", "status.phase!=Running"),
+                label("a", &["1", "2"]),
+            ),
+            (filter(Some("ns"), None, "a!=1,b", "spec.nodeName!=n"), None),
+            (filter(None, None, "", ""), None),
+        ] {
+            let namespace = f.namespace.clone();
+            assert_eq!(
+                f.interest(),
+                Interest {
+                    namespace,
+                    requires
+                }
+            );
+        }
+    }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Change, Result, Store, WATCH_BUFFER, key};
+use super::{Change, Interest, Result, Store, WATCH_BUFFER, key};
 use crate::resources::ResourceRef;
 use crate::status::ApiError;
 
@@ -17,8 +17,11 @@ impl Store {
     /// Drops the whole change history: a watch from any earlier resourceVersion gets 410.
     pub fn compact(&self) {
         let mut inner = self.lock();
-        inner.history.clear();
+        let dropped = std::mem::take(&mut inner.history);
         inner.compacted_rv = inner.rv;
+        // Freed after the lock is released.
+        drop(inner);
+        drop(dropped);
     }
 
     /// Ends every open watch stream, as when the API server restarts or a connection drops;
@@ -47,58 +50,80 @@ impl Store {
         from: Option<u64>,
         wants: impl Fn(&Change) -> bool + Send + Sync + 'static,
     ) -> Result<(WatchStart, WatchReceiver, watch::Receiver<u64>)> {
-        self.watch_with(def, from, Box::new(wants), Vec::new())
+        self.watch_with(def, from, Interest::default(), Box::new(wants), Vec::new())
     }
 
-    /// [`Store::watch`], and the same receiver is also offered the changes of other
-    /// resources that `also` wants (for example the deletion of a custom resource's
+    /// [`Store::watch`] for a watcher that wants only changes its `interest` admits (the
+    /// store offers it no other), and the same receiver is also offered the changes of
+    /// other resources that `also` wants (for example the deletion of a custom resource's
     /// definition), in the same resourceVersion order.
     pub fn watch_with(
         &self,
         def: &ResourceRef,
         from: Option<u64>,
+        interest: Interest,
         wants: Wants,
         also: Vec<(ResourceRef, Wants)>,
     ) -> Result<(WatchStart, WatchReceiver, watch::Receiver<u64>)> {
         let mut inner = self.lock();
         let closed = self.watch_epoch.subscribe();
+        // Taken under the lock: the objects of the watcher's namespace, or the changes of
+        // `def` after `from` (the history is in resourceVersion order).
         let start = match from {
-            None => WatchStart::Initial(
-                inner
-                    .objects
-                    .get(key(def))
-                    .map(|m| m.values().cloned().collect())
-                    .unwrap_or_default(),
-                inner.rv,
-            ),
+            None => {
+                let objects = match (inner.objects.get(key(def)), &interest.namespace) {
+                    (None, _) => Vec::new(),
+                    (Some(m), Some(ns)) => m
+                        .range((ns.clone(), String::new())..)
+                        .take_while(|((n, _), _)| n == ns)
+                        .map(|(_, o)| o.clone())
+                        .collect(),
+                    (Some(m), None) => m.values().cloned().collect(),
+                };
+                WatchStart::Initial(objects, inner.rv)
+            }
             Some(rv) => {
                 if rv < inner.compacted_rv {
                     return Err(ApiError::expired(rv, inner.compacted_rv + 1));
                 }
+                let after = inner.history.partition_point(|c| c.rv <= rv);
                 WatchStart::Resume(
                     inner
                         .history
-                        .iter()
-                        .filter(|c| c.rv > rv && c.resource == def)
+                        .range(after..)
+                        .filter(|c| c.resource == def && interest.admits_change(c))
                         .cloned()
                         .collect(),
                     inner.rv.max(rv),
                 )
             }
         };
+        let requires = interest.requires.clone();
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let lagged = Arc::new(AtomicBool::new(false));
-        for (def, wants) in std::iter::once((def.clone(), wants)).chain(also) {
+        let also = also.into_iter().map(|(d, w)| (d, Interest::default(), w));
+        for (def, interest, wants) in std::iter::once((def.clone(), interest, wants)).chain(also) {
+            let slot = WatchSlot {
+                wants,
+                tx: tx.clone(),
+                lagged: lagged.clone(),
+            };
             inner
                 .watchers
                 .entry(def.storage_key().clone())
                 .or_default()
-                .push(WatchSlot {
-                    wants,
-                    tx: tx.clone(),
-                    lagged: lagged.clone(),
-                });
+                .register(slot, interest);
         }
+        drop(inner);
+        // Only the objects the interest admits are handed over (the watcher filters them
+        // again), looked at outside the lock.
+        let start = match (start, requires) {
+            (WatchStart::Initial(mut objects, rv), Some(r)) => {
+                objects.retain(|o| r.admits(o));
+                WatchStart::Initial(objects, rv)
+            }
+            (start, _) => start,
+        };
         Ok((start, WatchReceiver { rx, lagged }, closed))
     }
 }
@@ -114,6 +139,11 @@ pub(crate) struct WatchSlot {
 }
 
 impl WatchSlot {
+    /// Whether the watcher's receiver is gone.
+    pub(super) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Offers a change of the watcher's resource; false when the watcher is gone or has
     /// fallen [`WATCH_BUFFER`] changes behind (it is then marked lagged and dropped).
     pub(super) fn offer(&self, change: &Arc<Change>) -> bool {

@@ -5,6 +5,10 @@
 
 use serde_json::{Map, Value};
 
+mod compare;
+
+pub use compare::{Changes, Comparison, changed_fields_v1, changes, compare};
+
 use crate::fieldpath::{FieldSet, Path, PathElement};
 use crate::type_schema::{ListType, Shape};
 
@@ -153,220 +157,12 @@ fn walk_set(
     }
 }
 
-/// What changed from one version of an object to the next.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Comparison {
-    /// Fields only the new version has (a new object or list item counts itself too).
-    pub added: FieldSet,
-    /// Fields whose value changed.
-    pub modified: FieldSet,
-    /// Fields only the old version has.
-    pub removed: FieldSet,
-}
-
-impl Comparison {
-    /// Fields added or modified.
-    pub fn changed(&self) -> FieldSet {
-        self.added.union(&self.modified)
-    }
-
-    /// Whether nothing changed.
-    pub fn is_same(&self) -> bool {
-        self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
-    }
-
-    /// The comparison with `f` applied to each set.
-    pub fn map(&self, f: impl Fn(&FieldSet) -> FieldSet) -> Comparison {
-        Comparison {
-            added: f(&self.added),
-            modified: f(&self.modified),
-            removed: f(&self.removed),
-        }
-    }
-}
-
-/// What changed from one version of an object to the next, as the field manager uses it:
-/// [`Comparison::changed`] and [`Comparison::removed`], built in one walk.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Changes {
-    /// Fields added or modified.
-    pub changed: FieldSet,
-    /// Fields only the old version has.
-    pub removed: FieldSet,
-}
-
-/// Compares two versions (`None` for an absent object).
-pub fn compare(old: Option<&Value>, new: Option<&Value>, shape: Shape<'_>) -> Comparison {
-    let mut sets = Sets::default();
-    Walker { modified: MODIFIED }.node(old, new, shape, &mut sets);
-    let [added, modified, removed] = sets;
-    Comparison {
-        added,
-        modified,
-        removed,
-    }
-}
-
-/// Compares two versions (`None` for an absent object): what [`compare`] gives, with the
-/// added and modified fields in one set.
-pub fn changes(old: Option<&Value>, new: Option<&Value>, shape: Shape<'_>) -> Changes {
-    let mut sets = Sets::default();
-    Walker { modified: ADDED }.node(old, new, shape, &mut sets);
-    let [changed, _, removed] = sets;
-    Changes { changed, removed }
-}
-
-/// The sets a comparison fills, by slot: added, modified, removed.
-type Sets = [FieldSet; 3];
-const ADDED: usize = 0;
-const MODIFIED: usize = 1;
-const REMOVED: usize = 2;
-
-/// A walk of two versions of an object together, building the result sets level by level:
-/// each node fills the subtrees of its own children and says in which set (if any) it is
-/// itself a member, so no path is built or copied per field.
-struct Walker {
-    /// The slot modified fields go to (`ADDED` to merge them with the added ones).
-    modified: usize,
-}
-
-/// The items of a granular list with their path elements (by index when an item has
-/// none).
-fn index_items<'v>(kind: ListType<'_>, list: Option<&'v Value>) -> Vec<(PathElement, &'v Value)> {
-    list.and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let pe = item_element(kind, item, i, &[]).unwrap_or(PathElement::Index(i));
-                    (pe, item)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn is_empty_container(v: Option<&Value>) -> bool {
     match v {
         None | Some(Value::Null) => true,
         Some(Value::Object(m)) => m.is_empty(),
         Some(Value::Array(a)) => a.is_empty(),
         _ => false,
-    }
-}
-
-impl Walker {
-    /// The slot of a leaf that differs.
-    fn leaf(&self, old: Option<&Value>, new: Option<&Value>) -> Option<usize> {
-        match (old, new) {
-            (None, None) => None,
-            (None, Some(_)) => Some(ADDED),
-            (Some(_), None) => Some(REMOVED),
-            (Some(a), Some(b)) if a != b => Some(self.modified),
-            _ => None,
-        }
-    }
-
-    /// Compares the child `pe` of the current node into `here` (the current node's
-    /// subtrees); `pe` is made only when something below or at it changed.
-    fn child(
-        &self,
-        pe: impl FnOnce() -> PathElement,
-        old: Option<&Value>,
-        new: Option<&Value>,
-        shape: Shape<'_>,
-        here: &mut Sets,
-    ) {
-        let mut sub = Sets::default();
-        let itself = self.node(old, new, shape, &mut sub);
-        if itself.is_none() && sub.iter().all(FieldSet::is_empty) {
-            return;
-        }
-        let pe = pe();
-        for (set, s) in here.iter_mut().zip(sub) {
-            if !s.is_empty() {
-                set.insert_child(pe.clone(), s);
-            }
-        }
-        if let Some(slot) = itself {
-            here[slot].insert_member(pe);
-        }
-    }
-
-    /// Compares one node, filling `here` with the changes below it; the slot the node
-    /// itself goes to.
-    fn node(
-        &self,
-        old: Option<&Value>,
-        new: Option<&Value>,
-        shape: Shape<'_>,
-        here: &mut Sets,
-    ) -> Option<usize> {
-        if old.is_none() && new.is_none() {
-            return None;
-        }
-        // `null` is the zero value of a map or list the object always serializes.
-        let objects = old.is_none_or(|v| v.is_object() || v.is_null())
-            && new.is_none_or(|v| v.is_object() || v.is_null());
-        let arrays = old.is_none_or(|v| v.is_array() || v.is_null())
-            && new.is_none_or(|v| v.is_array() || v.is_null());
-        let both_empty = is_empty_container(old) && is_empty_container(new);
-        if shape.is_atomic() || both_empty || !(objects || arrays) {
-            return self.leaf(old, new);
-        }
-        if objects {
-            let (om, nm) = (
-                old.and_then(Value::as_object),
-                new.and_then(Value::as_object),
-            );
-            if let Some(om) = om {
-                for (k, ov) in om {
-                    let nv = nm.and_then(|n| n.get(k));
-                    let pe = || PathElement::Field(k.clone());
-                    self.child(pe, Some(ov), nv, shape.field(k), here);
-                }
-            }
-            if let Some(nm) = nm {
-                for (k, nv) in nm {
-                    if om.is_some_and(|o| o.contains_key(k)) {
-                        continue;
-                    }
-                    let pe = || PathElement::Field(k.clone());
-                    self.child(pe, None, Some(nv), shape.field(k), here);
-                }
-            }
-        } else {
-            let Some((kind, item_shape)) = granular_list(shape) else {
-                return self.leaf(old, new);
-            };
-            let (oi, ni) = (index_items(kind, old), index_items(kind, new));
-            let mut seen: Vec<&PathElement> = Vec::new();
-            for (pe, _) in oi.iter().chain(ni.iter()) {
-                if seen.contains(&pe) {
-                    continue;
-                }
-                seen.push(pe);
-                let mut o = oi.iter().filter(|(p, _)| p == pe).map(|(_, v)| *v);
-                let mut n = ni.iter().filter(|(p, _)| p == pe).map(|(_, v)| *v);
-                let (o1, o2) = (o.next(), o.next());
-                let (n1, n2) = (n.next(), n.next());
-                if o2.is_some() || n2.is_some() {
-                    // A key given twice: the item counts as modified.
-                    here[self.modified].insert_member(pe.clone());
-                } else {
-                    self.child(|| pe.clone(), o1, n1, item_shape, here);
-                }
-            }
-        }
-        // A map, list or list item that appears or goes counts itself (a `null` is there).
-        if old.is_none() {
-            Some(ADDED)
-        } else if new.is_none() {
-            Some(REMOVED)
-        } else {
-            None
-        }
     }
 }
 
@@ -543,7 +339,7 @@ pub fn lookup<'a>(v: &'a Value, path: &[PathElement], shape: Shape<'_>) -> Optio
 }
 
 #[cfg(test)]
-mod reference;
+pub(crate) mod reference;
 
 #[cfg(test)]
 mod tests {

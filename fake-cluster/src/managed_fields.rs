@@ -123,26 +123,7 @@ impl Manager {
     }
 
     fn to_json(&self) -> Value {
-        // Built as a map, not with `json!`, which would copy the fields through a serializer.
-        let mut e = Map::new();
-        let mut put = |k: &str, v: Value| e.insert(k.to_owned(), v);
-        if !self.name.is_empty() {
-            put("manager", Value::String(self.name.clone()));
-        }
-        put(
-            "operation",
-            Value::String(self.operation.as_str().to_owned()),
-        );
-        put("apiVersion", Value::String(self.api_version.clone()));
-        put("fieldsType", Value::String("FieldsV1".to_owned()));
-        put("fieldsV1", self.fields.to_fields_v1());
-        if let Some(t) = &self.time {
-            put("time", Value::String(t.clone()));
-        }
-        if !self.subresource.is_empty() {
-            put("subresource", Value::String(self.subresource.clone()));
-        }
-        Value::Object(e)
+        entry_json(self, self.fields.to_fields_v1())
     }
 
     fn from_json(v: &Value) -> Result<Manager, String> {
@@ -178,6 +159,27 @@ impl Manager {
     }
 }
 
+/// One managedFields entry of `m` with these fields (`m.fields` is not read). Built as a
+/// map, not with `json!`, which would copy the fields through a serializer.
+fn entry_json(m: &Manager, fields_v1: Value) -> Value {
+    let mut e = Map::new();
+    let mut put = |k: &str, v: Value| e.insert(k.to_owned(), v);
+    if !m.name.is_empty() {
+        put("manager", Value::String(m.name.clone()));
+    }
+    put("operation", Value::String(m.operation.as_str().to_owned()));
+    put("apiVersion", Value::String(m.api_version.clone()));
+    put("fieldsType", Value::String("FieldsV1".to_owned()));
+    put("fieldsV1", fields_v1);
+    if let Some(t) = &m.time {
+        put("time", Value::String(t.clone()));
+    }
+    if !m.subresource.is_empty() {
+        put("subresource", Value::String(m.subresource.clone()));
+    }
+    Value::Object(e)
+}
+
 /// The entries of an object's `metadata.managedFields`.
 pub fn decode(obj: &Value) -> Result<Vec<Manager>, String> {
     match obj.pointer("/metadata/managedFields") {
@@ -199,16 +201,18 @@ pub fn encode(obj: &mut Value, mut managers: Vec<Manager>) {
             .then_with(|| a.api_version.cmp(&b.api_version))
             .then_with(|| a.subresource.cmp(&b.subresource))
     });
+    put_entries(obj, managers.iter().map(Manager::to_json).collect());
+}
+
+/// Sets `metadata.managedFields` of `obj` to `entries` (none: the field goes).
+fn put_entries(obj: &mut Value, entries: Vec<Value>) {
     let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
-    if managers.is_empty() {
+    if entries.is_empty() {
         meta.remove("managedFields");
     } else {
-        meta.insert(
-            "managedFields".into(),
-            Value::Array(managers.iter().map(Manager::to_json).collect()),
-        );
+        meta.insert("managedFields".into(), Value::Array(entries));
     }
 }
 
@@ -270,6 +274,34 @@ impl Write<'_> {
             set.retain_top(|pe| is_field(pe, &["status"]));
         } else if self.has_status {
             set.retain_top(|pe| !is_field(pe, &["status"]));
+        }
+    }
+
+    /// [`Write::filter`] of a set in its FieldsV1 form (a member is a key whose body is
+    /// empty or holds `"."`).
+    fn filter_fields_v1(&self, set: &mut Map<String, Value>) {
+        fn unown(level: &mut Map<String, Value>, names: &[&str]) {
+            let named = |k: &str| k.strip_prefix("f:").is_some_and(|n| names.contains(&n));
+            for (k, body) in level.iter_mut() {
+                if named(k)
+                    && let Some(b) = body.as_object_mut()
+                {
+                    b.remove(".");
+                }
+            }
+            level.retain(|k, body| !(named(k) && body.as_object().is_some_and(Map::is_empty)));
+        }
+        unown(set, &["apiVersion", "kind", "metadata"]);
+        if let Some(meta) = set.get_mut("f:metadata").and_then(Value::as_object_mut) {
+            unown(meta, SERVER_METADATA);
+            if meta.is_empty() {
+                set.remove("f:metadata");
+            }
+        }
+        if self.subresource == "status" {
+            set.retain(|k, _| k == "f:status");
+        } else if self.has_status {
+            set.remove("f:status");
         }
     }
 
@@ -335,6 +367,27 @@ pub fn update(w: &Write<'_>, live: Option<&Value>, new: &mut Value, manager: &st
         return;
     }
     let baseline = baseline(new);
+    if managers.is_empty()
+        && let Some(mut fields) = field_sets::changed_fields_v1(Some(&baseline), Some(new), w.shape)
+    {
+        // A create nobody else manages: its manager's entry is what the general path below
+        // would encode, written straight from the walk with no field set in between.
+        w.filter_fields_v1(&mut fields);
+        let mut entries = Vec::new();
+        if !fields.is_empty() {
+            let me = Manager {
+                name: manager.to_owned(),
+                operation: Operation::Update,
+                api_version: w.api_version.clone(),
+                subresource: w.subresource.clone(),
+                time: Some(w.now.clone()),
+                fields: FieldSet::new(),
+            };
+            entries.push(entry_json(&me, Value::Object(fields)));
+        }
+        put_entries(new, entries);
+        return;
+    }
     let cmp = w.changes(live.unwrap_or(&baseline), new);
     take_over(&mut managers, &cmp, None, false);
     let current = cmp.changed;
@@ -581,90 +634,4 @@ fn strip_managed(v: &Value) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::type_schema::root;
-
-    fn write() -> Write<'static> {
-        Write {
-            shape: root("", "ConfigMap").unwrap(),
-            api_version: "v1".into(),
-            subresource: String::new(),
-            has_status: false,
-            now: "2026-01-01T00:00:00Z".into(),
-        }
-    }
-
-    #[test]
-    fn create_then_apply_by_another_manager_conflicts() {
-        let w = write();
-        let mut cm = json!({"metadata": {"name": "c"}, "data": {"a": "1"}});
-        update(&w, None, &mut cm, "kubectl-create");
-        assert_eq!(
-            cm["metadata"]["managedFields"],
-            json!([{"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1",
-                    "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
-                    "fieldsV1": {"f:data": {".": {}, "f:a": {}}}}])
-        );
-        let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}});
-        let e = apply(&w, Some(&cm), &cfg, "ssa", false).unwrap_err();
-        assert_eq!(e.code, 409);
-        assert_eq!(
-            e.message,
-            "Apply failed with 1 conflict: conflict with \"kubectl-create\" using v1: .data.a"
-        );
-        let forced = apply(&w, Some(&cm), &cfg, "ssa", true).unwrap();
-        assert_eq!(forced["data"]["a"], "2");
-        // The updater keeps `data` itself; the applier now owns `data.a`.
-        assert_eq!(
-            forced["metadata"]["managedFields"],
-            json!([
-                {"manager": "ssa", "operation": "Apply", "apiVersion": "v1",
-                 "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
-                 "fieldsV1": {"f:data": {"f:a": {}}}},
-                {"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1",
-                 "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
-                 "fieldsV1": {"f:data": {}}},
-            ])
-        );
-    }
-
-    #[test]
-    fn writes_own_no_server_metadata_and_status_only_through_its_subresource() {
-        let obj = json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "uid": "u", "labels": {"a": "1"}, "managedFields": []},
-            "spec": {"x": 1}, "status": {"phase": "Running"}});
-        let all = field_sets::to_field_set(&obj, Shape::Plain).unwrap();
-        let owned = |subresource: &str, has_status: bool| {
-            let mut w = write();
-            w.subresource = subresource.into();
-            w.has_status = has_status;
-            let mut set = all.clone();
-            w.filter(&mut set);
-            set.paths()
-                .iter()
-                .map(|p| path_string(p))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            owned("", false),
-            [".metadata.labels.a", ".spec.x", ".status.phase"]
-        );
-        assert_eq!(owned("", true), [".metadata.labels.a", ".spec.x"]);
-        assert_eq!(owned("status", true), [".status.phase"]);
-    }
-
-    #[test]
-    fn a_field_no_longer_applied_goes() {
-        let w = write();
-        let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}});
-        let first = apply(&w, None, &cfg, "m", false).unwrap();
-        let cfg2 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
-        let second = apply(&w, Some(&first), &cfg2, "m", false).unwrap();
-        assert_eq!(second["data"], json!({"a": "1"}));
-        // Shared with another applier: the field stays.
-        let both = apply(&w, Some(&first), &cfg, "other", false).unwrap();
-        let third = apply(&w, Some(&both), &cfg2, "m", false).unwrap();
-        assert_eq!(third["data"], json!({"a": "1", "b": "2"}));
-    }
-}
+mod tests;

@@ -7,7 +7,8 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Comparison, changes, compare, granular_list, is_empty_container, item_element, to_field_set,
+    Comparison, changed_fields_v1, changes, compare, granular_list, is_empty_container,
+    item_element, to_field_set,
 };
 use crate::fieldpath::{FieldSet, Path, PathElement};
 use crate::type_schema::{Shape, root, root_or_custom};
@@ -172,7 +173,7 @@ fn value(rng: &mut ChaCha8Rng, depth: u32) -> Value {
     let scalar = |rng: &mut ChaCha8Rng| match rng.random_range(0..5) {
         0 => Value::Null,
         1 => json!(rng.random_bool(0.5)),
-        2 => json!(rng.random_range(0..3)),
+        2 => [json!(0), json!(1), json!(2), json!(1.0)][rng.random_range(0..4)].clone(),
         3 => json!(["x", "y", "TCP"][rng.random_range(0..3)]),
         _ => json!(KEYS[rng.random_range(0..KEYS.len())]),
     };
@@ -233,24 +234,30 @@ fn mutate(rng: &mut ChaCha8Rng, v: &Value, depth: u32) -> Value {
     }
 }
 
-#[test]
-fn level_by_level_walks_equal_the_walks_by_full_paths() {
-    let schema = json!({"properties": {"spec": {"properties": {
+/// A custom resource schema with a map list, a set and an atomic map.
+pub(crate) fn schema() -> Value {
+    json!({"properties": {"spec": {"properties": {
         "items": {"type": "array", "x-kubernetes-list-type": "map",
                   "x-kubernetes-list-map-keys": ["name"], "items": {"properties": {
                       "name": {"type": "string"}, "value": {"type": "string", "default": "d"}}}},
         "labels": {"type": "array", "x-kubernetes-list-type": "set"},
-        "nodeSelector": {"x-kubernetes-map-type": "atomic"}}}}});
+        "nodeSelector": {"x-kubernetes-map-type": "atomic"}}}}})
+}
+
+/// `n` seeded cases: a shape (Pod, Job, ConfigMap, custom with `schema`, custom without a
+/// schema) and an old and a new object, mostly mutations of an object of the fields the
+/// shapes know.
+pub(crate) fn cases(schema: &Value, n: usize) -> Vec<(Shape<'_>, Value, Value)> {
     let shapes = [
         root("", "Pod"),
         root("batch", "Job"),
         root("", "ConfigMap"),
-        Some(root_or_custom("example.com", "Widget", Some(&schema))),
+        Some(root_or_custom("example.com", "Widget", Some(schema))),
         Some(root_or_custom("example.com", "Gadget", None)),
     ];
-    // An object of the fields the shapes know, for the mutations to start from.
     let template = json!({
-        "metadata": {"labels": {"a": "x"}, "finalizers": ["a", "b"],
+        "apiVersion": "v1", "kind": "K",
+        "metadata": {"name": "n", "uid": "u", "labels": {"a": "x"}, "finalizers": ["a", "b"],
                      "ownerReferences": [{"uid": "1", "name": "x"}]},
         "spec": {
             "containers": [{"name": "x", "image": "i",
@@ -264,24 +271,42 @@ fn level_by_level_walks_equal_the_walks_by_full_paths() {
         "status": {"conditions": [{"type": "a"}, {"type": "b", "a": null}]},
     });
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let (mut nonempty, mut keyed_items) = (0, 0);
-    for case in 0..4000 {
-        let shape = shapes[case % shapes.len()].unwrap_or(Shape::Plain);
-        let old = match case % 3 {
-            0 => value(&mut rng, 5),
-            _ => mutate(&mut rng, &template, 5),
-        };
-        let new = mutate(&mut rng, &old, 5);
+    (0..n)
+        .map(|case| {
+            let shape = shapes[case % shapes.len()].unwrap_or(Shape::Plain);
+            let old = match case % 3 {
+                0 => value(&mut rng, 5),
+                _ => mutate(&mut rng, &template, 5),
+            };
+            let new = mutate(&mut rng, &old, 5);
+            (shape, old, new)
+        })
+        .collect()
+}
+
+#[test]
+fn level_by_level_walks_equal_the_walks_by_full_paths() {
+    let schema = schema();
+    let (mut nonempty, mut keyed_items, mut inexact) = (0, 0, 0);
+    for (shape, old, new) in cases(&schema, 4000) {
         let mut want = Comparison::default();
         compare_by_paths(Some(&old), Some(&new), shape, &Vec::new(), &mut want);
         let got = compare(Some(&old), Some(&new), shape);
         assert_eq!(got, want, "compare of {old} and {new}");
         let c = changes(Some(&old), Some(&new), shape);
         assert_eq!(
-            (c.changed, c.removed),
-            (want.changed(), want.removed.clone()),
+            (&c.changed, &c.removed),
+            (&want.changed(), &want.removed),
             "changes of {old} and {new}"
         );
+        match changed_fields_v1(Some(&old), Some(&new), shape) {
+            Some(v1) => assert_eq!(
+                Value::Object(v1),
+                c.changed.to_fields_v1(),
+                "FieldsV1 of {old} and {new}"
+            ),
+            None => inexact += 1,
+        }
         if !want.is_same() {
             nonempty += 1;
         }
@@ -303,9 +328,10 @@ fn level_by_level_walks_equal_the_walks_by_full_paths() {
         u.extend(b.clone());
         assert_eq!(u, a.union(&b));
     }
-    // The generator makes real differences, not only equal pairs, and reaches keyed items.
+    // The generator makes real differences, not only equal pairs, reaches keyed items, and
+    // (rarely) items keyed by a float, which leave the FieldsV1 to the set.
     assert!(
-        nonempty > 1000 && keyed_items > 200,
-        "{nonempty} {keyed_items}"
+        nonempty > 1000 && keyed_items > 200 && (1..100).contains(&inexact),
+        "{nonempty} {keyed_items} {inexact}"
     );
 }

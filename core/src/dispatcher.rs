@@ -488,12 +488,12 @@ impl Dispatcher for JobDispatcher {
                 }
                 _ = job_checks.tick(), if pod_uid.is_none() && pending.is_none() => {
                     if let Ok(Some(Lean(j))) = jobs.get_opt(&job.name).await
-                        && let Some(failed) = j
+                        && let Some(ended) = j
                             .status
                             .and_then(|s| s.conditions)
                             .into_iter()
                             .flatten()
-                            .find(|c| c.type_ == "Failed" && c.status == "True")
+                            .find(|c| (c.type_ == "Failed" || c.type_ == "Complete") && c.status == "True")
                     {
                         // The pod may still be there, unseen by the watch: its own state says
                         // more than the Job's condition (a courier that could not deliver
@@ -503,16 +503,28 @@ impl Dispatcher for JobDispatcher {
                         let list = match pod_api.list(&of_job).await {
                             Ok(list) => list,
                             Err(e) => {
-                                tracing::debug!(job = %job.name, error = %e, "the failed Job's pods cannot be listed yet");
+                                tracing::debug!(job = %job.name, error = %e, "the ended Job's pods cannot be listed yet");
                                 continue;
                             }
                         };
+                        if ended.type_ == "Complete" {
+                            // Its pod delivered, then was deleted before the watch saw it:
+                            // the transport may still have the report (a ConfigMap), or no
+                            // pod left to read it from (logs). Not a wait for the timeout
+                            // (bug M): after the report grace, the pod's deletion ends it.
+                            if list.items.is_empty() {
+                                let message = format!("pod of Job {} was deleted before its report was read", job.name);
+                                let e = Error::JobFailed { reason: "PodDeleted".into(), message };
+                                pending = Some((Instant::now() + self.graces.report_after_exit, e));
+                            }
+                            continue;
+                        }
                         if let Some(e) = list.items.iter().find_map(|p| signal_error(classify(&p.0))) {
                             return e;
                         }
                         return Error::JobFailed {
-                            reason: failed.reason.unwrap_or_default(),
-                            message: failed.message.unwrap_or_default(),
+                            reason: ended.reason.unwrap_or_default(),
+                            message: ended.message.unwrap_or_default(),
                         };
                     }
                 }

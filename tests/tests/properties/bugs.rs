@@ -346,3 +346,42 @@ fn bug_l_a_watched_pod_deleted_while_the_watch_restarts_waits_for_the_timeout() 
         other => panic!("expected the watched pod's deletion, got {other:?}"),
     }
 }
+
+/// Bug M, found by a 100,000-case run (seed 8) of `faults_never_lose_mix_or_leak` once bug
+/// L was fixed, after 60,259 cases: logs transport, the pod evicted as its command starts,
+/// 23% of requests dropped without an answer. The pod watch's first request is dropped;
+/// the command ends at once and the courier prints its report, so the pod succeeds as its
+/// deletion comes, and the Job is Complete; the watch reconnects once the pod is gone. The
+/// Job check looked only for a `Failed` Job, so the run waited for its timeout (phase
+/// WaitingForPod) with no pod left to read the report from. core/src/dispatcher.rs: a
+/// Complete Job whose pods are all gone, unseen, ends the run after the report grace as a
+/// deleted pod (`JobFailed { reason: "PodDeleted" }`); a ConfigMap report, still there,
+/// is taken first.
+#[test]
+fn bug_m_a_completed_job_whose_pod_was_deleted_unseen_waits_for_the_timeout() {
+    let mut run = quick(true, 0, Meets::Evicted(0), None);
+    run.command.stderr = Some(Out {
+        len: 50,
+        binary: false,
+    });
+    let results = block_on(run_case(Case {
+        seed: 3_078_116_857_274_202_488,
+        via: Via::Logs,
+        shared_watches: false,
+        runs: vec![run],
+        faults: vec![(None, None, 23, Fault::Disconnect { applied: false })],
+        kubelet: Vec::new(),
+        max_in_flight: None,
+    }))
+    .unwrap();
+    match results.as_slice() {
+        [Some(Err(Error::JobFailed { reason, message }))] => {
+            assert_eq!(reason, "PodDeleted");
+            assert!(
+                message.contains("deleted before its report was read"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the pod's deletion, got {other:?}"),
+    }
+}

@@ -79,3 +79,17 @@ impl Transport {
 }
 pub mod bench;
 pub mod props;
+
+/// `len` deterministic pseudo-random bytes (xorshift from `seed`): not UTF-8 and not
+/// compressible, the same for the same `len` and `seed`.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}

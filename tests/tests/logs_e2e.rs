@@ -19,23 +19,11 @@ use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::{FakeCluster, ScriptedImage, ScriptedRuntime};
 use cmdreporter_k8s_logs::{LogsChannel, encode_frame};
+use cmdreporter_tests::noise;
 use cmdreporter_tests::{ScriptedHost, leftovers, reporter_image, wait_for_store};
 use serde_json::Value;
 
 const IMAGE: &str = "busybox:stable";
-
-/// Deterministic bytes that are not UTF-8 and do not compress.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
 
 fn tools() -> ScriptedImage {
     ScriptedImage::new()

@@ -43,15 +43,7 @@ fn expected(t: Transport) -> Expected {
 
 /// Deterministic bytes that are not UTF-8.
 fn noise(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect()
+    cmdreporter_tests::noise(len, 0x9e37_79b9)
 }
 
 /// The test's image: each program is what the scenario's command does.

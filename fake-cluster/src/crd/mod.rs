@@ -247,6 +247,15 @@ pub fn prepare(def: &ResourceDef, obj: &mut Value, now: &str, others: &[Arc<Valu
     let was_established = old_conditions
         .iter()
         .any(|c| c["type"] == "Established" && c["status"] == "True");
+    let established = || {
+        condition(
+            "Established",
+            "True",
+            "InitialNamesAccepted",
+            "the initial names have been accepted",
+            now,
+        )
+    };
     let mut conditions = match &conflict {
         None => vec![
             condition(
@@ -256,24 +265,12 @@ pub fn prepare(def: &ResourceDef, obj: &mut Value, now: &str, others: &[Arc<Valu
                 "no conflicts found",
                 now,
             ),
-            condition(
-                "Established",
-                "True",
-                "InitialNamesAccepted",
-                "the initial names have been accepted",
-                now,
-            ),
+            established(),
         ],
         Some((reason, message)) => vec![
             condition("NamesAccepted", "False", reason, message, now),
             if was_established {
-                condition(
-                    "Established",
-                    "True",
-                    "InitialNamesAccepted",
-                    "the initial names have been accepted",
-                    now,
-                )
+                established()
             } else {
                 condition(
                     "Established",

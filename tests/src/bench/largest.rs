@@ -28,15 +28,7 @@ const STEP: usize = 1024;
 
 /// `len` pseudo-random bytes, the same for the same `len`.
 pub fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
+    crate::noise(len, 0x9e37_79b9_7f4a_7c15)
 }
 
 /// One run printing `len` bytes; whether they came back whole (not truncated, byte-exact),

@@ -335,16 +335,7 @@ fn bug_l_a_watched_pod_deleted_while_the_watch_restarts_waits_for_the_timeout() 
         max_in_flight: None,
     }))
     .unwrap();
-    match results.as_slice() {
-        [Some(Err(Error::JobFailed { reason, message }))] => {
-            assert_eq!(reason, "PodDeleted");
-            assert!(
-                message.contains("was deleted before it reported"),
-                "{message}"
-            );
-        }
-        other => panic!("expected the watched pod's deletion, got {other:?}"),
-    }
+    expect_pod_deleted(&results, "was deleted before it reported");
 }
 
 /// Bug M, found by a 100,000-case run (seed 8) of `faults_never_lose_mix_or_leak` once bug
@@ -374,14 +365,16 @@ fn bug_m_a_completed_job_whose_pod_was_deleted_unseen_waits_for_the_timeout() {
         max_in_flight: None,
     }))
     .unwrap();
-    match results.as_slice() {
+    expect_pod_deleted(&results, "deleted before its report was read");
+}
+
+/// The one run of `results` ended as a deleted pod, with `part` in its message.
+fn expect_pod_deleted<T: std::fmt::Debug>(results: &[Option<Result<T, Error>>], part: &str) {
+    match results {
         [Some(Err(Error::JobFailed { reason, message }))] => {
             assert_eq!(reason, "PodDeleted");
-            assert!(
-                message.contains("deleted before its report was read"),
-                "{message}"
-            );
+            assert!(message.contains(part), "{message}");
         }
-        other => panic!("expected the pod's deletion, got {other:?}"),
+        other => panic!("expected the pod's deletion ({part}), got {other:?}"),
     }
 }

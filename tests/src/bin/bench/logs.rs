@@ -28,18 +28,6 @@ use serde_json::json;
 const PAYLOAD: usize = 6 * 1024 * 1024;
 const IMAGE: &str = "bench-logs:1";
 
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
-
 fn mib(n: usize) -> f64 {
     n as f64 / (1024.0 * 1024.0)
 }
@@ -50,7 +38,7 @@ async fn codec() {
         run_id: "bench".into(),
         pod_uid: "pod".into(),
         exit: ReportedExit::Exited(ExitStatus::Code(0)),
-        stdout: Captured::complete(noise(PAYLOAD)),
+        stdout: Captured::complete(cmdreporter_tests::bench::largest::noise(PAYLOAD)),
         stderr: Captured::default(),
     };
     let log = encode_frame(&report, &Default::default())
@@ -135,7 +123,7 @@ async fn e2e() {
     rt.image(
         IMAGE,
         ScriptedImage::new().program("/bin/noise", |ctx: ProgramContext| async move {
-            for chunk in noise(PAYLOAD).chunks(64 * 1024) {
+            for chunk in cmdreporter_tests::bench::largest::noise(PAYLOAD).chunks(64 * 1024) {
                 ctx.write_stdout(chunk).await;
             }
             Exit::Code(0)
@@ -157,7 +145,7 @@ async fn e2e() {
     runner.shutdown().await;
     let ok = result
         .as_ref()
-        .is_ok_and(|o| o.stdout.data == noise(PAYLOAD));
+        .is_ok_and(|o| o.stdout.data == cmdreporter_tests::bench::largest::noise(PAYLOAD));
     if let Err(e) = &result {
         eprintln!("bench logs e2e: run failed: {e}");
     }

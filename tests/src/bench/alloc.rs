@@ -1,15 +1,27 @@
 //! A counting global allocator, so a benchmark can report the peak of live heap bytes.
+//!
+//! It forwards to mimalloc: with glibc's malloc the benchmark's two worker threads spend
+//! much of their time in its arena locks (objects are allocated on one thread and freed on
+//! the other), which is a property of the allocator, not of the code measured. Build with
+//! `--features system-alloc` to forward to the system allocator instead (BENCHMARKS.md gives
+//! figures with both).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+#[cfg(not(feature = "system-alloc"))]
+use mimalloc::MiMalloc as System;
+#[cfg(feature = "system-alloc")]
+use std::alloc::System;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Wraps the system allocator and tracks live and peak bytes.
+/// Wraps mimalloc (or, with the `system-alloc` feature, the system allocator) and tracks
+/// live and peak bytes.
 pub struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: every call is forwarded to the system allocator unchanged; the counters are
+// SAFETY: every call is forwarded to the underlying allocator unchanged; the counters are
 // plain atomics.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {

@@ -16,9 +16,8 @@ use crate::env::{container_argv, container_env};
 use crate::faults::{DUPLICATE_OF, KubeletFault};
 use crate::resources::well_known;
 use crate::runtime::{
-    ContainerSpec, Exit, Finished, Mount, OutputSink, PodApi, PullError, Runtime, stopped,
+    ContainerSpec, Exit, Finished, Mount, OutputSink, PodApi, PullError, Runtime, push_hex, stopped,
 };
-use crate::selector::at;
 use crate::store::meta_str;
 
 /// How long after `ErrImagePull` the kubelet reports `ImagePullBackOff`.
@@ -57,15 +56,17 @@ fn now(k: &Kubelet) -> String {
     k.api.store.clock().now_rfc3339_seconds()
 }
 
+/// `containerd://` and the hex SHA-256 of `<pod uid>/<container name>`.
 fn container_id(pod_uid: &str, name: &str) -> String {
     use sha2::{Digest, Sha256};
-    use std::fmt::Write;
-    let h = Sha256::digest(format!("{pod_uid}/{name}").as_bytes());
+    let h = Sha256::new()
+        .chain_update(pod_uid)
+        .chain_update("/")
+        .chain_update(name)
+        .finalize();
     let mut id = String::with_capacity("containerd://".len() + 2 * h.len());
     id.push_str("containerd://");
-    for b in h {
-        let _ = write!(id, "{b:02x}");
-    }
+    push_hex(&mut id, &h);
     id
 }
 
@@ -77,7 +78,9 @@ impl Kubelet {
             ns: meta_str(&pod, "namespace").unwrap_or_default().to_owned(),
             name: meta_str(&pod, "name").unwrap_or_default().to_owned(),
             uid: meta_str(&pod, "uid").unwrap_or_default().to_owned(),
-            node: at(&pod, "/spec/nodeName")
+            node: pod
+                .get("spec")
+                .and_then(|s| s.get("nodeName"))
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
@@ -198,7 +201,12 @@ impl PodRun {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|c| at(c, "/state/terminated/exitCode").and_then(Value::as_i64))
+            .map(|c| {
+                c.get("state")
+                    .and_then(|s| s.get("terminated"))
+                    .and_then(|t| t.get("exitCode"))
+                    .and_then(Value::as_i64)
+            })
             .collect();
         let failed = codes.iter().any(|c| c.is_some_and(|c| c != 0));
         let all_ended = codes.iter().all(Option::is_some);
@@ -228,16 +236,22 @@ impl PodRun {
         if !s.get("conditions").is_some_and(Value::is_array) {
             s["conditions"] = json!([]);
         }
-        let mut c = json!({"type": kind, "status": if ok { "True" } else { "False" },
-                           "lastProbeTime": null, "lastTransitionTime": now});
-        if let Some(r) = reason {
-            c["reason"] = json!(r);
-        }
-        if let Some(arr) = s["conditions"].as_array_mut() {
+        let status = if ok { "True" } else { "False" };
+        // The condition is built only when it is written (a condition already in this
+        // status keeps its lastTransitionTime and reason).
+        let condition = || {
+            let mut c = json!({"type": kind, "status": status,
+                               "lastProbeTime": null, "lastTransitionTime": now});
+            if let Some(r) = reason {
+                c["reason"] = json!(r);
+            }
+            c
+        };
+        if let Some(arr) = s.get_mut("conditions").and_then(Value::as_array_mut) {
             match arr.iter_mut().find(|x| x["type"] == kind) {
-                Some(existing) if existing["status"] == c["status"] => {}
-                Some(existing) => *existing = c,
-                None => arr.push(c),
+                Some(existing) if existing["status"] == status => {}
+                Some(existing) => *existing = condition(),
+                None => arr.push(condition()),
             }
         }
     }
@@ -330,7 +344,10 @@ impl PodRun {
                 tracing::warn!(%e, volume, pod = %self.name, "volume not written");
             }
         }
-        let duplicate = at(&self.pod, "/metadata/annotations")
+        let duplicate = self
+            .pod
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
             .and_then(|a| a.get(DUPLICATE_OF))
             .is_some();
         let fault = k
@@ -456,7 +473,10 @@ impl PodRun {
             .unwrap_or("/dev/termination-log")
             .to_owned();
         let fallback = c["terminationMessagePolicy"] == "FallbackToLogsOnError";
-        let grace = at(&self.pod, "/spec/terminationGracePeriodSeconds")
+        let grace = self
+            .pod
+            .get("spec")
+            .and_then(|s| s.get("terminationGracePeriodSeconds"))
             .and_then(Value::as_u64)
             .unwrap_or(30);
         let spec = ContainerSpec {
@@ -480,9 +500,10 @@ impl PodRun {
         self.set_container_then(list, &name, running, |s| {
             if list == "containerStatuses" {
                 s["phase"] = json!("Running");
-                let all_running = s["containerStatuses"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().all(|c| at(c, "/state/running").is_some()));
+                let all_running = s["containerStatuses"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .all(|c| c.get("state").and_then(|s| s.get("running")).is_some())
+                });
                 if all_running {
                     Self::set_condition(s, "Ready", true, None, &started);
                     Self::set_condition(s, "ContainersReady", true, None, &started);

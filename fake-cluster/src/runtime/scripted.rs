@@ -342,10 +342,16 @@ impl ProgramContext {
     }
 }
 
+/// An image as registered: its programs and its image ID (computed once, not per pull).
+struct Registered {
+    image: Arc<ScriptedImage>,
+    id: String,
+}
+
 /// In-process container runtime: each image is a set of programs given by the test.
 #[derive(Default)]
 pub struct ScriptedRuntime {
-    images: RwLock<HashMap<String, Arc<ScriptedImage>>>,
+    images: RwLock<HashMap<String, Registered>>,
     unpullable: RwLock<HashSet<String>>,
     pods: Mutex<HashMap<String, Arc<PodFiles>>>,
 }
@@ -361,7 +367,13 @@ impl ScriptedRuntime {
         self.images
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(reference.to_owned(), Arc::new(image));
+            .insert(
+                reference.to_owned(),
+                Registered {
+                    image: Arc::new(image),
+                    id: image_id(reference),
+                },
+            );
     }
 
     /// Makes pulls of this image fail (`ErrImagePull`).
@@ -388,20 +400,21 @@ impl Runtime for ScriptedRuntime {
         if !is_valid_image_reference(image) {
             return Err(PullError::InvalidName(image.to_owned()));
         }
-        let known = self
+        let id = self
             .images
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .contains_key(image);
+            .get(image)
+            .map(|r| r.id.clone());
         let refused = self
             .unpullable
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .contains(image);
-        if !known || refused {
-            return Err(PullError::NotFound(image.to_owned()));
+        match id {
+            Some(id) if !refused => Ok(id),
+            _ => Err(PullError::NotFound(image.to_owned())),
         }
-        Ok(image_id(image))
     }
 
     async fn run(
@@ -416,7 +429,7 @@ impl Runtime for ScriptedRuntime {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&spec.image)
-            .cloned()
+            .map(|r| r.image.clone())
             .ok_or_else(|| StartError(format!("image {} is not present", spec.image)))?;
         let files = self.pod_files(&spec.pod_uid);
         let termination_message = Arc::new(Mutex::new(None));

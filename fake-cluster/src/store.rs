@@ -18,6 +18,7 @@ mod delete;
 mod dispatch;
 mod history;
 mod namespace;
+mod write;
 
 pub use delete::{DeleteOptions, Deleted};
 pub use dispatch::{Interest, Requirement};
@@ -97,6 +98,8 @@ pub struct Store {
     /// Changes dropped from the history under the lock, freed at the next
     /// [`lock`](Self::lock) before it is taken (freeing old objects is not quick).
     evicted: Mutex<Vec<Arc<Change>>>,
+    /// Taken by each write of an existing object, for its whole read-modify-write.
+    writers: write::Writers,
     clock: Clock,
     resources: Registry,
 }
@@ -199,6 +202,7 @@ impl Store {
             }),
             controllers: Mutex::new(Vec::new()),
             evicted: Mutex::new(Vec::new()),
+            writers: write::Writers::default(),
             clock,
             resources: Registry::default(),
         }
@@ -617,9 +621,11 @@ impl Store {
         })
     }
 
-    /// Read-modify-write of one object under the store's lock: the closure changes the object
-    /// and the store stamps the new resourceVersion (and generation on a spec change). An
-    /// object that is terminating and has no finalizers left is removed.
+    /// Read-modify-write of one object: the closure changes the object and the store stamps
+    /// the new resourceVersion (and generation on a spec change). An object that is
+    /// terminating and has no finalizers left is removed. Writes of the same object are
+    /// serialised; the closure runs outside the store's lock (it must not write through the
+    /// store).
     pub fn modify(
         &self,
         def: &ResourceRef,
@@ -647,128 +653,6 @@ impl Store {
             f(&mut next)?;
             Ok(next)
         })
-    }
-
-    /// The write under [`Store::modify_inner`] and [`Store::update_with`]: `next_of` makes
-    /// the new object from the stored one, and the store stamps and stores it.
-    fn write_inner(
-        &self,
-        def: &ResourceRef,
-        ns: &str,
-        name: &str,
-        dry_run: bool,
-        next_of: impl FnOnce(&Value) -> Result<Value>,
-    ) -> Result<Arc<Value>> {
-        let ns = if def.namespaced { ns } else { "" };
-        let mut inner = self.lock();
-        let k = (ns.to_owned(), name.to_owned());
-        let current = inner
-            .objects
-            .get(key(def))
-            .and_then(|m| m.get(&k))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(def, name))?;
-        let mut next = next_of(&current)?;
-        if crd::is_crd(def) {
-            crd::prepare(
-                def,
-                &mut next,
-                &self.clock.now_rfc3339_seconds(),
-                &Self::definitions(&inner, def),
-            );
-        }
-        // Each field is written only where it differs (the same result, without a fresh
-        // String per field and write).
-        let api_version = def.storage_api_version();
-        if next.get("apiVersion").and_then(Value::as_str) != Some(api_version.as_ref()) {
-            next["apiVersion"] = json!(api_version);
-        }
-        if next.get("kind").and_then(Value::as_str) != Some(def.kind.as_str()) {
-            next["kind"] = json!(def.kind);
-        }
-        {
-            let cur_meta = meta(&current);
-            let m = meta_mut(&mut next);
-            // resourceVersion too, so that a write changing nothing compares equal.
-            for k in [
-                "name",
-                "namespace",
-                "uid",
-                "creationTimestamp",
-                "resourceVersion",
-            ] {
-                match cur_meta.and_then(|c| c.get(k)) {
-                    Some(v) if m.get(k) == Some(v) => {}
-                    Some(v) => {
-                        m.insert(k.into(), v.clone());
-                    }
-                    None => {
-                        m.remove(k);
-                    }
-                }
-            }
-        }
-        if same_object(&next, &current) {
-            // No-op writes do not bump the resourceVersion, as on the real server.
-            return Ok(current);
-        }
-        if def.has_generation && crd::generation_changes(def, &current, &next) {
-            let generation = meta(&current)
-                .and_then(|m| m.get("generation"))
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            meta_mut(&mut next).insert("generation".into(), json!(generation + 1));
-        }
-        if dry_run {
-            return Ok(Arc::new(next));
-        }
-        let rv = Self::next_rv(&mut inner);
-        meta_mut(&mut next).insert("resourceVersion".into(), json!(rv.to_string()));
-        let terminating = meta_str(&next, "deletionTimestamp").is_some();
-        let next = Arc::new(next);
-        if terminating
-            && finalizers(&next).is_empty()
-            && !Self::awaits_kubelet(def, &next)
-            && !namespace::held_by_spec_finalizers(def, &next)
-        {
-            if let Some(m) = inner.objects.get_mut(key(def)) {
-                m.remove(&k);
-            }
-            self.publish(
-                &mut inner,
-                Change {
-                    kind: ChangeType::Deleted,
-                    resource: def.clone(),
-                    namespace: ns.to_owned(),
-                    name: name.to_owned(),
-                    object: next.clone(),
-                    previous: Some(current),
-                    rv,
-                },
-            );
-            if def.namespaced {
-                self.finalize_namespace_if_empty(&mut inner, ns);
-            }
-            return Ok(next);
-        }
-        inner
-            .objects
-            .entry(def.storage_key().clone())
-            .or_default()
-            .insert(k, next.clone());
-        self.publish(
-            &mut inner,
-            Change {
-                kind: ChangeType::Modified,
-                resource: def.clone(),
-                namespace: ns.to_owned(),
-                name: name.to_owned(),
-                object: next.clone(),
-                previous: Some(current),
-                rv,
-            },
-        );
-        Ok(next)
     }
 
     /// The stored CustomResourceDefinitions, when `def` is theirs (for name conflicts).

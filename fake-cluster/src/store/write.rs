@@ -1,0 +1,328 @@
+//! The write path of [`Store::modify`] and [`Store::update`]: the new object is made from
+//! the stored one outside the store's lock, under a lock of its own object, and committed
+//! (resourceVersion, storage, publication) under the store's lock.
+//!
+//! Making the new object (a deep copy of the stored one, the caller's change, the checks
+//! and the no-op comparison) is most of a write's work; done under the store's lock, it
+//! made every other request and controller wait. Equivalence: every write of an existing
+//! object goes through [`Store::write_inner`] holding its object's writer lock, from the
+//! read of the stored object to the commit, so the object cannot change in between, and the
+//! resourceVersion is still drawn and the change still published under the store's lock, in
+//! the same order. Namespaces (which the store also removes itself when their last object
+//! goes) and CustomResourceDefinitions (checked against each other) are written wholly under
+//! the store's lock, as before.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value, json};
+
+use super::{
+    Change, ChangeType, Inner, Result, Store, finalizers, key, meta, meta_mut, meta_str, namespace,
+    same_object,
+};
+use crate::crd;
+use crate::resources::{ResourceRef, well_known};
+use crate::status::ApiError;
+
+/// How many locks the writers of objects are spread over.
+const WRITER_LOCKS: usize = 64;
+
+/// Locks that writers of the same object take in turn; objects are spread over them by a
+/// hash of their resource, namespace and name (two objects may share one).
+pub(super) struct Writers([Mutex<()>; WRITER_LOCKS]);
+
+impl Default for Writers {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| Mutex::new(())))
+    }
+}
+
+impl Writers {
+    /// Waits for the other writers of this object.
+    fn lock(&self, resource: &str, ns: &str, name: &str) -> MutexGuard<'_, ()> {
+        // FNV-1a, each part ended by a byte no UTF-8 text has.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in [resource, ns, name] {
+            for b in part.bytes().chain(std::iter::once(0xff)) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        let i = usize::try_from(h % WRITER_LOCKS as u64).unwrap_or_default();
+        self.0[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a write makes of the stored object.
+enum Next {
+    /// The same object: nothing is written.
+    Same,
+    /// The new object (without its resourceVersion), and whether it is to be removed
+    /// (terminating, with nothing left that holds it).
+    Write(Value, bool),
+}
+
+impl Store {
+    /// The write under [`Store::modify_inner`] and [`Store::update_with`]: `next_of` makes
+    /// the new object from the stored one, and the store stamps and stores it.
+    pub(super) fn write_inner(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+        next_of: impl FnOnce(&Value) -> Result<Value>,
+    ) -> Result<Arc<Value>> {
+        let ns = if def.namespaced { ns } else { "" };
+        if def == well_known::namespaces() || crd::is_crd(def) {
+            let inner = self.lock();
+            let current = Self::stored(&inner, def, ns, name)?;
+            return match self.next_state(def, &current, next_of, Some(&inner))? {
+                Next::Same => Ok(current),
+                Next::Write(next, _) if dry_run => Ok(Arc::new(next)),
+                Next::Write(next, gone) => {
+                    Ok(self.commit(inner, def, ns, name, current, next, gone))
+                }
+            };
+        }
+        let _writer = self.writers.lock(def.storage_key(), ns, name);
+        let current = Self::stored(&self.lock(), def, ns, name)?;
+        let (next, gone) = match self.next_state(def, &current, next_of, None)? {
+            Next::Same => return Ok(current),
+            Next::Write(next, _) if dry_run => return Ok(Arc::new(next)),
+            Next::Write(next, gone) => (next, gone),
+        };
+        let inner = self.lock();
+        // Never otherwise: only a writer holding this object's lock replaces or removes it.
+        if !Self::stored(&inner, def, ns, name).is_ok_and(|o| Arc::ptr_eq(&o, &current)) {
+            return Err(ApiError::stale(def, name));
+        }
+        Ok(self.commit(inner, def, ns, name, current, next, gone))
+    }
+
+    /// The stored object, or 404.
+    fn stored(inner: &Inner, def: &ResourceRef, ns: &str, name: &str) -> Result<Arc<Value>> {
+        inner
+            .objects
+            .get(key(def))
+            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(def, name))
+    }
+
+    /// The new state of `current` after `next_of`, with the fields the store keeps or
+    /// stamps (all but the resourceVersion); `inner` is the locked store for a definition.
+    fn next_state(
+        &self,
+        def: &ResourceRef,
+        current: &Value,
+        next_of: impl FnOnce(&Value) -> Result<Value>,
+        inner: Option<&Inner>,
+    ) -> Result<Next> {
+        let mut next = next_of(current)?;
+        if let Some(inner) = inner
+            && crd::is_crd(def)
+        {
+            crd::prepare(
+                def,
+                &mut next,
+                &self.clock.now_rfc3339_seconds(),
+                &Self::definitions(inner, def),
+            );
+        }
+        // Each field is written only where it differs (the same result, without a fresh
+        // String per field and write).
+        let api_version = def.storage_api_version();
+        if next.get("apiVersion").and_then(Value::as_str) != Some(api_version.as_ref()) {
+            next["apiVersion"] = json!(api_version);
+        }
+        if next.get("kind").and_then(Value::as_str) != Some(def.kind.as_str()) {
+            next["kind"] = json!(def.kind);
+        }
+        {
+            let cur_meta = meta(current);
+            let m = meta_mut(&mut next);
+            // resourceVersion too, so that a write changing nothing compares equal.
+            for k in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "resourceVersion",
+            ] {
+                match cur_meta.and_then(|c| c.get(k)) {
+                    Some(v) if m.get(k) == Some(v) => {}
+                    Some(v) => {
+                        m.insert(k.into(), v.clone());
+                    }
+                    None => {
+                        m.remove(k);
+                    }
+                }
+            }
+        }
+        if same_object(&next, current) {
+            // No-op writes do not bump the resourceVersion, as on the real server.
+            return Ok(Next::Same);
+        }
+        if def.has_generation && crd::generation_changes(def, current, &next) {
+            let generation = meta(current)
+                .and_then(|m| m.get("generation"))
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            meta_mut(&mut next).insert("generation".into(), json!(generation + 1));
+        }
+        let gone = meta_str(&next, "deletionTimestamp").is_some()
+            && finalizers(&next).is_empty()
+            && !Self::awaits_kubelet(def, &next)
+            && !namespace::held_by_spec_finalizers(def, &next);
+        Ok(Next::Write(next, gone))
+    }
+
+    /// Stores (or, when `gone`, removes) the new state of an object under the store's lock,
+    /// with the next resourceVersion, and publishes the change.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        current: Arc<Value>,
+        mut next: Value,
+        gone: bool,
+    ) -> Arc<Value> {
+        let rv = Self::next_rv(&mut inner);
+        meta_mut(&mut next).insert("resourceVersion".into(), json!(rv.to_string()));
+        let next = Arc::new(next);
+        let k = (ns.to_owned(), name.to_owned());
+        let kind = if gone {
+            if let Some(m) = inner.objects.get_mut(key(def)) {
+                m.remove(&k);
+            }
+            ChangeType::Deleted
+        } else {
+            inner
+                .objects
+                .entry(def.storage_key().clone())
+                .or_default()
+                .insert(k, next.clone());
+            ChangeType::Modified
+        };
+        self.publish(
+            &mut inner,
+            Change {
+                kind,
+                resource: def.clone(),
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+                object: next.clone(),
+                previous: Some(current),
+                rv,
+            },
+        );
+        if gone && def.namespaced {
+            self.finalize_namespace_if_empty(&mut inner, ns);
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::clock::Clock;
+    use serde_json::json;
+
+    fn store() -> Arc<Store> {
+        let s = Store::new(1, 100, Clock::new());
+        s.create(
+            well_known::namespaces(),
+            "",
+            json!({"metadata": {"name": "a"}}),
+        )
+        .unwrap();
+        Arc::new(s)
+    }
+
+    fn count(o: &Value) -> i64 {
+        o.pointer("/data/n")
+            .and_then(Value::as_str)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn concurrent_writes_of_one_object_lose_nothing() {
+        let s = store();
+        let cms = well_known::configmaps();
+        let first = s
+            .create(
+                cms,
+                "a",
+                json!({"metadata": {"name": "c"}, "data": {"n": "0"}}),
+            )
+            .unwrap();
+        let rv0: u64 = meta_str(&first, "resourceVersion")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        s.modify(cms, "a", "c", |o| {
+                            let n = count(o);
+                            o["data"]["n"] = json!((n + 1).to_string());
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let last = s.get(cms, "a", "c").unwrap();
+        assert_eq!(count(&last), 400);
+        let rv: u64 = meta_str(&last, "resourceVersion").unwrap().parse().unwrap();
+        assert_eq!(rv, rv0 + 400);
+    }
+
+    #[test]
+    fn the_change_runs_outside_the_store_lock() {
+        let s = store();
+        let cms = well_known::configmaps();
+        for name in ["c", "d"] {
+            s.create(
+                cms,
+                "a",
+                json!({"metadata": {"name": name}, "data": {"n": "1"}}),
+            )
+            .unwrap();
+        }
+        // Reading the store from the closure would deadlock under the store's lock.
+        let got = s
+            .modify(cms, "a", "c", |o| {
+                let d = s.get(cms, "a", "d")?;
+                o["data"]["n"] = json!((count(o) + count(&d)).to_string());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(count(&got), 2);
+        // A failing closure leaves the object as it was.
+        let before = s.get(cms, "a", "c").unwrap();
+        let err = s
+            .modify(cms, "a", "c", |o| {
+                o["data"]["n"] = json!("9");
+                Err(ApiError::stale(cms, "c"))
+            })
+            .unwrap_err();
+        assert_eq!(err.code, 409);
+        assert!(Arc::ptr_eq(&before, &s.get(cms, "a", "c").unwrap()));
+    }
+}

@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use super::{Controllers, finalizers, owner_refs};
+use super::{Controllers, has_finalizer, owner_refs};
 use crate::resources::{Propagation, ResourceRef};
 use crate::store::{Change, ChangeType, DeleteOptions, meta_str};
 
@@ -75,7 +75,7 @@ impl Controllers {
         for r in owner_refs(&obj) {
             match self.owner_of(r, ns) {
                 None => absent.push(r["uid"].clone()),
-                Some(o) if finalizers(&o).iter().any(|f| f == FOREGROUND) => waiting += 1,
+                Some(o) if has_finalizer(&o, FOREGROUND) => waiting += 1,
                 Some(o) if meta_str(&o, "deletionTimestamp").is_some() => waiting += 1,
                 Some(_) => solid += 1,
             }
@@ -102,10 +102,7 @@ impl Controllers {
             return;
         }
         let uid = meta_str(&obj, "uid").map(str::to_owned);
-        let has_dependents = !self
-            .index
-            .dependents(uid.as_deref().unwrap_or(""))
-            .is_empty();
+        let has_dependents = self.index.has_dependents(uid.as_deref().unwrap_or(""));
         let propagation = if waiting > 0 && has_dependents {
             Propagation::Foreground
         } else {
@@ -125,9 +122,8 @@ impl Controllers {
         let Ok(obj) = self.api.store.get(def, ns, name) else {
             return;
         };
-        let fins = finalizers(&obj);
         let uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
-        if fins.iter().any(|f| f == ORPHAN) {
+        if has_finalizer(&obj, ORPHAN) {
             for (dd, dns, dname) in self.index.dependents(&uid) {
                 let _ = self.api.store.modify(&dd, &dns, &dname, |d| {
                     if let Some(refs) = d
@@ -146,7 +142,7 @@ impl Controllers {
                 });
             }
             self.remove_finalizer(def, ns, name, ORPHAN);
-        } else if fins.iter().any(|f| f == FOREGROUND) {
+        } else if has_finalizer(&obj, FOREGROUND) {
             let mut blocking = 0;
             for (dd, dns, dname) in self.index.dependents(&uid) {
                 let Ok(d) = self.api.store.get(&dd, &dns, &dname) else {
@@ -169,7 +165,7 @@ impl Controllers {
     fn recheck_foreground_owners(&self, c: &Change) {
         for r in owner_refs(&c.object) {
             if let Some(owner) = self.owner_of(r, &c.namespace)
-                && finalizers(&owner).iter().any(|f| f == FOREGROUND)
+                && has_finalizer(&owner, FOREGROUND)
                 && let Some(def) = r["apiVersion"]
                     .as_str()
                     .zip(r["kind"].as_str())

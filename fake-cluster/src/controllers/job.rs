@@ -23,9 +23,8 @@ use tokio::time::Instant;
 
 use super::active_pods;
 use super::pod_failure_policy::{Verdict, judge};
-use super::{Controllers, JobMemo, Work, finalizers, has_condition, owner_refs};
+use super::{Controllers, JobMemo, Work, field, has_condition, has_finalizer, owner_refs};
 use crate::resources::well_known;
-use crate::selector::at;
 use crate::store::{Change, DeleteOptions, meta_str};
 
 /// The finalizer the Job controller puts on its pods until it has counted them.
@@ -37,7 +36,7 @@ const POD_FAILURE_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_POD_FAILURE_BACKOFF: Duration = Duration::from_secs(360);
 
 fn phase(p: &Value) -> &str {
-    at(p, "/status/phase")
+    field(p, &["status", "phase"])
         .and_then(Value::as_str)
         .unwrap_or("Pending")
 }
@@ -50,12 +49,12 @@ fn deleting(p: &Value) -> bool {
     meta_str(p, "deletionTimestamp").is_some()
 }
 
-fn int(job: &Value, ptr: &str, default: u64) -> u64 {
-    at(job, ptr).and_then(Value::as_u64).unwrap_or(default)
+fn int(job: &Value, path: &[&str], default: u64) -> u64 {
+    field(job, path).and_then(Value::as_u64).unwrap_or(default)
 }
 
 fn start_time_missing(job: &Value) -> bool {
-    at(job, "/status/startTime").is_none()
+    field(job, &["status", "startTime"]).is_none()
 }
 
 fn controller_uid(pod: &Value) -> Option<&str> {
@@ -76,9 +75,7 @@ impl Controllers {
                     r["uid"].as_str()?.to_owned(),
                 ))
             });
-        let tracked = finalizers(&c.object)
-            .iter()
-            .any(|f| f == TRACKING_FINALIZER);
+        let tracked = has_finalizer(&c.object, TRACKING_FINALIZER);
         match owner {
             Some((name, uid)) => {
                 let live = self
@@ -110,11 +107,11 @@ impl Controllers {
     }
 
     fn job_pods(&self, ns: &str, uid: &str) -> Vec<Arc<Value>> {
+        let pods = well_known::pods();
         self.index
-            .dependents(uid)
-            .into_iter()
-            .filter(|(def, pns, _)| *def == well_known::pods() && pns == ns)
-            .filter_map(|(def, pns, name)| self.api.store.get(&def, &pns, &name).ok())
+            .dependents_of(uid)
+            .filter(|(def, pns, _)| *def == pods && *pns == ns)
+            .filter_map(|(_, _, name)| self.api.store.get(pods, ns, name).ok())
             .filter(|p| controller_uid(p) == Some(uid))
             .collect()
     }
@@ -131,21 +128,22 @@ impl Controllers {
         let clock = self.api.store.clock().clone();
         let now = clock.now_rfc3339_seconds();
         let pods = self.job_pods(ns, &uid);
-        let policy = at(&job, "/spec/podFailurePolicy");
+        let policy = field(&job, &["spec", "podFailurePolicy"]);
         let only_failed = policy.is_some()
-            || at(&job, "/spec/podReplacementPolicy").and_then(Value::as_str) == Some("Failed");
+            || field(&job, &["spec", "podReplacementPolicy"]).and_then(Value::as_str)
+                == Some("Failed");
 
         // Count finished pods that still carry the tracking finalizer.
-        let mut succeeded = int(&job, "/status/succeeded", 0);
-        let mut failed = int(&job, "/status/failed", 0);
+        let mut succeeded = int(&job, &["status", "succeeded"], 0);
+        let mut failed = int(&job, &["status", "failed"], 0);
         let mut failure: Option<(String, String)> = None;
         let mut newly_failed = 0;
         for p in &pods {
-            if !finalizers(p).iter().any(|f| f == TRACKING_FINALIZER) {
+            if !has_finalizer(p, TRACKING_FINALIZER) {
                 continue;
             }
             let pname = meta_str(p, "name").unwrap_or_default().to_owned();
-            let unbound = at(p, "/spec/nodeName").is_none();
+            let unbound = field(p, &["spec", "nodeName"]).is_none();
             let is_failed = phase(p) == "Failed"
                 || (deleting(p) && phase(p) != "Succeeded" && (!only_failed || unbound));
             if phase(p) == "Succeeded" {
@@ -186,17 +184,18 @@ impl Controllers {
             .collect();
         let terminating = pods.iter().filter(|p| !terminal(p) && deleting(p)).count();
         let ready = active.iter().filter(|p| has_condition(p, "Ready")).count();
-        let backoff_limit = int(&job, "/spec/backoffLimit", 6);
-        let completions = int(&job, "/spec/completions", 1);
-        let parallelism = int(&job, "/spec/parallelism", 1);
-        let start_time = at(&job, "/status/startTime")
+        let backoff_limit = int(&job, &["spec", "backoffLimit"], 6);
+        let completions = int(&job, &["spec", "completions"], 1);
+        let parallelism = int(&job, &["spec", "parallelism"], 1);
+        let start_time = field(&job, &["status", "startTime"])
             .and_then(Value::as_str)
             .map(str::to_owned);
         let started_at = start_time.clone().unwrap_or_else(|| now.clone());
 
         // Deadline: measured from the start (startTime, or the exact instant this controller
         // set it), checked again by a timer.
-        if let Some(secs) = at(&job, "/spec/activeDeadlineSeconds").and_then(Value::as_u64) {
+        if let Some(secs) = field(&job, &["spec", "activeDeadlineSeconds"]).and_then(Value::as_u64)
+        {
             let elapsed = match memo.started {
                 Some(t) => t.elapsed().as_secs_f64(),
                 None => started_at
@@ -224,7 +223,7 @@ impl Controllers {
             ));
         }
 
-        let mut conditions: Vec<Value> = at(&job, "/status/conditions")
+        let mut conditions: Vec<Value> = field(&job, &["status", "conditions"])
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
@@ -271,7 +270,7 @@ impl Controllers {
                 ));
                 finished = Some(("Complete", String::new(), String::new()));
             }
-        } else if !deleting(&job) && at(&job, "/spec/suspend") != Some(&json!(true)) {
+        } else if !deleting(&job) && field(&job, &["spec", "suspend"]) != Some(&Value::Bool(true)) {
             let want_active = parallelism.min(completions.saturating_sub(succeeded));
             // Too many active pods (a second pod for the same Job): `manageJob` deletes the
             // excess, its tracking finalizer removed first so it is not counted as failed.
@@ -403,7 +402,7 @@ impl Controllers {
         let ns = meta_str(job, "namespace").unwrap_or_default().to_owned();
         let name = meta_str(job, "name").unwrap_or_default().to_owned();
         let uid = meta_str(job, "uid").unwrap_or_default().to_owned();
-        let template = at(job, "/spec/template");
+        let template = field(job, &["spec", "template"]);
         let part = |k: &str| {
             template
                 .and_then(|t| t.get(k))

@@ -23,7 +23,6 @@ use tokio::sync::{mpsc, watch};
 use crate::api::ApiServer;
 use crate::kubelet::Kubelet;
 use crate::resources::{ResourceRef, well_known};
-use crate::selector::at;
 use crate::store::{Change, ChangeType, meta_str};
 
 /// The node every pod is bound to when the cluster has only its default node.
@@ -54,48 +53,68 @@ pub(crate) struct OwnerIndex {
 
 impl OwnerIndex {
     fn apply(&mut self, c: &Change) {
+        let previous = c.previous.as_deref();
+        // Most changes either carry no ownerReferences or keep the ones they had: removing
+        // the key from each owner and adding it back would leave the index as it is.
+        let unchanged = match previous {
+            Some(p) => c.kind == ChangeType::Modified && owner_uids(p).eq(owner_uids(&c.object)),
+            None => owner_refs(&c.object).next().is_none(),
+        };
+        if unchanged {
+            return;
+        }
         let key: DepKey = (
             c.namespace.clone(),
             c.name.clone(),
             c.resource.storage_key().clone(),
         );
-        if let Some(prev) = &c.previous {
+        if let Some(prev) = previous {
             for uid in owner_uids(prev) {
-                if let Some(deps) = self.by_owner.get_mut(&uid) {
-                    deps.remove(&key);
-                    if deps.is_empty() {
-                        self.by_owner.remove(&uid);
-                    }
-                }
+                self.remove(uid, &key);
             }
         }
         if c.kind != ChangeType::Deleted {
             for uid in owner_uids(&c.object) {
                 self.by_owner
-                    .entry(uid)
+                    .entry(uid.to_owned())
                     .or_default()
                     .insert(key.clone(), c.resource.clone());
             }
         } else {
             for uid in owner_uids(&c.object) {
-                if let Some(deps) = self.by_owner.get_mut(&uid) {
-                    deps.remove(&key);
-                    if deps.is_empty() {
-                        self.by_owner.remove(&uid);
-                    }
-                }
+                self.remove(uid, &key);
+            }
+        }
+    }
+
+    fn remove(&mut self, uid: &str, key: &DepKey) {
+        if let Some(deps) = self.by_owner.get_mut(uid) {
+            deps.remove(key);
+            if deps.is_empty() {
+                self.by_owner.remove(uid);
             }
         }
     }
 
     /// The dependents of `uid`: resource, namespace and name.
     fn dependents(&self, uid: &str) -> Vec<(ResourceRef, String, String)> {
+        self.dependents_of(uid)
+            .map(|(def, ns, name)| (def.clone(), ns.to_owned(), name.to_owned()))
+            .collect()
+    }
+
+    /// [`OwnerIndex::dependents`], borrowed.
+    fn dependents_of(&self, uid: &str) -> impl Iterator<Item = (&ResourceRef, &str, &str)> {
         self.by_owner
             .get(uid)
             .into_iter()
             .flatten()
-            .map(|((ns, name, _), def)| (def.clone(), ns.clone(), name.clone()))
-            .collect()
+            .map(|((ns, name, _), def)| (def, ns.as_str(), name.as_str()))
+    }
+
+    /// Whether anything names `uid` as its owner.
+    fn has_dependents(&self, uid: &str) -> bool {
+        self.by_owner.contains_key(uid)
     }
 }
 
@@ -137,35 +156,38 @@ pub(crate) struct Controllers {
     timers: HashMap<(String, String), Vec<tokio::task::AbortHandle>>,
 }
 
-pub(crate) fn owner_uids(obj: &Value) -> Vec<String> {
-    owner_refs(obj)
-        .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned))
-        .collect()
+/// The value under the object keys `path`, looked up key by key. The controllers read
+/// a few fixed paths of every object on every change; this walks them without splitting a
+/// JSON pointer string (`selector::at`), with the same result for object keys.
+pub(crate) fn field<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(obj, |v, key| v.as_object()?.get(*key))
+}
+
+/// `metadata.ownerReferences[*].uid` of `obj`.
+pub(crate) fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
+    owner_refs(obj).filter_map(|r| r.get("uid").and_then(Value::as_str))
 }
 
 pub(crate) fn owner_refs(obj: &Value) -> impl Iterator<Item = &Value> {
-    at(obj, "/metadata/ownerReferences")
+    field(obj, &["metadata", "ownerReferences"])
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
 }
 
-pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
-    at(obj, "/metadata/finalizers")
+/// Whether `metadata.finalizers` of `obj` holds `finalizer`.
+pub(crate) fn has_finalizer(obj: &Value, finalizer: &str) -> bool {
+    field(obj, &["metadata", "finalizers"])
         .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect()
+        .is_some_and(|f| f.iter().any(|x| x.as_str() == Some(finalizer)))
 }
 
 pub(crate) fn has_condition(obj: &Value, kind: &str) -> bool {
-    at(obj, "/status/conditions")
+    field(obj, &["status", "conditions"])
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .any(|c| c["type"] == kind && c["status"] == "True")
+        .any(|c| c.get("type").and_then(Value::as_str) == Some(kind) && c["status"] == "True")
 }
 
 impl Controllers {
@@ -287,18 +309,18 @@ impl Controllers {
         let uid = meta_str(&c.object, "uid").unwrap_or_default().to_owned();
         match c.kind {
             ChangeType::Added => {
-                if at(&c.object, "/spec/nodeName").is_none() {
+                if field(&c.object, &["spec", "nodeName"]).is_none() {
                     self.schedule(&c.namespace, &c.name);
                 } else {
                     self.start_pod(&uid, &c.object);
                 }
             }
             ChangeType::Modified => {
-                let bound = at(&c.object, "/spec/nodeName").is_some();
+                let bound = field(&c.object, &["spec", "nodeName"]).is_some();
                 let was_bound = c
                     .previous
                     .as_ref()
-                    .is_some_and(|p| at(p, "/spec/nodeName").is_some());
+                    .is_some_and(|p| field(p, &["spec", "nodeName"]).is_some());
                 if bound && !was_bound {
                     self.unschedulable
                         .remove(&(c.namespace.clone(), c.name.clone()));

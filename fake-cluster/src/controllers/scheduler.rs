@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::Controllers;
+use super::{Controllers, field};
 use crate::resources::well_known;
 use crate::selector::at;
 use crate::store::meta_str;
@@ -159,7 +159,9 @@ impl Controllers {
         let Ok(pod) = self.api.store.get(well_known::pods(), ns, name) else {
             return;
         };
-        if at(&pod, "/spec/nodeName").is_some() || meta_str(&pod, "deletionTimestamp").is_some() {
+        if field(&pod, &["spec", "nodeName"]).is_some()
+            || meta_str(&pod, "deletionTimestamp").is_some()
+        {
             return;
         }
         let (nodes, _) = self.api.store.list(well_known::nodes(), None);

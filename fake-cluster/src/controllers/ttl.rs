@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Controllers, Work};
+use super::{Controllers, Work, field};
 use crate::resources::{Propagation, well_known};
-use crate::selector::at;
 use crate::store::{DeleteOptions, meta_str};
 
 /// When the Job finished, in seconds since the epoch, if it has.
 fn finished_at(job: &Value) -> Option<i64> {
-    at(job, "/status/conditions")
+    field(job, &["status", "conditions"])
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -26,7 +25,7 @@ fn finished_at(job: &Value) -> Option<i64> {
 impl Controllers {
     /// Time left before the Job expires; `None` if it has no TTL or has not finished.
     fn ttl_left(&self, job: &Value) -> Option<Duration> {
-        let ttl = at(job, "/spec/ttlSecondsAfterFinished")?.as_u64()?;
+        let ttl = field(job, &["spec", "ttlSecondsAfterFinished"])?.as_u64()?;
         let done = finished_at(job)?;
         let now = self.api.store.clock().since_epoch().as_secs_f64();
         let left = (done as f64 + ttl as f64 - now).max(0.0);

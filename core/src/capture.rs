@@ -145,11 +145,17 @@ impl Capture {
     }
 }
 
+/// The most read from a stream at once.
+const READ_CHUNK: usize = 64 * 1024;
+
 async fn drain(mut r: Pin<Box<dyn AsyncRead + Send>>, limits: CaptureLimits) -> Captured {
     let mut cap = Capture::new(limits);
-    let mut buf = vec![0u8; 64 * 1024];
+    // Read into spare capacity (`read_buf`) rather than a zero-filled buffer: zeroing 64 KiB
+    // per stream cost more than a short command's whole output.
+    let mut buf = Vec::with_capacity(READ_CHUNK);
     loop {
-        match r.read(&mut buf).await {
+        buf.clear();
+        match r.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return cap.finish(),
             Ok(n) => cap.push(&buf[..n]),
         }

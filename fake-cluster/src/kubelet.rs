@@ -6,6 +6,7 @@ mod volumes;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -227,8 +228,21 @@ impl PodRun {
     fn finish_phase(s: &mut Value, ok: bool, t: &str) {
         s["phase"] = json!(if ok { "Succeeded" } else { "Failed" });
         let reason = if ok { "PodCompleted" } else { "PodFailed" };
-        Self::set_condition(s, "Ready", false, Some(reason), t);
-        Self::set_condition(s, "ContainersReady", false, Some(reason), t);
+        for kind in ["Ready", "ContainersReady"] {
+            Self::set_condition(s, kind, false, Some(reason), t);
+            // A real kubelet generates these conditions afresh in each sync (a pod in a
+            // terminal phase: reason PodCompleted or PodFailed) and keeps only the
+            // lastTransitionTime of an unchanged status; so a pod that was never ready
+            // (its containers never all reported running) ends with the terminal reason
+            // too, not with the ContainersNotReady it started with.
+            if let Some(c) = s
+                .get_mut("conditions")
+                .and_then(Value::as_array_mut)
+                .and_then(|a| a.iter_mut().find(|c| c["type"] == kind))
+            {
+                c["reason"] = json!(reason);
+            }
+        }
         Self::set_condition(s, "PodReadyToStartContainers", false, None, t);
     }
 
@@ -497,21 +511,9 @@ impl PodRun {
         let running = json!({"name": name, "image": image, "imageID": image_id,
             "containerID": cid, "ready": list == "containerStatuses", "restartCount": 0, "started": true,
             "state": {"running": {"startedAt": started}}});
-        self.set_container_then(list, &name, running, |s| {
-            if list == "containerStatuses" {
-                s["phase"] = json!("Running");
-                let all_running = s["containerStatuses"].as_array().is_some_and(|a| {
-                    a.iter()
-                        .all(|c| c.get("state").and_then(|s| s.get("running")).is_some())
-                });
-                if all_running {
-                    Self::set_condition(s, "Ready", true, None, &started);
-                    Self::set_condition(s, "ContainersReady", true, None, &started);
-                }
-            }
-        });
         if self.lose_node {
             // The node goes as the container starts: its status stays as last posted.
+            self.set_running(list, &name, running, &started);
             k.lose_node(&self.node);
             stopped(&mut self.stop.clone()).await;
             return None;
@@ -523,14 +525,30 @@ impl PodRun {
             clock: k.api.store.clock().clone(),
         };
         let result = match self.kill {
-            Some(signal) => Ok(Finished {
-                exit: Exit::Signal(signal),
-                termination_message: None,
-            }),
+            Some(signal) => {
+                self.set_running(list, &name, running, &started);
+                Ok(Finished {
+                    exit: Exit::Signal(signal),
+                    termination_message: None,
+                })
+            }
             None => {
-                k.runtime
-                    .run(spec, sink.clone(), self.stop.clone(), k.pod_api.clone())
-                    .await
+                let mut run =
+                    k.runtime
+                        .run(spec, sink.clone(), self.stop.clone(), k.pod_api.clone());
+                // A real kubelet learns that a container runs from its runtime, at the next
+                // relist (PLEG, every second): a container that has already ended by then
+                // (or never started: StartError) is reported terminated, never running. So a
+                // container whose program ends on its first poll, without waiting for
+                // anything, goes straight to its terminated status; any other is reported
+                // running once it has started.
+                match futures::poll!(&mut run) {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => {
+                        self.set_running(list, &name, running, &started);
+                        run.await
+                    }
+                }
             }
         };
         sink.finish();
@@ -568,6 +586,24 @@ impl PodRun {
             |s| Self::settle(s, list, &finished_at),
         );
         Some(exit)
+    }
+
+    /// Writes a container's running status and, for a main container, the pod's phase
+    /// `Running` and, once all its containers run, `Ready`/`ContainersReady`.
+    fn set_running(&self, list: &str, name: &str, running: Value, started: &str) {
+        self.set_container_then(list, name, running, |s| {
+            if list == "containerStatuses" {
+                s["phase"] = json!("Running");
+                let all_running = s["containerStatuses"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .all(|c| c.get("state").and_then(|s| s.get("running")).is_some())
+                });
+                if all_running {
+                    Self::set_condition(s, "Ready", true, None, started);
+                    Self::set_condition(s, "ContainersReady", true, None, started);
+                }
+            }
+        });
     }
 
     /// Evicts the pod (a kubelet fault), as the kubelet does under node pressure.

@@ -18,6 +18,7 @@ mod delete;
 mod dispatch;
 mod history;
 mod namespace;
+mod objects;
 mod write;
 
 pub use delete::{DeleteOptions, Deleted};
@@ -69,12 +70,11 @@ pub struct Change {
     pub rv: u64,
 }
 
-type ObjectKey = (String, String);
 type ResourceKey = Arc<str>;
 
 struct Inner {
     rv: u64,
-    objects: BTreeMap<ResourceKey, BTreeMap<ObjectKey, Arc<Value>>>,
+    objects: BTreeMap<ResourceKey, objects::Objects>,
     history: VecDeque<Arc<Change>>,
     history_limit: usize,
     /// Changes with a resourceVersion at or below this are no longer in the history.
@@ -272,7 +272,11 @@ impl Store {
 
     /// Number of objects held, over every resource.
     pub fn object_count(&self) -> usize {
-        self.lock().objects.values().map(BTreeMap::len).sum()
+        self.lock()
+            .objects
+            .values()
+            .map(objects::Objects::len)
+            .sum()
     }
 
     fn publish(&self, inner: &mut Inner, change: Change) {
@@ -339,7 +343,7 @@ impl Store {
         inner
             .objects
             .get(key(well_known::namespaces()))
-            .is_some_and(|m| m.contains_key(&(String::new(), ns.to_owned())))
+            .is_some_and(|m| m.contains("", ns))
     }
 
     /// Creates an object. Fills name (from generateName), namespace, uid, resourceVersion,
@@ -395,7 +399,7 @@ impl Store {
             namespace::check_not_terminating(&inner, def, ns, &name)?;
         }
         let objects = inner.objects.entry(def.storage_key().clone()).or_default();
-        if objects.contains_key(&(ns.to_owned(), name.clone())) {
+        if objects.contains(ns, &name) {
             return Err(ApiError::already_exists(def, &name));
         }
         let uid = Self::uid(&mut inner);
@@ -443,7 +447,7 @@ impl Store {
             .objects
             .entry(def.storage_key().clone())
             .or_default()
-            .insert((ns.to_owned(), name.clone()), obj.clone());
+            .insert(ns, &name, obj.clone());
         self.publish(
             &mut inner,
             Change {
@@ -462,12 +466,13 @@ impl Store {
     /// Gets one object.
     pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
-        self.lock()
+        let found = self
+            .lock()
             .objects
             .get(key(def))
-            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(def, name))
+            .and_then(|m| m.get(ns, name))
+            .cloned();
+        found.ok_or_else(|| ApiError::not_found(def, name))
     }
 
     /// Lists objects of a resource, in one namespace or all (`None`), ordered by namespace
@@ -477,11 +482,7 @@ impl Store {
         let items = match inner.objects.get(key(def)) {
             None => Vec::new(),
             Some(m) => match ns.filter(|_| def.namespaced) {
-                Some(ns) => m
-                    .range((ns.to_owned(), String::new())..)
-                    .take_while(|((n, _), _)| n == ns)
-                    .map(|(_, v)| v.clone())
-                    .collect(),
+                Some(ns) => m.in_namespace(ns).cloned().collect(),
                 None => m.values().cloned().collect(),
             },
         };

@@ -73,11 +73,7 @@ impl Store {
             None => {
                 let objects = match (inner.objects.get(key(def)), &interest.namespace) {
                     (None, _) => Vec::new(),
-                    (Some(m), Some(ns)) => m
-                        .range((ns.clone(), String::new())..)
-                        .take_while(|((n, _), _)| n == ns)
-                        .map(|(_, o)| o.clone())
-                        .collect(),
+                    (Some(m), Some(ns)) => m.in_namespace(ns).cloned().collect(),
                     (Some(m), None) => m.values().cloned().collect(),
                 };
                 WatchStart::Initial(objects, inner.rv)

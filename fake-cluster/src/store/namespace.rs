@@ -31,7 +31,7 @@ pub(super) fn check_not_terminating(
     let terminating = inner
         .objects
         .get(key(well_known::namespaces()))
-        .and_then(|m| m.get(&(String::new(), ns.to_owned())))
+        .and_then(|m| m.get("", ns))
         .is_some_and(|n| meta_str(n, "deletionTimestamp").is_some());
     if terminating {
         let mut e = ApiError::new(
@@ -50,11 +50,7 @@ pub(super) fn check_not_terminating(
 
 fn is_empty(inner: &Inner, ns: &str) -> bool {
     // Cluster-scoped objects are kept under the namespace "", which no namespace is named.
-    inner.objects.values().all(|m| {
-        m.range((ns.to_owned(), String::new())..)
-            .next()
-            .is_none_or(|((n, _), _)| n != ns)
-    })
+    inner.objects.values().all(|m| !m.has_namespace(ns))
 }
 
 impl Store {
@@ -114,7 +110,7 @@ impl Store {
         Ok(inner
             .objects
             .get(key(def))
-            .and_then(|m| m.get(&(String::new(), name.to_owned())))
+            .and_then(|m| m.get("", name))
             .cloned()
             .unwrap_or(marked))
     }
@@ -122,8 +118,12 @@ impl Store {
     /// Removes a Terminating namespace that holds nothing any more.
     pub(super) fn finalize_namespace_if_empty(&self, inner: &mut Inner, ns: &str) {
         let def = well_known::namespaces();
-        let k = (String::new(), ns.to_owned());
-        let Some(current) = inner.objects.get(key(def)).and_then(|m| m.get(&k)).cloned() else {
+        let Some(current) = inner
+            .objects
+            .get(key(def))
+            .and_then(|m| m.get("", ns))
+            .cloned()
+        else {
             return;
         };
         if meta_str(&current, "deletionTimestamp").is_none() || !is_empty(inner, ns) {
@@ -136,7 +136,7 @@ impl Store {
         let rv = Self::next_rv(inner);
         meta_mut(&mut last).insert("resourceVersion".into(), json!(rv.to_string()));
         if let Some(m) = inner.objects.get_mut(key(def)) {
-            m.remove(&k);
+            m.remove("", ns);
         }
         self.publish(
             inner,

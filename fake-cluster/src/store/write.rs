@@ -105,7 +105,7 @@ impl Store {
         inner
             .objects
             .get(key(def))
-            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
+            .and_then(|m| m.get(ns, name))
             .cloned()
             .ok_or_else(|| ApiError::not_found(def, name))
     }
@@ -195,10 +195,9 @@ impl Store {
         let rv = Self::next_rv(&mut inner);
         meta_mut(&mut next).insert("resourceVersion".into(), json!(rv.to_string()));
         let next = Arc::new(next);
-        let k = (ns.to_owned(), name.to_owned());
         let kind = if gone {
             if let Some(m) = inner.objects.get_mut(key(def)) {
-                m.remove(&k);
+                m.remove(ns, name);
             }
             ChangeType::Deleted
         } else {
@@ -206,7 +205,7 @@ impl Store {
                 .objects
                 .entry(def.storage_key().clone())
                 .or_default()
-                .insert(k, next.clone());
+                .insert(ns, name, next.clone());
             ChangeType::Modified
         };
         self.publish(

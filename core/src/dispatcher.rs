@@ -19,7 +19,7 @@ use crate::job::{CourierSpec, build_job};
 use crate::lean::Lean;
 use crate::request::Request;
 use crate::shared_watch::WatchHub;
-use crate::watch::{Event, watch as resumable_watch};
+use crate::watch::{Event, watch as resumable_watch, watch_lean};
 
 /// One run, as every part sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,7 +371,7 @@ impl Dispatcher for JobDispatcher {
             Some(h) => h.pods.subscribe(&job.namespace, &job.uid).boxed(),
             None => {
                 let selector = of_job.label_selector.clone().unwrap_or_default();
-                resumable_watch(pod_api.clone(), WatchParams::default().labels(&selector)).boxed()
+                watch_lean(pod_api.clone(), WatchParams::default().labels(&selector)).boxed()
             }
         };
         let mut events: Option<BoxStream<'static, kube::Result<Event<Lean<K8sEvent>>>>> = None;

@@ -31,10 +31,24 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Lean<K>(pub K);
 
+/// Reads objects of one kind from JSON text, one after the other (the events of one watch):
+/// it may keep what it learnt from one object to read the next faster.
+pub type JsonReader<K> = Box<dyn FnMut(&str) -> serde_json::Result<K> + Send>;
+
 /// How a kind is read lean.
 pub trait LeanRead: Sized {
     /// Reads `Self` from `d`, skipping what the library does not look at.
     fn read_lean<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+
+    /// A reader of successive objects' JSON text ([`watch_lean`](crate::watch::watch_lean)
+    /// reads each event's object with it): the same as [`read_lean`](Self::read_lean), value
+    /// and errors. The default reads each with `read_lean`.
+    fn json_reader() -> JsonReader<Self>
+    where
+        Self: 'static,
+    {
+        Box::new(|json| serde_json::from_str::<Lean<Self>>(json).map(|l| l.0))
+    }
 }
 
 impl<'de, K: LeanRead> Deserialize<'de> for Lean<K> {
@@ -73,7 +87,7 @@ impl<K: k8s_openapi::Metadata<Ty = ObjectMeta>> k8s_openapi::Metadata for Lean<K
 /// `ObjectMeta` without `managedFields` (and the deprecated, never set `selfLink`).
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct Meta {
+pub(crate) struct Meta {
     annotations: Option<BTreeMap<String, String>>,
     creation_timestamp: Option<Time>,
     deletion_grace_period_seconds: Option<i64>,
@@ -118,8 +132,8 @@ fn meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PodSpecView {
-    node_name: Option<String>,
+pub(crate) struct PodSpecView {
+    pub(crate) node_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +155,14 @@ impl LeanRead for Pod {
             }),
             status: v.status,
         })
+    }
+
+    /// Skips the `spec` of a pod when its text is that of the previous pod read: a pod's
+    /// spec is the bulk of it (about 2.7 KB of 5) and, but for its binding, the same in
+    /// every event (see [`crate::lean_json`]).
+    fn json_reader() -> JsonReader<Self> {
+        let mut reader = crate::lean_json::PodReader::default();
+        Box::new(move |json| reader.read(json))
     }
 }
 

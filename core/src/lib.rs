@@ -17,6 +17,7 @@ pub mod error;
 mod grace;
 pub mod job;
 pub mod lean;
+mod lean_json;
 pub mod poll;
 pub mod rate_limit;
 pub mod report;
@@ -25,6 +26,7 @@ pub mod request;
 pub mod runner;
 pub mod shared_watch;
 pub mod watch;
+mod watch_lines;
 
 pub use channel::{PodState, ResultChannel};
 pub use courier::{CourierHost, CourierIdentity, Delivery};

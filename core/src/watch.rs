@@ -16,6 +16,8 @@ use kube::core::Resource;
 use serde::de::DeserializeOwned;
 
 use crate::error::is_transient;
+use crate::lean::{Lean, LeanRead};
+use crate::watch_lines::{Decode, decode_line};
 
 /// What a resumable watch yields.
 #[derive(Debug)]
@@ -28,11 +30,22 @@ pub enum Event<K> {
     Restarted,
 }
 
+/// What a started watch yields: kube's events, or lines for the state's decoder.
+enum Line<K> {
+    Event(WatchEvent<K>),
+    Text(String),
+}
+
+type Inner<K> = BoxStream<'static, kube::Result<Line<K>>>;
+
 struct State<K: Clone + 'static> {
     api: Api<K>,
     params: WatchParams,
+    /// With a decoder, the watch's lines are read by it (see [`crate::watch_lines`]);
+    /// without, by kube.
+    decode: Option<Decode<K>>,
     rv: String,
-    inner: Option<BoxStream<'static, kube::Result<WatchEvent<K>>>>,
+    inner: Option<Inner<K>>,
     failures: u32,
     /// Whether the synthetic initial events of the current stream are known to be over.
     initial_done: bool,
@@ -66,6 +79,28 @@ fn backoff(failures: u32) -> Duration {
     (Duration::from_millis(50) * 2u32.saturating_pow(failures.min(10))).min(MAX_BACKOFF)
 }
 
+/// Starts the watch of `api` from `rv`: kube's, or lines for a decoder (`lines`).
+async fn start<K>(
+    api: &Api<K>,
+    params: &WatchParams,
+    rv: &str,
+    lines: bool,
+) -> kube::Result<Inner<K>>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    if !lines {
+        return Ok(api
+            .watch(params, rv)
+            .await?
+            .map(|r| r.map(Line::Event))
+            .boxed());
+    }
+    let client = api.clone().into_client();
+    let lines = crate::watch_lines::start(&client, api.resource_url(), params, rv).await?;
+    Ok(lines.map(|r| r.map(Line::Text)).boxed())
+}
+
 /// Watches `api` with `params` for as long as the stream is polled. Permanent errors end it
 /// with one `Err`; transient ones are retried with backoff.
 pub fn watch<K>(
@@ -75,9 +110,39 @@ pub fn watch<K>(
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
+    watch_with(api, params, None)
+}
+
+/// [`watch`] of objects read [lean](crate::lean): the same requests, events and errors,
+/// with each event's object read by [`LeanRead::json_reader`] from the line's text (which
+/// may skip what the previous events of the watch showed already).
+pub fn watch_lean<K>(
+    api: Api<Lean<K>>,
+    params: WatchParams,
+) -> impl Stream<Item = kube::Result<Event<Lean<K>>>> + Send
+where
+    K: LeanRead + Clone + std::fmt::Debug + Send + 'static,
+    Lean<K>: Resource,
+{
+    watch_with(
+        api,
+        params,
+        Some(Box::new(crate::lean_json::event_reader::<K>())),
+    )
+}
+
+fn watch_with<K>(
+    api: Api<K>,
+    params: WatchParams,
+    decode: Option<Decode<K>>,
+) -> impl Stream<Item = kube::Result<Event<K>>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
     let state = State {
         api,
         params,
+        decode,
         rv: String::new(),
         inner: None,
         failures: 0,
@@ -87,7 +152,7 @@ where
         let mut s = state?;
         loop {
             let Some(inner) = s.inner.as_mut() else {
-                match s.api.watch(&s.params, &s.rv).await {
+                match start(&s.api, &s.params, &s.rv, s.decode.is_some()).await {
                     Ok(stream) => {
                         s.inner = Some(stream.boxed());
                         s.initial_done = !s.rv.is_empty();
@@ -101,7 +166,19 @@ where
                     Err(e) => return Some((Err(e), None)),
                 }
             };
-            match inner.next().await {
+            let item = match inner.next().await {
+                Some(Ok(Line::Text(text))) => {
+                    match s.decode.as_mut().and_then(|d| decode_line(&text, d)) {
+                        Some(r) => Some(r),
+                        // A line cut short (kube skips it too).
+                        None => continue,
+                    }
+                }
+                Some(Ok(Line::Event(ev))) => Some(Ok(ev)),
+                Some(Err(e)) => Some(Err(e)),
+                None => None,
+            };
+            match item {
                 None => {
                     // The server ended the stream (timeout, dropped connection): resume.
                     if let Some(ev) = s.reconnect() {

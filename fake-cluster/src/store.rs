@@ -358,6 +358,13 @@ impl Store {
         self.create_inner(def, ns, obj, true)
     }
 
+    /// A create in three steps: the checks and the draws from the seeded generator (name,
+    /// uid) under the store's lock; the new object filled, defaulted and validated outside
+    /// it; the checks again (the namespace may have gone, the name been taken meanwhile),
+    /// the creationTimestamp, the resourceVersion and the publication under the lock. For a
+    /// sequence of creates, the same errors in the same order and the same objects as when
+    /// all of it ran under the lock. A definition is prepared and validated under the lock
+    /// (it is checked against the stored ones).
     fn create_inner(
         &self,
         def: &ResourceRef,
@@ -366,43 +373,11 @@ impl Store {
         dry_run: bool,
     ) -> Result<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
-        let mut inner = self.lock();
-        if def.namespaced && !Self::namespace_exists(&inner, ns) {
-            return Err(ApiError::namespace_not_found(ns));
-        }
-        let name = match meta_str(&obj, "name").filter(|n| !n.is_empty()) {
-            Some(n) => n.to_owned(),
-            None => match meta_str(&obj, "generateName").filter(|n| !n.is_empty()) {
-                Some(prefix) => {
-                    let prefix = prefix.to_owned();
-                    let mut suffix = String::with_capacity(5);
-                    for _ in 0..5 {
-                        let i = inner.rng.random_range(0..GENERATE_NAME_ALPHABET.len());
-                        suffix.push(GENERATE_NAME_ALPHABET[i] as char);
-                    }
-                    format!("{prefix}{suffix}")
-                }
-                None => {
-                    return Err(ApiError::invalid(
-                        def,
-                        "",
-                        vec![FieldError::required(
-                            "metadata.name",
-                            "name or generateName is required",
-                        )],
-                    ));
-                }
-            },
+        let (name, uid) = {
+            let mut inner = self.lock();
+            let name = self.admit_create(&mut inner, def, ns, &obj)?;
+            (name, Self::uid(&mut inner))
         };
-        validation::validate_name(def, &name)?;
-        if def.namespaced {
-            namespace::check_not_terminating(&inner, def, ns, &name)?;
-        }
-        let objects = inner.objects.entry(def.storage_key().clone()).or_default();
-        if objects.contains(ns, &name) {
-            return Err(ApiError::already_exists(def, &name));
-        }
-        let uid = Self::uid(&mut inner);
         obj["apiVersion"] = json!(def.storage_api_version());
         obj["kind"] = json!(def.kind);
         let m = meta_mut(&mut obj);
@@ -414,10 +389,7 @@ impl Store {
         }
         m.insert("uid".into(), json!(uid));
         m.remove("resourceVersion");
-        m.insert(
-            "creationTimestamp".into(),
-            json!(self.clock.now_rfc3339_seconds()),
-        );
+        m.remove("creationTimestamp");
         m.remove("deletionTimestamp");
         m.remove("deletionGracePeriodSeconds");
         if def.has_generation {
@@ -427,15 +399,17 @@ impl Store {
         }
         defaults::apply(def, &mut obj);
         crd::prepare_create(def, &mut obj);
-        crd::prepare(
-            def,
-            &mut obj,
-            &self.clock.now_rfc3339_seconds(),
-            &Self::definitions(&inner, def),
-        );
-        let causes = defaults::validate(def, &obj);
-        if !causes.is_empty() {
-            return Err(ApiError::invalid(def, &name, causes));
+        let is_crd = crd::is_crd(def);
+        if !is_crd {
+            Self::check_new(def, &name, &obj)?;
+        }
+        let mut inner = self.lock();
+        Self::admit_name(&inner, def, ns, &name)?;
+        let now = self.clock.now_rfc3339_seconds();
+        meta_mut(&mut obj).insert("creationTimestamp".into(), json!(now));
+        if is_crd {
+            crd::prepare(def, &mut obj, &now, &Self::definitions(&inner, def));
+            Self::check_new(def, &name, &obj)?;
         }
         if dry_run {
             return Ok(Arc::new(obj));
@@ -461,6 +435,75 @@ impl Store {
             },
         );
         Ok(obj)
+    }
+
+    /// The checks of a create before the object is made, in the order the server makes
+    /// them, and its name (drawn for a generateName).
+    fn admit_create(
+        &self,
+        inner: &mut Inner,
+        def: &ResourceRef,
+        ns: &str,
+        obj: &Value,
+    ) -> Result<String> {
+        if def.namespaced && !Self::namespace_exists(inner, ns) {
+            return Err(ApiError::namespace_not_found(ns));
+        }
+        let name = match meta_str(obj, "name").filter(|n| !n.is_empty()) {
+            Some(n) => n.to_owned(),
+            None => match meta_str(obj, "generateName").filter(|n| !n.is_empty()) {
+                Some(prefix) => {
+                    let mut name = String::with_capacity(prefix.len() + 5);
+                    name.push_str(prefix);
+                    for _ in 0..5 {
+                        let i = inner.rng.random_range(0..GENERATE_NAME_ALPHABET.len());
+                        name.push(GENERATE_NAME_ALPHABET[i] as char);
+                    }
+                    name
+                }
+                None => {
+                    return Err(ApiError::invalid(
+                        def,
+                        "",
+                        vec![FieldError::required(
+                            "metadata.name",
+                            "name or generateName is required",
+                        )],
+                    ));
+                }
+            },
+        };
+        validation::validate_name(def, &name)?;
+        Self::admit_name(inner, def, ns, &name)?;
+        Ok(name)
+    }
+
+    /// The namespace exists, is not terminating, and holds no object `name` of `def`.
+    fn admit_name(inner: &Inner, def: &ResourceRef, ns: &str, name: &str) -> Result<()> {
+        if def.namespaced {
+            if !Self::namespace_exists(inner, ns) {
+                return Err(ApiError::namespace_not_found(ns));
+            }
+            namespace::check_not_terminating(inner, def, ns, name)?;
+        }
+        if inner
+            .objects
+            .get(key(def))
+            .is_some_and(|m| m.contains(ns, name))
+        {
+            return Err(ApiError::already_exists(def, name));
+        }
+        Ok(())
+    }
+
+    /// 422 for a new object that does not validate.
+    fn check_new(def: &ResourceRef, name: &str, obj: &Value) -> Result<()> {
+        let causes = defaults::validate(def, obj);
+        if causes.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(def, name, causes))
+        }
     }
 
     /// Gets one object.

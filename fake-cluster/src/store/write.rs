@@ -293,6 +293,31 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_creates_of_one_name_make_one_object() {
+        let s = store();
+        let cms = well_known::configmaps();
+        for round in 0..50 {
+            let name = format!("c{round}");
+            let threads: Vec<_> = (0..3)
+                .map(|_| {
+                    let (s, name) = (s.clone(), name.clone());
+                    std::thread::spawn(move || {
+                        s.create(cms, "a", json!({"metadata": {"name": name}}))
+                            .map_err(|e| e.code)
+                    })
+                })
+                .collect();
+            let mut codes: Vec<_> = threads
+                .into_iter()
+                .map(|t| t.join().unwrap().err().unwrap_or(201))
+                .collect();
+            codes.sort_unstable();
+            assert_eq!(codes, [201, 409, 409], "{name}");
+        }
+        assert_eq!(s.list(cms, Some("a")).0.len(), 50);
+    }
+
+    #[test]
     fn the_change_runs_outside_the_store_lock() {
         let s = store();
         let cms = well_known::configmaps();

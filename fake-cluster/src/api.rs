@@ -169,8 +169,7 @@ pub(crate) fn with_warnings(
 
 /// A JSON response.
 pub fn json_response(code: u16, body: &Value) -> Response<ResponseBody> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    bytes_response(code, "application/json", Bytes::from(bytes))
+    bytes_response(code, "application/json", crate::encoding::to_bytes(body))
 }
 
 pub(crate) fn bytes_response(code: u16, content_type: &str, body: Bytes) -> Response<ResponseBody> {

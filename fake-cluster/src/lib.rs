@@ -27,6 +27,7 @@ pub mod crd;
 pub mod default_tolerations;
 pub mod defaults;
 mod delete;
+mod encoding;
 pub mod discovery;
 pub mod env;
 pub mod events;

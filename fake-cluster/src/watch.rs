@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::api::ResponseBody;
 use crate::clock::Clock;
+use crate::encoding::framed;
 use crate::query::{Query, flag};
 use crate::resources::{ResourceDef, ResourceRef};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -88,29 +89,24 @@ struct Printer {
 }
 
 fn event_line(kind: &str, p: &Printer, obj: &Value) -> Bytes {
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(b"{\"type\":\"");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\",\"object\":");
+    let prefix: [&[u8]; 3] = [b"{\"type\":\"", kind.as_bytes(), b"\",\"object\":"];
     let wire = crate::conversion::to_wire(&p.def, obj);
-    // Serialising a `Value` cannot fail.
-    let _ = match &p.table {
-        Some((include, clock)) => serde_json::to_writer(
-            &mut out,
+    match &p.table {
+        Some((include, clock)) => framed(
+            &prefix,
             &crate::table::of_object(&p.def, &wire, *include, clock.since_epoch()),
+            b"}\n",
         ),
-        None => serde_json::to_writer(&mut out, &*wire),
-    };
-    out.extend_from_slice(b"}\n");
-    Bytes::from(out)
+        None => framed(&prefix, &wire, b"}\n"),
+    }
 }
 
 fn error_line(e: &ApiError) -> Bytes {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"{\"type\":\"ERROR\",\"object\":");
-    let _ = serde_json::to_writer(&mut out, &e.to_status());
-    out.extend_from_slice(b"}\n");
-    Bytes::from(out)
+    framed(
+        &[b"{\"type\":\"ERROR\",\"object\":"],
+        &e.to_status(),
+        b"}\n",
+    )
 }
 
 fn bookmark(def: &ResourceDef, rv: u64, initial_end: bool) -> Bytes {
@@ -118,14 +114,11 @@ fn bookmark(def: &ResourceDef, rv: u64, initial_end: bool) -> Bytes {
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    let mut out = Vec::with_capacity(160);
-    out.extend_from_slice(b"{\"type\":\"BOOKMARK\",\"object\":");
-    let _ = serde_json::to_writer(
-        &mut out,
+    framed(
+        &[b"{\"type\":\"BOOKMARK\",\"object\":"],
         &json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta}),
-    );
-    out.extend_from_slice(b"}\n");
-    Bytes::from(out)
+        b"}\n",
+    )
 }
 
 /// What one change means for a watcher with this filter: the event to send, if any.

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::resources::ResourceDef;
+use crate::selector::{at, at_mut};
 use crate::status::FieldError;
 use crate::validation::is_label_value;
 
@@ -20,7 +21,7 @@ pub fn apply(def: &ResourceDef, obj: &mut Value) {
             if obj.get("status").is_none_or(|s| !s.is_object()) {
                 obj["status"] = json!({});
             }
-            if obj.pointer("/status/phase").is_none() {
+            if at(obj, "/status/phase").is_none() {
                 obj["status"]["phase"] = json!("Pending");
                 obj["status"]["qosClass"] = json!("BestEffort");
             }
@@ -32,7 +33,7 @@ pub fn apply(def: &ResourceDef, obj: &mut Value) {
 /// Validates a new or updated object: every cause found, empty when valid.
 pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
     let mut causes = Vec::new();
-    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+    if let Some(labels) = at(obj, "/metadata/labels").and_then(Value::as_object) {
         for v in labels.values() {
             let v = v.as_str().unwrap_or_default();
             if !is_label_value(v) {
@@ -53,7 +54,7 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
                 causes.push(FieldError::required("spec.containers", ""));
             }
         }
-        ("batch", "jobs") => match obj.pointer("/spec/template/spec") {
+        ("batch", "jobs") => match at(obj, "/spec/template/spec") {
             Some(spec) => {
                 validate_pod_spec("spec.template.spec", spec, &mut causes);
                 let policy = spec
@@ -77,13 +78,11 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
 }
 
 fn default_job(job: &mut Value) {
-    let uid = job
-        .pointer("/metadata/uid")
+    let uid = at(job, "/metadata/uid")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let name = job
-        .pointer("/metadata/name")
+    let name = at(job, "/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
@@ -97,8 +96,7 @@ fn default_job(job: &mut Value) {
         .unwrap_or(false);
     if !manual {
         spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
-        if !spec
-            .pointer("/template/metadata")
+        if !at(spec, "/template/metadata")
             .is_some_and(Value::is_object)
         {
             if !spec.get("template").is_some_and(Value::is_object) {
@@ -133,7 +131,7 @@ fn default_job(job: &mut Value) {
     {
         m.remove("manualSelector");
     }
-    if let Some(pod_spec) = spec.pointer_mut("/template/spec") {
+    if let Some(pod_spec) = at_mut(spec, "/template/spec") {
         default_pod_spec(pod_spec);
     }
     if !job.get("status").is_some_and(Value::is_object) {

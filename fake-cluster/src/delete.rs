@@ -11,7 +11,7 @@ use crate::api::{
 };
 use crate::query::Query;
 use crate::resources::{Propagation, ResourceDef, ResourceRef, well_known};
-use crate::selector::{FieldSelector, LabelSelector};
+use crate::selector::{FieldSelector, LabelSelector, at};
 use crate::status::{ApiError, FieldError};
 use crate::store::{DeleteOptions, Deleted, meta_str};
 
@@ -59,12 +59,10 @@ fn options(def: &ResourceDef, name: &str, q: &Query, body: &[u8]) -> Result<Opti
     Ok(Options {
         store: DeleteOptions {
             propagation,
-            uid: body
-                .pointer("/preconditions/uid")
+            uid: at(&body, "/preconditions/uid")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            resource_version: body
-                .pointer("/preconditions/resourceVersion")
+            resource_version: at(&body, "/preconditions/resourceVersion")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             grace_period_seconds: body

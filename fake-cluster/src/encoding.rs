@@ -81,9 +81,17 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 fn write_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
+    write_entries(out, map.iter().map(|(k, v)| (k.as_str(), v)));
+}
+
+/// Appends an object of these members, in this order.
+pub(crate) fn write_entries<'a>(
+    out: &mut Vec<u8>,
+    entries: impl Iterator<Item = (&'a str, &'a Value)>,
+) {
     out.push(b'{');
     let mut first = true;
-    for (k, v) in map {
+    for (k, v) in entries {
         if !first {
             out.push(b',');
         }
@@ -93,6 +101,15 @@ fn write_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
         write_value(out, v);
     }
     out.push(b'}');
+}
+
+/// `prefix` then `value` as JSON, as a string: what `format!("{prefix}{value}")` makes.
+pub(crate) fn prefixed_string(prefix: &str, write: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut out = Vec::with_capacity(prefix.len() + 32);
+    out.extend_from_slice(prefix.as_bytes());
+    write(&mut out);
+    // The writer writes UTF-8 only.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn write_number(out: &mut Vec<u8>, n: &Number) {

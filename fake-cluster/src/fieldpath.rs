@@ -94,11 +94,20 @@ impl PathElement {
                 s.push_str(name);
                 s
             }
-            Self::Key(fields) => {
-                let map: Map<String, Value> = fields.iter().cloned().collect();
-                format!("k:{}", Value::Object(map))
-            }
-            Self::Value(v) => format!("v:{v}"),
+            // Written as `format!` with the value's `Display` writes them, without building
+            // the object first when the fields are already in its (sorted, unique) order.
+            Self::Key(fields) => crate::encoding::prefixed_string("k:", |out| {
+                if fields.windows(2).all(|w| w[0].0 < w[1].0) {
+                    let members = fields.iter().map(|(k, v)| (k.as_str(), v));
+                    crate::encoding::write_entries(out, members);
+                } else {
+                    let map: Map<String, Value> = fields.iter().cloned().collect();
+                    crate::encoding::write_value(out, &Value::Object(map));
+                }
+            }),
+            Self::Value(v) => crate::encoding::prefixed_string("v:", |out| {
+                crate::encoding::write_value(out, v)
+            }),
             Self::Index(i) => format!("i:{i}"),
         }
     }
@@ -512,6 +521,29 @@ mod tests {
         );
         assert_eq!(FieldSet::from_fields_v1(&v).unwrap(), s);
         assert_eq!(path_string(&image), ".spec.containers[name=\"main\"].image");
+    }
+
+    #[test]
+    fn fields_v1_keys_are_written_as_the_value_displays() {
+        let unsorted = vec![
+            ("protocol".to_owned(), json!("TCP")),
+            ("containerPort".to_owned(), json!(80)),
+            ("containerPort".to_owned(), json!(81)),
+        ];
+        let sorted = vec![
+            ("containerPort".to_owned(), json!(80)),
+            ("name".to_owned(), json!("a\"b\n")),
+            ("x".to_owned(), json!({"z": 1.5, "a": [null, true]})),
+        ];
+        for fields in [sorted, unsorted] {
+            let map: Map<String, Value> = fields.iter().cloned().collect();
+            assert_eq!(
+                PathElement::Key(fields).fields_v1_key(),
+                format!("k:{}", Value::Object(map))
+            );
+        }
+        let v = json!({"b": "é\u{1}", "a": [1, -2, 0.25]});
+        assert_eq!(PathElement::Value(v.clone()).fields_v1_key(), format!("v:{v}"));
     }
 
     #[test]

@@ -62,6 +62,7 @@ use serde_json::{Map, Value, json};
 
 use crate::field_sets::{self, Changes};
 use crate::fieldpath::{FieldSet, Path, PathElement, path_string};
+use crate::selector::{at, at_mut};
 use crate::status::ApiError;
 use crate::type_schema::Shape;
 
@@ -182,7 +183,7 @@ fn entry_json(m: &Manager, fields_v1: Value) -> Value {
 
 /// The entries of an object's `metadata.managedFields`.
 pub fn decode(obj: &Value) -> Result<Vec<Manager>, String> {
-    match obj.pointer("/metadata/managedFields") {
+    match at(obj, "/metadata/managedFields") {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(entries)) => entries.iter().map(Manager::from_json).collect(),
         Some(_) => Err("managedFields must be a list".into()),
@@ -218,7 +219,7 @@ fn put_entries(obj: &mut Value, entries: Vec<Value>) {
 
 /// Whether a written object asks for its managed fields to be cleared: `[]` or `[{}]`.
 fn is_reset(obj: &Value) -> bool {
-    match obj.pointer("/metadata/managedFields") {
+    match at(obj, "/metadata/managedFields") {
         Some(Value::Array(a)) => {
             a.is_empty() || (a.len() == 1 && a[0].as_object().is_some_and(|m| m.is_empty()))
         }
@@ -423,10 +424,10 @@ fn baseline(obj: &Value) -> Value {
         }
     }
     // A pod spec always serializes its containers, as null when empty.
-    if obj.pointer("/spec/containers").is_some() {
+    if at(obj, "/spec/containers").is_some() {
         b["spec"]["containers"] = Value::Null;
     }
-    if obj.pointer("/spec/template").is_some_and(Value::is_object) {
+    if at(obj, "/spec/template").is_some_and(Value::is_object) {
         b["spec"]["template"] = json!({"metadata": {}, "spec": {"containers": null}});
     }
     b
@@ -486,8 +487,7 @@ pub fn apply(
     manager: &str,
     force: bool,
 ) -> Result<Value, ApiError> {
-    if config
-        .pointer("/metadata/managedFields")
+    if at(config, "/metadata/managedFields")
         .is_some_and(|v| !v.is_null())
     {
         return Err(ApiError::bad_request("metadata.managedFields must be nil"));
@@ -610,15 +610,13 @@ fn last_applied_fields(w: &Write<'_>, live: &Value) -> FieldSet {
 /// Keeps the last-applied annotation in step with what kubectl applied server-side.
 fn set_last_applied(obj: &mut Value, config: &Value) {
     let mut applied = config.clone();
-    if let Some(a) = applied
-        .pointer_mut("/metadata/annotations")
+    if let Some(a) = at_mut(&mut applied, "/metadata/annotations")
         .and_then(Value::as_object_mut)
     {
         a.remove(LAST_APPLIED);
     }
     let text = format!("{applied}\n");
-    if let Some(a) = obj
-        .pointer_mut("/metadata/annotations")
+    if let Some(a) = at_mut(obj, "/metadata/annotations")
         .and_then(Value::as_object_mut)
     {
         a.insert(LAST_APPLIED.into(), Value::String(text));

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::api::{ApiServer, ResponseBody, parse_body, with_warnings};
 use crate::managed_fields::{self, Write};
 use crate::query::{Query, flag};
+use crate::selector::{at, at_mut};
 use crate::resources::{ResourceDef, ResourceRef};
 use crate::status::ApiError;
 use crate::store::meta_str;
@@ -125,7 +126,7 @@ impl ApiServer {
             .as_object_mut()
             .map(|m| m.entry("metadata").or_insert_with(|| json!({})));
         if let Some(Value::Object(meta)) = meta {
-            match view.pointer_mut("/metadata/managedFields").map(Value::take) {
+            match at_mut(&mut view, "/metadata/managedFields").map(Value::take) {
                 Some(mf) => meta.insert("managedFields".into(), mf),
                 None => meta.remove("managedFields"),
             };
@@ -277,7 +278,7 @@ impl ApiServer {
             match ct {
                 "application/apply-patch+yaml" => {
                     obj = managed_fields::apply(&w, Some(&live), &p, manager, force == Some(true))?;
-                    client_rv = p.pointer("/metadata/resourceVersion").is_some();
+                    client_rv = at(&p, "/metadata/resourceVersion").is_some();
                 }
                 other => {
                     match other {
@@ -288,7 +289,7 @@ impl ApiServer {
                     client_rv = if other == "application/json-patch+json" {
                         meta_str(&obj, "resourceVersion") != meta_str(&stored, "resourceVersion")
                     } else {
-                        p.pointer("/metadata/resourceVersion").is_some()
+                        at(&p, "/metadata/resourceVersion").is_some()
                     };
                     warnings = field_validation::check(def, &obj, directive)?;
                     let mut view = if subresource == Some("status") {
@@ -389,7 +390,7 @@ fn copy_managed_fields(from: &Value, to: &mut Value, status: bool) {
     if !to.get("metadata").is_some_and(Value::is_object) {
         to["metadata"] = json!({});
     }
-    match from.pointer("/metadata/managedFields") {
+    match at(from, "/metadata/managedFields") {
         Some(mf) => to["metadata"]["managedFields"] = mf.clone(),
         None if status => to["metadata"]["managedFields"] = json!([]),
         None => {
@@ -406,10 +407,10 @@ fn copy_managed_fields(from: &Value, to: &mut Value, status: bool) {
 fn unown_server_additions(request: &Value, view: &mut Value) {
     let pod_specs: &[&str] = &["/spec", "/spec/template/spec"];
     for p in pod_specs {
-        let Some(sent) = request.pointer(p) else {
+        let Some(sent) = at(request, p) else {
             continue;
         };
-        if let Some(spec) = view.pointer_mut(p).and_then(Value::as_object_mut)
+        if let Some(spec) = at_mut(view, p).and_then(Value::as_object_mut)
             && spec.contains_key("containers")
         {
             for k in ["serviceAccountName", "serviceAccount", "priority"] {
@@ -426,15 +427,14 @@ fn unown_server_additions(request: &Value, view: &mut Value) {
             }
         }
     }
-    if view.pointer("/spec/template").is_some() {
-        if request.pointer("/spec/selector").is_none()
+    if at(view, "/spec/template").is_some() {
+        if at(request, "/spec/selector").is_none()
             && let Some(spec) = view.get_mut("spec").and_then(Value::as_object_mut)
         {
             spec.remove("selector");
         }
-        let sent_labels = request.pointer("/spec/template/metadata/labels");
-        if let Some(labels) = view
-            .pointer_mut("/spec/template/metadata/labels")
+        let sent_labels = at(request, "/spec/template/metadata/labels");
+        if let Some(labels) = at_mut(view, "/spec/template/metadata/labels")
             .and_then(Value::as_object_mut)
         {
             for k in [
@@ -448,8 +448,7 @@ fn unown_server_additions(request: &Value, view: &mut Value) {
                 }
             }
             if labels.is_empty()
-                && let Some(m) = view
-                    .pointer_mut("/spec/template/metadata")
+                && let Some(m) = at_mut(view, "/spec/template/metadata")
                     .and_then(Value::as_object_mut)
             {
                 m.remove("labels");

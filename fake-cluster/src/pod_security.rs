@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 
 use crate::api::AdmissionCheck;
 use crate::resources::{ResourceDef, well_known};
+use crate::selector::at;
 use crate::status::ApiError;
 use crate::store::{Store, meta_str};
 
@@ -180,13 +181,13 @@ pub fn violations(spec: &Value, restricted: bool) -> Vec<(String, String)> {
             .unwrap_or_default()
             .to_owned()
     };
-    let sc = |c: &Value, p: &str| c.pointer(&format!("/securityContext/{p}")).cloned();
-    let pod_sc = |p: &str| spec.pointer(&format!("/securityContext/{p}")).cloned();
+    let sc = |c: &Value, p: &str| c.get("securityContext").and_then(|s| s.get(p)).cloned();
+    let pod_sc = |p: &str| spec.get("securityContext").and_then(|s| s.get(p)).cloned();
     let select = |f: &dyn Fn(&Value) -> bool| -> Vec<String> {
         list.iter().filter(|c| f(c)).map(|c| name(c)).collect()
     };
     let added = |c: &Value| -> Vec<String> {
-        c.pointer("/securityContext/capabilities/add")
+        at(c, "/securityContext/capabilities/add")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -246,7 +247,7 @@ pub fn violations(spec: &Value, restricted: bool) -> Vec<(String, String)> {
         // capabilities_restricted
         let mut details = Vec::new();
         let no_drop = select(&|c| {
-            !c.pointer("/securityContext/capabilities/drop")
+            !at(c, "/securityContext/capabilities/drop")
                 .and_then(Value::as_array)
                 .is_some_and(|d| d.iter().any(|x| x == "ALL"))
         });
@@ -478,8 +479,8 @@ fn pod_of<'a>(def: &ResourceDef, obj: &'a Value) -> Option<(&'a Value, &'a Value
         | "replicasets"
         | "statefulsets"
         | "daemonsets"
-        | "replicationcontrollers" => obj.pointer("/spec/template")?,
-        "cronjobs" => obj.pointer("/spec/jobTemplate/spec/template")?,
+        | "replicationcontrollers" => at(obj, "/spec/template")?,
+        "cronjobs" => at(obj, "/spec/jobTemplate/spec/template")?,
         "podtemplates" => obj.get("template")?,
         _ => return None,
     };
@@ -543,8 +544,7 @@ impl AdmissionCheck for PodSecurityAdmission {
         let Ok(ns) = self.store.get(well_known::namespaces(), "", namespace) else {
             return Ok(Vec::new());
         };
-        let labels = ns
-            .pointer("/metadata/labels")
+        let labels = at(&ns, "/metadata/labels")
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();

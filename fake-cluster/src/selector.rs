@@ -134,10 +134,44 @@ pub struct FieldSelector(Vec<(String, bool, String)>);
 /// The value at a JSON pointer made of plain `/`-separated keys (no `~` escapes), found
 /// without the allocations of [`Value::pointer`].
 pub(crate) fn at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('/').skip(1).try_fold(obj, |v, key| match v {
+    keys(path).try_fold(obj, |v, key| match v {
         Value::Object(m) => m.get(key),
         Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
         _ => None,
+    })
+}
+
+/// [`at`] for changing the value found.
+pub(crate) fn at_mut<'a>(obj: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    keys(path).try_fold(obj, |v, key| match v {
+        Value::Object(m) => m.get_mut(key),
+        Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+        _ => None,
+    })
+}
+
+/// The keys of a pointer: what `path.split('/').skip(1)` yields, found with a plain byte
+/// scan (short paths make `str::split`'s searcher the larger cost).
+fn keys(path: &str) -> impl Iterator<Item = &str> {
+    let slash = |from: usize| {
+        path.as_bytes()
+            .get(from..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'/'))
+            .map(|i| from + i)
+    };
+    let mut start = slash(0).map(|i| i + 1);
+    std::iter::from_fn(move || {
+        let s = start?;
+        match slash(s) {
+            Some(end) => {
+                start = Some(end + 1);
+                path.get(s..end)
+            }
+            None => {
+                start = None;
+                path.get(s..)
+            }
+        }
     })
 }
 
@@ -279,6 +313,12 @@ mod tests {
         let o = json!({"a": {"b": [{"c": 1}, {"c": 2}]}});
         for path in ["/a", "/a/b", "/a/b/1/c", "/a/b/2", "/a/x", "/a/b/x", ""] {
             assert_eq!(at(&o, path), o.pointer(path), "{path}");
+            let mut m = o.clone();
+            assert_eq!(at_mut(&mut m, path).cloned(), o.pointer(path).cloned(), "{path}");
+        }
+        for path in ["", "/", "/a/", "a/b", "//x", "/a//b", "/é/ü"] {
+            let split: Vec<&str> = path.split('/').skip(1).collect();
+            assert_eq!(keys(path).collect::<Vec<_>>(), split, "{path:?}");
         }
     }
 

@@ -121,11 +121,11 @@ fn default_job(job: &mut Value) {
     } else if spec.get("parallelism").is_none() {
         spec["parallelism"] = json!(1);
     }
-    set_default(spec, "backoffLimit", json!(6));
-    set_default(spec, "completionMode", json!("NonIndexed"));
-    set_default(spec, "suspend", json!(false));
-    set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
-    set_default(spec, "manualSelector", Value::Null);
+    set_default(spec, "backoffLimit", || json!(6));
+    set_default(spec, "completionMode", || json!("NonIndexed"));
+    set_default(spec, "suspend", || json!(false));
+    set_default(spec, "podReplacementPolicy", || json!("TerminatingOrFailed"));
+    set_default(spec, "manualSelector", || Value::Null);
     if spec.get("manualSelector").is_some_and(Value::is_null)
         && let Some(m) = spec.as_object_mut()
     {
@@ -139,9 +139,12 @@ fn default_job(job: &mut Value) {
     }
 }
 
-fn set_default(obj: &mut Value, key: &str, value: Value) {
-    if let Some(m) = obj.as_object_mut() {
-        m.entry(key.to_owned()).or_insert(value);
+/// Sets `key` to `value()` where the object has no `key` (nothing is allocated when it has).
+fn set_default(obj: &mut Value, key: &str, value: impl FnOnce() -> Value) {
+    if let Some(m) = obj.as_object_mut()
+        && !m.contains_key(key)
+    {
+        m.insert(key.to_owned(), value());
     }
 }
 
@@ -166,13 +169,13 @@ fn default_containers(list: Option<&mut Value>) {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
-        set_default(c, "terminationMessagePolicy", json!("File"));
-        set_default(c, "imagePullPolicy", json!(image_pull_policy(&image)));
-        set_default(c, "resources", json!({}));
+        set_default(c, "terminationMessagePath", || json!("/dev/termination-log"));
+        set_default(c, "terminationMessagePolicy", || json!("File"));
+        set_default(c, "imagePullPolicy", || json!(image_pull_policy(&image)));
+        set_default(c, "resources", || json!({}));
         if let Some(Value::Array(ports)) = c.get_mut("ports") {
             for port in ports {
-                set_default(port, "protocol", json!("TCP"));
+                set_default(port, "protocol", || json!("TCP"));
             }
         }
     }
@@ -183,13 +186,13 @@ pub fn default_pod_spec(spec: &mut Value) {
     if !spec.is_object() {
         return;
     }
-    set_default(spec, "restartPolicy", json!("Always"));
-    set_default(spec, "terminationGracePeriodSeconds", json!(30));
-    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
-    set_default(spec, "schedulerName", json!("default-scheduler"));
-    set_default(spec, "securityContext", json!({}));
-    set_default(spec, "enableServiceLinks", json!(true));
-    set_default(spec, "priority", json!(0));
+    set_default(spec, "restartPolicy", || json!("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", || json!(30));
+    set_default(spec, "dnsPolicy", || json!("ClusterFirst"));
+    set_default(spec, "schedulerName", || json!("default-scheduler"));
+    set_default(spec, "securityContext", || json!({}));
+    set_default(spec, "enableServiceLinks", || json!(true));
+    set_default(spec, "priority", || json!(0));
     let sa = spec
         .get("serviceAccountName")
         .and_then(Value::as_str)

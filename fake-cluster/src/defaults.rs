@@ -96,9 +96,7 @@ fn default_job(job: &mut Value) {
         .unwrap_or(false);
     if !manual {
         spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
-        if !at(spec, "/template/metadata")
-            .is_some_and(Value::is_object)
-        {
+        if !at(spec, "/template/metadata").is_some_and(Value::is_object) {
             if !spec.get("template").is_some_and(Value::is_object) {
                 spec["template"] = json!({});
             }
@@ -124,7 +122,9 @@ fn default_job(job: &mut Value) {
     set_default(spec, "backoffLimit", || json!(6));
     set_default(spec, "completionMode", || json!("NonIndexed"));
     set_default(spec, "suspend", || json!(false));
-    set_default(spec, "podReplacementPolicy", || json!("TerminatingOrFailed"));
+    set_default(spec, "podReplacementPolicy", || {
+        json!("TerminatingOrFailed")
+    });
     set_default(spec, "manualSelector", || Value::Null);
     if spec.get("manualSelector").is_some_and(Value::is_null)
         && let Some(m) = spec.as_object_mut()
@@ -169,7 +169,9 @@ fn default_containers(list: Option<&mut Value>) {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        set_default(c, "terminationMessagePath", || json!("/dev/termination-log"));
+        set_default(c, "terminationMessagePath", || {
+            json!("/dev/termination-log")
+        });
         set_default(c, "terminationMessagePolicy", || json!("File"));
         set_default(c, "imagePullPolicy", || json!(image_pull_policy(&image)));
         set_default(c, "resources", || json!({}));

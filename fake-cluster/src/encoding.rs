@@ -183,8 +183,7 @@ fn clean(bytes: &[u8]) -> bool {
             acc |= hits(word(w));
         }
         acc == 0
-    } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>())
-    {
+    } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
         hits(half(first) | (half(last) << 32)) == 0
     } else {
         n == 0 || bytes.iter().all(|&b| !escaped(b))
@@ -274,7 +273,9 @@ mod tests {
                 }
             }
         }
-        same_as_serde(&json!("héllo \u{7f} \u{2028} 日本 🦀 \"q\" \\ \n\t\r\u{8}\u{c}\u{1}\u{1f}"));
+        same_as_serde(&json!(
+            "héllo \u{7f} \u{2028} 日本 🦀 \"q\" \\ \n\t\r\u{8}\u{c}\u{1}\u{1f}"
+        ));
         same_as_serde(&json!(""));
         same_as_serde(&json!({"": "", "a\"b": {"\n": []}}));
     }
@@ -307,8 +308,22 @@ mod tests {
 
     fn random_string(rng: &mut impl Rng) -> String {
         const PIECES: &[&str] = &[
-            "a", "metadata", "f:", "\"", "\\", "\n", "\u{1}", "é", "日", "🦀", "/", " ", "0",
-            "kube-api-access-", "\u{7f}", "\t",
+            "a",
+            "metadata",
+            "f:",
+            "\"",
+            "\\",
+            "\n",
+            "\u{1}",
+            "é",
+            "日",
+            "🦀",
+            "/",
+            " ",
+            "0",
+            "kube-api-access-",
+            "\u{7f}",
+            "\t",
         ];
         (0..rng.random_range(0..24))
             .map(|_| PIECES[rng.random_range(0..PIECES.len())])
@@ -346,7 +361,11 @@ mod tests {
     #[test]
     fn framing_and_large_documents() {
         let big = json!({"data": {"k": "x".repeat(SCRATCH_KEEP + 10)}});
-        let framed = framed(&[b"{\"type\":\"", b"ADDED", b"\",\"object\":"], &big, b"}\n");
+        let framed = framed(
+            &[b"{\"type\":\"", b"ADDED", b"\",\"object\":"],
+            &big,
+            b"}\n",
+        );
         let mut expected = b"{\"type\":\"ADDED\",\"object\":".to_vec();
         expected.extend(serde_json::to_vec(&big).unwrap());
         expected.extend(b"}\n");

@@ -105,9 +105,9 @@ impl PathElement {
                     crate::encoding::write_value(out, &Value::Object(map));
                 }
             }),
-            Self::Value(v) => crate::encoding::prefixed_string("v:", |out| {
-                crate::encoding::write_value(out, v)
-            }),
+            Self::Value(v) => {
+                crate::encoding::prefixed_string("v:", |out| crate::encoding::write_value(out, v))
+            }
             Self::Index(i) => format!("i:{i}"),
         }
     }
@@ -543,7 +543,10 @@ mod tests {
             );
         }
         let v = json!({"b": "é\u{1}", "a": [1, -2, 0.25]});
-        assert_eq!(PathElement::Value(v.clone()).fields_v1_key(), format!("v:{v}"));
+        assert_eq!(
+            PathElement::Value(v.clone()).fields_v1_key(),
+            format!("v:{v}")
+        );
     }
 
     #[test]

@@ -487,9 +487,7 @@ pub fn apply(
     manager: &str,
     force: bool,
 ) -> Result<Value, ApiError> {
-    if at(config, "/metadata/managedFields")
-        .is_some_and(|v| !v.is_null())
-    {
+    if at(config, "/metadata/managedFields").is_some_and(|v| !v.is_null()) {
         return Err(ApiError::bad_request("metadata.managedFields must be nil"));
     }
     let mut managers = live
@@ -610,15 +608,11 @@ fn last_applied_fields(w: &Write<'_>, live: &Value) -> FieldSet {
 /// Keeps the last-applied annotation in step with what kubectl applied server-side.
 fn set_last_applied(obj: &mut Value, config: &Value) {
     let mut applied = config.clone();
-    if let Some(a) = at_mut(&mut applied, "/metadata/annotations")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(a) = at_mut(&mut applied, "/metadata/annotations").and_then(Value::as_object_mut) {
         a.remove(LAST_APPLIED);
     }
     let text = format!("{applied}\n");
-    if let Some(a) = at_mut(obj, "/metadata/annotations")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(a) = at_mut(obj, "/metadata/annotations").and_then(Value::as_object_mut) {
         a.insert(LAST_APPLIED.into(), Value::String(text));
     }
 }

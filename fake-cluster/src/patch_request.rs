@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use crate::api::{ApiServer, ResponseBody, parse_body, with_warnings};
 use crate::managed_fields::{self, Write};
 use crate::query::{Query, flag};
-use crate::selector::{at, at_mut};
 use crate::resources::{ResourceDef, ResourceRef};
+use crate::selector::{at, at_mut};
 use crate::status::ApiError;
 use crate::store::meta_str;
 use crate::type_schema::{self, Shape};
@@ -434,8 +434,8 @@ fn unown_server_additions(request: &Value, view: &mut Value) {
             spec.remove("selector");
         }
         let sent_labels = at(request, "/spec/template/metadata/labels");
-        if let Some(labels) = at_mut(view, "/spec/template/metadata/labels")
-            .and_then(Value::as_object_mut)
+        if let Some(labels) =
+            at_mut(view, "/spec/template/metadata/labels").and_then(Value::as_object_mut)
         {
             for k in [
                 "batch.kubernetes.io/controller-uid",
@@ -448,8 +448,8 @@ fn unown_server_additions(request: &Value, view: &mut Value) {
                 }
             }
             if labels.is_empty()
-                && let Some(m) = at_mut(view, "/spec/template/metadata")
-                    .and_then(Value::as_object_mut)
+                && let Some(m) =
+                    at_mut(view, "/spec/template/metadata").and_then(Value::as_object_mut)
             {
                 m.remove("labels");
             }

@@ -314,7 +314,11 @@ mod tests {
         for path in ["/a", "/a/b", "/a/b/1/c", "/a/b/2", "/a/x", "/a/b/x", ""] {
             assert_eq!(at(&o, path), o.pointer(path), "{path}");
             let mut m = o.clone();
-            assert_eq!(at_mut(&mut m, path).cloned(), o.pointer(path).cloned(), "{path}");
+            assert_eq!(
+                at_mut(&mut m, path).cloned(),
+                o.pointer(path).cloned(),
+                "{path}"
+            );
         }
         for path in ["", "/", "/a/", "a/b", "//x", "/a//b", "/é/ü"] {
             let split: Vec<&str> = path.split('/').skip(1).collect();

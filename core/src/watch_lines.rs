@@ -97,7 +97,8 @@ pub(crate) async fn start(
                 }
                 scanned = buf.len();
                 if ended {
-                    if buf.is_empty() {
+                    // As kube's line codec: nothing left, or only a `\r`, is no line.
+                    if buf.is_empty() || buf[..] == b"\r"[..] {
                         return None;
                     }
                     // A last line without newline.
@@ -131,12 +132,14 @@ fn extend(buf: &mut BytesMut, data: Bytes) {
     buf.extend_from_slice(&data);
 }
 
+/// A line as text, or the error kube's line codec (tokio-util's `LinesCodec`) gives for
+/// one that is not UTF-8, with its message.
 fn utf8(line: &[u8]) -> kube::Result<String> {
     match std::str::from_utf8(line) {
         Ok(s) => Ok(s.to_owned()),
         Err(_) => Err(kube::Error::ReadEvents(io::Error::new(
             io::ErrorKind::InvalidData,
-            "stream did not contain valid UTF-8",
+            "Unable to decode input as UTF8",
         ))),
     }
 }
@@ -154,5 +157,89 @@ pub(crate) fn decode_line<K>(
             Ok(status) => Some(Err(kube::Error::Api(status.boxed()))),
             Err(_) => Some(Err(kube::Error::SerdeError(e))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::convert::Infallible;
+
+    use futures::TryStreamExt;
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+    use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+
+    use super::*;
+
+    /// The lines (or the error's text) `start` reads from a body sent in `chunks`.
+    async fn ours(chunks: Vec<Vec<u8>>) -> Vec<Result<String, String>> {
+        let service = tower::service_fn(move |_req| {
+            let frames = chunks
+                .clone()
+                .into_iter()
+                .map(|c| Ok::<_, io::Error>(Frame::data(Bytes::from(c))));
+            async move {
+                Ok::<_, Infallible>(http::Response::new(StreamBody::new(futures::stream::iter(
+                    frames,
+                ))))
+            }
+        });
+        let client = kube::Client::new(service, "default");
+        let lines = start(
+            &client,
+            "/api/v1/namespaces/default/pods",
+            &WatchParams::default(),
+            "0",
+        )
+        .await
+        .unwrap();
+        lines.map(|r| r.map_err(|e| e.to_string())).collect().await
+    }
+
+    /// What kube's framing (tokio-util's `LinesCodec`, errors as `Error::ReadEvents`)
+    /// reads from the same bytes.
+    async fn kube_s(body: &[u8]) -> Vec<Result<String, String>> {
+        FramedRead::new(body, LinesCodec::new())
+            .map_err(|e| match e {
+                LinesCodecError::Io(e) => kube::Error::ReadEvents(e).to_string(),
+                LinesCodecError::MaxLineLengthExceeded => e.to_string(),
+            })
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn lines_split_anywhere_read_as_kube_s_line_codec_reads_them() {
+        let bodies: [&[u8]; 6] = [
+            b"{\"type\":\"ADDED\"}\r\n\n{\"a\":\"\xc3\xa9\xe2\x82\xac\"}\nx\ry\n{\"last\":1}",
+            b"one\r\ntwo\r\n\r\n",
+            b"cut at the end\r",
+            b"\r",
+            b"",
+            b"good\n\xff\xfe bad\nnever read\n",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            usize::try_from(x % n as u64).unwrap()
+        };
+        for body in bodies {
+            let want = kube_s(body).await;
+            for _ in 0..40 {
+                // Cut anywhere: inside "\r\n", inside a multi-byte character, empty chunks.
+                let mut chunks = Vec::new();
+                let mut rest = body;
+                while !rest.is_empty() {
+                    let (chunk, after) = rest.split_at(next(rest.len().min(7) + 1));
+                    chunks.push(chunk.to_vec());
+                    rest = after;
+                }
+                assert_eq!(ours(chunks.clone()).await, want, "{chunks:?}");
+            }
+        }
     }
 }

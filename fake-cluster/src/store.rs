@@ -669,7 +669,8 @@ impl Store {
     /// the new resourceVersion (and generation on a spec change). An object that is
     /// terminating and has no finalizers left is removed. Writes of the same object are
     /// serialised; the closure runs outside the store's lock (it must not write through the
-    /// store).
+    /// store), except for a Namespace or a CustomResourceDefinition, whose closure runs under
+    /// the store's lock and so must not call the store at all, not even to read.
     pub fn modify(
         &self,
         def: &ResourceRef,

@@ -216,6 +216,7 @@ impl PodRun {
                 s["phase"] = json!("Failed");
                 Self::set_condition(s, "Initialized", false, Some("PodFailed"), t);
                 Self::set_condition(s, "PodReadyToStartContainers", false, None, t);
+                Self::set_terminal_readiness(s, "PodFailed", t);
             } else if all_ended {
                 Self::set_condition(s, "Initialized", true, None, t);
             }
@@ -228,22 +229,37 @@ impl PodRun {
     fn finish_phase(s: &mut Value, ok: bool, t: &str) {
         s["phase"] = json!(if ok { "Succeeded" } else { "Failed" });
         let reason = if ok { "PodCompleted" } else { "PodFailed" };
-        for kind in ["Ready", "ContainersReady"] {
-            Self::set_condition(s, kind, false, Some(reason), t);
-            // A real kubelet generates these conditions afresh in each sync (a pod in a
-            // terminal phase: reason PodCompleted or PodFailed) and keeps only the
-            // lastTransitionTime of an unchanged status; so a pod that was never ready
-            // (its containers never all reported running) ends with the terminal reason
-            // too, not with the ContainersNotReady it started with.
-            if let Some(c) = s
-                .get_mut("conditions")
-                .and_then(Value::as_array_mut)
-                .and_then(|a| a.iter_mut().find(|c| c["type"] == kind))
-            {
-                c["reason"] = json!(reason);
-            }
+        Self::set_terminal_readiness(s, reason, t);
+        if ok {
+            // The real kubelet's Initialized condition of a Succeeded pod (with or without
+            // init containers) is True with reason PodCompleted.
+            Self::set_terminal_condition(s, "Initialized", true, reason, t);
         }
         Self::set_condition(s, "PodReadyToStartContainers", false, None, t);
+    }
+
+    /// Ready and ContainersReady of a pod in a terminal phase: False, with the phase's
+    /// reason (PodCompleted or PodFailed).
+    fn set_terminal_readiness(s: &mut Value, reason: &str, t: &str) {
+        for kind in ["Ready", "ContainersReady"] {
+            Self::set_terminal_condition(s, kind, false, reason, t);
+        }
+    }
+
+    /// A condition of a pod in a terminal phase. A real kubelet generates the conditions
+    /// afresh in each sync (for a terminal phase with its reason) and keeps only the
+    /// lastTransitionTime of an unchanged status; so a condition whose status does not
+    /// change still takes the terminal reason (a pod that was never ready ends with
+    /// PodCompleted or PodFailed, not with the ContainersNotReady it started with).
+    fn set_terminal_condition(s: &mut Value, kind: &str, ok: bool, reason: &str, t: &str) {
+        Self::set_condition(s, kind, ok, Some(reason), t);
+        if let Some(c) = s
+            .get_mut("conditions")
+            .and_then(Value::as_array_mut)
+            .and_then(|a| a.iter_mut().find(|c| c["type"] == kind))
+        {
+            c["reason"] = json!(reason);
+        }
     }
 
     fn set_condition(s: &mut Value, kind: &str, ok: bool, reason: Option<&str>, now: &str) {
@@ -395,6 +411,7 @@ impl PodRun {
                             s["phase"] = json!("Failed");
                             Self::set_condition(s, "Initialized", false, Some("PodFailed"), &t);
                             Self::set_condition(s, "PodReadyToStartContainers", false, None, &t);
+                            Self::set_terminal_readiness(s, "PodFailed", &t);
                         });
                     }
                     init_failed = true;

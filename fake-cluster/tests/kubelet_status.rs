@@ -114,6 +114,39 @@ async fn a_container_that_ends_at_once_is_never_reported_running_nor_ready() {
         assert_eq!(c["status"], "False");
         assert_eq!(c["reason"], "PodCompleted", "{kind}: {c}");
     }
+    // Initialized of a Succeeded pod: True, reason PodCompleted, its lastTransitionTime
+    // that of when the init container ended.
+    let initialized = condition(last, "Initialized").unwrap();
+    assert_eq!(initialized["status"], "True");
+    assert_eq!(initialized["reason"], "PodCompleted", "{initialized}");
+    let first_true = seen
+        .iter()
+        .filter_map(|p| condition(p, "Initialized"))
+        .find(|c| c["status"] == "True")
+        .unwrap();
+    assert_eq!(
+        initialized["lastTransitionTime"],
+        first_true["lastTransitionTime"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_whose_init_container_fails_ends_not_ready_with_reason_pod_failed() {
+    let cluster = cluster().await;
+    let seen = versions(
+        &cluster,
+        json!({"restartPolicy": "Never",
+               "initContainers": [{"name": "init", "image": "app:1", "command": ["/bin/app", "1"]}],
+               "containers": [{"name": "main", "image": "app:1", "command": ["/bin/app", "0"]}]}),
+    )
+    .await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"]["phase"], "Failed");
+    for kind in ["Ready", "ContainersReady"] {
+        let c = condition(last, kind).unwrap();
+        assert_eq!(c["status"], "False");
+        assert_eq!(c["reason"], "PodFailed", "{kind}: {c}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

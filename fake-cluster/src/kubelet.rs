@@ -637,8 +637,7 @@ impl PodRun {
                 Some("TerminationByKubelet"),
                 &t,
             );
-            Self::set_condition(s, "Ready", false, Some("PodFailed"), &t);
-            Self::set_condition(s, "ContainersReady", false, Some("PodFailed"), &t);
+            Self::set_terminal_readiness(s, "PodFailed", &t);
             Self::set_condition(s, "PodReadyToStartContainers", false, None, &t);
         });
     }

@@ -89,6 +89,18 @@ async fn an_evicted_pod_is_failed_with_reason_evicted() {
         .unwrap();
     assert_eq!(disruption["status"], "True");
     assert_eq!(disruption["reason"], "TerminationByKubelet");
+    // Failed: the real kubelet's Ready and ContainersReady carry the phase's reason.
+    for kind in ["Ready", "ContainersReady"] {
+        let c = pod["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == kind)
+            .cloned()
+            .unwrap();
+        assert_eq!(c["status"], "False");
+        assert_eq!(c["reason"], "PodFailed", "{kind}: {c}");
+    }
     // The app container never started.
     assert!(
         pod["status"]["containerStatuses"][0]["state"]

@@ -594,11 +594,14 @@ impl PodRun {
         if let Some(m) = message {
             terminated["message"] = json!(m);
         }
+        // A regular init container that exited 0 is ready (the real kubelet's prober
+        // manager, UpdatePodStatus); any other terminated container is not.
+        let ready = list == "initContainerStatuses" && exit.exit_code() == 0;
         self.set_container_then(
             list,
             &name,
             json!({"name": name, "image": image, "imageID": image_id,
-            "containerID": cid, "ready": false, "restartCount": 0, "started": false,
+            "containerID": cid, "ready": ready, "restartCount": 0, "started": false,
             "state": {"terminated": terminated}}),
             |s| Self::settle(s, list, &finished_at),
         );

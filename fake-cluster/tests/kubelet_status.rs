@@ -114,6 +114,10 @@ async fn a_container_that_ends_at_once_is_never_reported_running_nor_ready() {
         assert_eq!(c["status"], "False");
         assert_eq!(c["reason"], "PodCompleted", "{kind}: {c}");
     }
+    // A completed init container is ready (the real kubelet's prober manager marks a
+    // regular init container that exited 0 ready); the main container is not.
+    assert_eq!(last["status"]["initContainerStatuses"][0]["ready"], true);
+    assert_eq!(last["status"]["containerStatuses"][0]["ready"], false);
     // Initialized of a Succeeded pod: True, reason PodCompleted, its lastTransitionTime
     // that of when the init container ended.
     let initialized = condition(last, "Initialized").unwrap();
@@ -142,6 +146,8 @@ async fn a_pod_whose_init_container_fails_ends_not_ready_with_reason_pod_failed(
     .await;
     let last = seen.last().unwrap();
     assert_eq!(last["status"]["phase"], "Failed");
+    // An init container that failed is not ready.
+    assert_eq!(last["status"]["initContainerStatuses"][0]["ready"], false);
     for kind in ["Ready", "ContainersReady"] {
         let c = condition(last, kind).unwrap();
         assert_eq!(c["status"], "False");

@@ -123,6 +123,8 @@ pub async fn courier_main(argv: &[String], host: &dyn CourierHost) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use rand::{Rng, SeedableRng};
+
     use super::*;
 
     fn args(a: &[&str]) -> Vec<String> {
@@ -202,13 +204,8 @@ mod tests {
             "/bin/true",
             "dest",
         ];
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as usize
-        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: usize| rng.random_range(0..n);
         let mut fast = 0;
         for i in 0..40_000 {
             let len = 2 + next(8);

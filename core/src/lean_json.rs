@@ -179,6 +179,7 @@ impl PodReader {
 
 #[cfg(test)]
 mod tests {
+    use rand::{Rng, SeedableRng};
     use serde_json::json;
 
     use super::*;
@@ -304,13 +305,8 @@ mod tests {
     #[test]
     fn broken_lines_read_as_serde_reads_them() {
         let bytes = b"{}[]\",:\\ 0an-";
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as usize
-        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: usize| rng.random_range(0..n);
         let mut differed = 0;
         for round in 0..3_000 {
             let mut reader = event_reader::<Pod>();

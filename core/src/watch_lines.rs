@@ -166,6 +166,8 @@ mod tests {
 
     use std::convert::Infallible;
 
+    use rand::{Rng, SeedableRng};
+
     use futures::TryStreamExt;
     use http_body::Frame;
     use http_body_util::StreamBody;
@@ -220,13 +222,8 @@ mod tests {
             b"",
             b"good\n\xff\xfe bad\nnever read\n",
         ];
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            usize::try_from(x % n as u64).unwrap()
-        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: usize| rng.random_range(0..n);
         for body in bodies {
             let want = kube_s(body).await;
             for _ in 0..40 {

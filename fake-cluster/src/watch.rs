@@ -265,8 +265,14 @@ pub fn start(
     let live = async_stream(move |out| async move {
         // Counted as open until this task ends (the stream ended or its client went away).
         let _open = open;
-        let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
-        ticker.tick().await;
+        // The first bookmark is due one interval after the watch starts. (An `interval`
+        // whose first, immediate tick is awaited here waits for the timer driver's next
+        // millisecond: every watch then delivered nothing for up to a millisecond after it
+        // started, on the path of every run.)
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + BOOKMARK_INTERVAL,
+            BOOKMARK_INTERVAL,
+        );
         loop {
             tokio::select! {
                 biased;

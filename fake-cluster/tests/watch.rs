@@ -422,3 +422,29 @@ async fn bookmarks_carry_the_stores_progress() {
     );
     assert!(b.metadata.annotations.is_empty());
 }
+
+/// A watch delivers the changes after its start at once: no timer stands between them and
+/// the client (its first bookmark tick used to hold every event back until the timer
+/// driver's next millisecond).
+#[tokio::test(start_paused = true)]
+async fn changes_arrive_without_waiting_for_a_timer() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    for round in 0..3 {
+        // Off a millisecond boundary, where a timer due "now" is due at the next one.
+        tokio::time::advance(std::time::Duration::from_micros(300)).await;
+        let rv = c.store().resource_version().to_string();
+        let mut w = cms
+            .watch(&WatchParams::default(), &rv)
+            .await
+            .unwrap()
+            .boxed();
+        let start = tokio::time::Instant::now();
+        cms.create(&PostParams::default(), &cm(&format!("now{round}"), "x"))
+            .await
+            .unwrap();
+        assert_eq!(next_events(&mut w, 1).await, [format!("ADDED now{round}")]);
+        // Paused time moves only when every task waits on a timer.
+        assert_eq!(start.elapsed(), std::time::Duration::ZERO, "round {round}");
+    }
+}

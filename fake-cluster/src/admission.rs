@@ -71,10 +71,10 @@ impl AdmissionCheck for ServiceAccountAdmission {
         spec["serviceAccountName"] = json!(sa);
         let account = match self
             .store
-            .get(well_known::serviceaccounts(), namespace, &sa)
+            .lookup(well_known::serviceaccounts(), namespace, &sa)
         {
-            Ok(a) => a,
-            Err(_) => {
+            Some(a) => a,
+            None => {
                 let name = obj
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)

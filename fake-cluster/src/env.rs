@@ -110,7 +110,7 @@ fn key_ref(
     } else {
         (Some(well_known::configmaps()), "configmap")
     };
-    let obj = def.and_then(|d| store.get(d, ns, name).ok());
+    let obj = def.and_then(|d| store.lookup(d, ns, name));
     let Some(obj) = obj else {
         return if optional {
             Ok(None)

@@ -484,8 +484,8 @@ impl PodRun {
         let pod_now = k
             .api
             .store
-            .get(well_known::pods(), &self.ns, &self.name)
-            .unwrap_or_else(|_| self.pod.clone());
+            .lookup(well_known::pods(), &self.ns, &self.name)
+            .unwrap_or_else(|| self.pod.clone());
         let env = match container_env(&k.api.store, &pod_now, c) {
             Ok(env) => env,
             Err(e) => {

@@ -131,8 +131,8 @@ impl ApiServer {
                         }
                         // Nothing new: the pod may be gone; else wait for the log to grow.
                         let alive = store
-                            .get(well_known::pods(), &ns, &pod)
-                            .is_ok_and(|p| meta_str(&p, "uid") == Some(uid.as_str()));
+                            .lookup(well_known::pods(), &ns, &pod)
+                            .is_some_and(|p| meta_str(&p, "uid") == Some(uid.as_str()));
                         if !alive || changed.changed().await.is_err() {
                             return None;
                         }

@@ -541,7 +541,7 @@ impl AdmissionCheck for PodSecurityAdmission {
         let Some((spec, _meta, is_pod)) = pod_of(def, obj) else {
             return Ok(Vec::new());
         };
-        let Ok(ns) = self.store.get(well_known::namespaces(), "", namespace) else {
+        let Some(ns) = self.store.lookup(well_known::namespaces(), "", namespace) else {
             return Ok(Vec::new());
         };
         let labels = at(&ns, "/metadata/labels")

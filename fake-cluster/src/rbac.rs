@@ -252,7 +252,7 @@ fn authenticate(api: &ApiServer, rbac: &Rbac, req: &Request<Bytes>) -> Option<Us
         .strip_prefix("fake-token:")?
         .strip_prefix(SA_PREFIX)?
         .split_once(':')?;
-    api.store.get(well_known::serviceaccounts(), ns, sa).ok()?;
+    api.store.lookup(well_known::serviceaccounts(), ns, sa)?;
     Some(UserInfo {
         name: format!("{SA_PREFIX}{ns}:{sa}"),
         groups: vec![
@@ -369,7 +369,7 @@ fn role_rules(api: &ApiServer, binding: &Value, binding_ns: &str) -> Result<Vec<
         other => return Err(format!("unsupported role reference kind: {other:?}")),
     };
     let def = stored(plural).ok_or_else(|| format!("{plural} not served"))?;
-    let role = api.store.get(def, ns, name).map_err(|_| {
+    let role = api.store.lookup(def, ns, name).ok_or_else(|| {
         format!(
             "{}.{RBAC_GROUP} \"{name}\" not found",
             &plural[..plural.len() - 1]

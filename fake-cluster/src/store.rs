@@ -508,14 +508,19 @@ impl Store {
 
     /// Gets one object.
     pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Arc<Value>> {
+        self.lookup(def, ns, name)
+            .ok_or_else(|| ApiError::not_found(def, name))
+    }
+
+    /// The object, if it is stored: [`Store::get`] for callers that only need to know
+    /// whether it is there (no 404 error, with its formatted message, is made for them).
+    pub fn lookup(&self, def: &ResourceDef, ns: &str, name: &str) -> Option<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
-        let found = self
-            .lock()
+        self.lock()
             .objects
             .get(key(def))
             .and_then(|m| m.get(ns, name))
-            .cloned();
-        found.ok_or_else(|| ApiError::not_found(def, name))
+            .cloned()
     }
 
     /// Lists objects of a resource, in one namespace or all (`None`), ordered by namespace

@@ -20,7 +20,7 @@ impl Controllers {
             }
         } else if c.resource.custom.is_some() && c.kind == crate::store::ChangeType::Deleted {
             let name = c.resource.qualified_plural();
-            if let Ok(def) = self.api.store.get(well_known::crds(), "", &name)
+            if let Some(def) = self.api.store.lookup(well_known::crds(), "", &name)
                 && meta_str(&def, "deletionTimestamp").is_some()
             {
                 self.cleanup_definition(&def);

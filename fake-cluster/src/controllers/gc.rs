@@ -55,15 +55,14 @@ impl Controllers {
         let uid = r["uid"].as_str()?;
         self.api
             .store
-            .get(&def, dependent_ns, name)
-            .ok()
+            .lookup(&def, dependent_ns, name)
             .filter(|o| meta_str(o, "uid") == Some(uid))
     }
 
     /// Deletes a dependent whose owners are all absent or being deleted in the foreground;
     /// drops references to absent owners when a live owner remains.
     fn attempt_to_delete(&self, def: &ResourceRef, ns: &str, name: &str) {
-        let Ok(obj) = self.api.store.get(def, ns, name) else {
+        let Some(obj) = self.api.store.lookup(def, ns, name) else {
             return;
         };
         if owner_refs(&obj).next().is_none() {
@@ -119,7 +118,7 @@ impl Controllers {
     }
 
     fn process_finalizers(&self, def: &ResourceRef, ns: &str, name: &str) {
-        let Ok(obj) = self.api.store.get(def, ns, name) else {
+        let Some(obj) = self.api.store.lookup(def, ns, name) else {
             return;
         };
         let uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
@@ -145,7 +144,7 @@ impl Controllers {
         } else if has_finalizer(&obj, FOREGROUND) {
             let mut blocking = 0;
             for (dd, dns, dname) in self.index.dependents(&uid) {
-                let Ok(d) = self.api.store.get(&dd, &dns, &dname) else {
+                let Some(d) = self.api.store.lookup(&dd, &dns, &dname) else {
                     continue;
                 };
                 if owner_refs(&d)

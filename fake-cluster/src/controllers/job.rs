@@ -81,8 +81,8 @@ impl Controllers {
                 let live = self
                     .api
                     .store
-                    .get(well_known::jobs(), &c.namespace, &name)
-                    .is_ok_and(|j| meta_str(&j, "uid") == Some(uid.as_str()));
+                    .lookup(well_known::jobs(), &c.namespace, &name)
+                    .is_some_and(|j| meta_str(&j, "uid") == Some(uid.as_str()));
                 if live {
                     self.enqueue_job(&c.namespace, &name);
                 } else if tracked {
@@ -111,14 +111,14 @@ impl Controllers {
         self.index
             .dependents_of(uid)
             .filter(|(def, pns, _)| *def == pods && *pns == ns)
-            .filter_map(|(_, _, name)| self.api.store.get(pods, ns, name).ok())
+            .filter_map(|(_, _, name)| self.api.store.lookup(pods, ns, name))
             .filter(|p| controller_uid(p) == Some(uid))
             .collect()
     }
 
     pub(super) fn reconcile_job(&mut self, ns: &str, name: &str) {
         let jobs = well_known::jobs();
-        let Ok(job) = self.api.store.get(jobs, ns, name) else {
+        let Some(job) = self.api.store.lookup(jobs, ns, name) else {
             return;
         };
         if has_condition(&job, "Complete") || has_condition(&job, "Failed") {

@@ -22,13 +22,13 @@ fn terminating(ns: &Value) -> bool {
 /// Creates what namespace `ns` lacks of its defaults (nothing in a terminating or missing
 /// namespace).
 pub(crate) fn ensure(store: &Store, ns: &str, root_ca: &str) {
-    match store.get(well_known::namespaces(), "", ns) {
-        Ok(n) if !terminating(&n) => {}
+    match store.lookup(well_known::namespaces(), "", ns) {
+        Some(n) if !terminating(&n) => {}
         _ => return,
     }
     if store
-        .get(well_known::serviceaccounts(), ns, "default")
-        .is_err()
+        .lookup(well_known::serviceaccounts(), ns, "default")
+        .is_none()
     {
         let _ = store.create(
             well_known::serviceaccounts(),
@@ -37,8 +37,8 @@ pub(crate) fn ensure(store: &Store, ns: &str, root_ca: &str) {
         );
     }
     if store
-        .get(well_known::configmaps(), ns, ROOT_CA_CONFIGMAP)
-        .is_err()
+        .lookup(well_known::configmaps(), ns, ROOT_CA_CONFIGMAP)
+        .is_none()
     {
         let _ = store.create(
             well_known::configmaps(),

@@ -176,7 +176,7 @@ impl Controllers {
     /// Evicts a pod from a node with the unreachable NoExecute taint, if it is still there.
     pub(super) fn taint_evict(&mut self, ns: &str, name: &str, uid: &str) {
         let store = &self.api.store;
-        let Ok(pod) = store.get(well_known::pods(), ns, name) else {
+        let Some(pod) = store.lookup(well_known::pods(), ns, name) else {
             return;
         };
         if meta_str(&pod, "uid") != Some(uid)
@@ -189,8 +189,8 @@ impl Controllers {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let tainted = store
-            .get(well_known::nodes(), "", node)
-            .is_ok_and(|n| unreachable_no_execute(&n).is_some());
+            .lookup(well_known::nodes(), "", node)
+            .is_some_and(|n| unreachable_no_execute(&n).is_some());
         if !tainted {
             return;
         }

@@ -156,7 +156,7 @@ pub(crate) fn place(pod: &Value, nodes: &[std::sync::Arc<Value>]) -> Result<Stri
 
 impl Controllers {
     pub(super) fn schedule(&mut self, ns: &str, name: &str) {
-        let Ok(pod) = self.api.store.get(well_known::pods(), ns, name) else {
+        let Some(pod) = self.api.store.lookup(well_known::pods(), ns, name) else {
             return;
         };
         if field(&pod, &["spec", "nodeName"]).is_some()

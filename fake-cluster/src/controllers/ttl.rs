@@ -33,7 +33,7 @@ impl Controllers {
     }
 
     pub(super) fn arm_ttl(&mut self, ns: &str, name: &str) {
-        let Ok(job) = self.api.store.get(well_known::jobs(), ns, name) else {
+        let Some(job) = self.api.store.lookup(well_known::jobs(), ns, name) else {
             return;
         };
         if meta_str(&job, "deletionTimestamp").is_some() {
@@ -51,7 +51,7 @@ impl Controllers {
 
     pub(super) fn ttl_expired(&mut self, ns: &str, name: &str, uid: &str) {
         self.ttl_armed.remove(uid);
-        let Ok(job) = self.api.store.get(well_known::jobs(), ns, name) else {
+        let Some(job) = self.api.store.lookup(well_known::jobs(), ns, name) else {
             return;
         };
         if meta_str(&job, "uid") != Some(uid) || meta_str(&job, "deletionTimestamp").is_some() {

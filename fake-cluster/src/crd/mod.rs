@@ -60,8 +60,8 @@ impl crate::api::AdmissionCheck for TerminatingDefinitionCheck {
             return Ok(());
         }
         let crds = crate::resources::well_known::crds();
-        match self.store.get(crds, "", &def.qualified_plural()) {
-            Ok(d) if d.pointer("/metadata/deletionTimestamp").is_some() => {
+        match self.store.lookup(crds, "", &def.qualified_plural()) {
+            Some(d) if d.pointer("/metadata/deletionTimestamp").is_some() => {
                 Err(crate::status::ApiError::new(
                     405,
                     "MethodNotAllowed",

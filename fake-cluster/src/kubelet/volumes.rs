@@ -30,7 +30,7 @@ fn source_keys(
     } else {
         well_known::configmaps()
     };
-    let obj = store.get(def, ns, name).ok()?;
+    let obj = store.lookup(def, ns, name)?;
     let mut out = Vec::new();
     for (k, v) in obj
         .get("data")

@@ -45,7 +45,7 @@ impl Store {
     ) -> Result<Deleted> {
         if def == well_known::namespaces() {
             let ns = self.delete_namespace(name, opts)?;
-            let gone = self.get(def, "", name).is_err() && !opts.dry_run;
+            let gone = self.lookup(def, "", name).is_none() && !opts.dry_run;
             return Ok(if gone {
                 Deleted::Gone(ns)
             } else {

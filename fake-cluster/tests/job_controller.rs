@@ -79,6 +79,11 @@ async fn a_succeeding_job_counts_its_pod_and_removes_the_tracking_finalizer() {
         (Some(1), None, None, Some(0), Some(0))
     );
     assert!(status.start_time.is_some() && status.completion_time.is_some());
+    assert_eq!(
+        job.metadata.generation,
+        Some(1),
+        "the controller's status writes are no new generation"
+    );
     let pod = &job_pods(&cluster, "ok").await[0];
     assert!(
         pod.metadata

@@ -374,14 +374,16 @@ impl Controllers {
             return;
         }
         let seen_rv = meta_str(&job, "resourceVersion").map(str::to_owned);
-        let result = self.api.store.modify(jobs, ns, name, |j| {
+        // A status-only write: the store then knows the spec (and so the generation) is
+        // unchanged.
+        let result = self.api.store.modify_status(jobs, ns, name, |j, s| {
             // The Job unchanged since it was read (same resourceVersion: the same object)
             // gets the status just computed from it; one changed meanwhile gets `apply` on
             // its own status, as before.
             if seen_rv.is_some() && meta_str(j, "resourceVersion") == seen_rv.as_deref() {
-                j["status"] = status;
+                *s = status;
             } else {
-                apply(&mut j["status"]);
+                apply(s);
             }
             Ok(())
         });

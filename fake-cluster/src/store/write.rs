@@ -63,6 +63,27 @@ enum Next {
 }
 
 impl Store {
+    /// [`Store::modify`] of the status alone: `f` sees the stored object and changes the
+    /// new object's `status` (made `null` first when the object has none), and nothing
+    /// else of it can change (the store still stamps the resourceVersion and removes an
+    /// object left terminating without finalizers, as for any write).
+    pub fn modify_status(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&Value, &mut Value) -> Result<()>,
+    ) -> Result<Arc<Value>> {
+        self.write_scoped(def, ns, name, false, true, |current| {
+            let mut next = current.clone();
+            match next.as_object_mut() {
+                Some(m) => f(current, m.entry("status").or_insert(Value::Null))?,
+                None => return Err(ApiError::bad_request("the stored object is not an object")),
+            }
+            Ok(next)
+        })
+    }
+
     /// The write under [`Store::modify_inner`] and [`Store::update_with`]: `next_of` makes
     /// the new object from the stored one, and the store stamps and stores it.
     pub(super) fn write_inner(
@@ -73,11 +94,25 @@ impl Store {
         dry_run: bool,
         next_of: impl FnOnce(&Value) -> Result<Value>,
     ) -> Result<Arc<Value>> {
+        self.write_scoped(def, ns, name, dry_run, false, next_of)
+    }
+
+    /// [`Store::write_inner`]; `status_only` when `next_of` makes the new object from the
+    /// stored one changing only its `status` and `metadata` (a status subresource write).
+    pub(super) fn write_scoped(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+        status_only: bool,
+        next_of: impl FnOnce(&Value) -> Result<Value>,
+    ) -> Result<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
         if def == well_known::namespaces() || crd::is_crd(def) {
             let inner = self.lock();
             let current = Self::stored(&inner, def, ns, name)?;
-            return match self.next_state(def, &current, next_of, Some(&inner))? {
+            return match self.next_state(def, &current, next_of, status_only, Some(&inner))? {
                 Next::Same => Ok(current),
                 Next::Write(next, _) if dry_run => Ok(Arc::new(next)),
                 Next::Write(next, gone) => {
@@ -87,7 +122,7 @@ impl Store {
         }
         let _writer = self.writers.lock(def.storage_key(), ns, name);
         let current = Self::stored(&self.lock(), def, ns, name)?;
-        let (next, gone) = match self.next_state(def, &current, next_of, None)? {
+        let (next, gone) = match self.next_state(def, &current, next_of, status_only, None)? {
             Next::Same => return Ok(current),
             Next::Write(next, _) if dry_run => return Ok(Arc::new(next)),
             Next::Write(next, gone) => (next, gone),
@@ -117,6 +152,7 @@ impl Store {
         def: &ResourceRef,
         current: &Value,
         next_of: impl FnOnce(&Value) -> Result<Value>,
+        status_only: bool,
         inner: Option<&Inner>,
     ) -> Result<Next> {
         let mut next = next_of(current)?;
@@ -165,7 +201,13 @@ impl Store {
             // No-op writes do not bump the resourceVersion, as on the real server.
             return Ok(Next::Same);
         }
-        if def.has_generation && crd::generation_changes(def, current, &next) {
+        // A built-in resource's generation counts changes of `spec` alone; a status-only
+        // write made the new object from the stored one and kept its `spec` (nothing below
+        // touches it), so the comparison of the two specs, a walk of both, would be false.
+        // Custom resources and definitions compare more than `spec` (and their status
+        // writes are normalised against the schema), so they are compared as before.
+        let spec_kept = status_only && def.custom.is_none() && !crd::is_crd(def);
+        if def.has_generation && !spec_kept && crd::generation_changes(def, current, &next) {
             let generation = meta(current)
                 .and_then(|m| m.get("generation"))
                 .and_then(Value::as_i64)
@@ -315,6 +357,64 @@ mod tests {
             assert_eq!(codes, [201, 409, 409], "{name}");
         }
         assert_eq!(s.list(cms, Some("a")).0.len(), 50);
+    }
+
+    #[test]
+    fn generation_moves_with_the_spec_and_not_with_status_only_writes() {
+        let s = store();
+        let jobs = well_known::jobs();
+        let generation = |o: &Value| o.pointer("/metadata/generation").and_then(Value::as_i64);
+        let job = json!({"metadata": {"name": "j"}, "spec": {"parallelism": 1, "template": {
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
+        assert_eq!(generation(&s.create(jobs, "a", job).unwrap()), Some(1));
+        let status = s
+            .modify_status(jobs, "a", "j", |j, st| {
+                assert_eq!(generation(j), Some(1));
+                *st = json!({"active": 1});
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(status.pointer("/status/active"), Some(&json!(1)));
+        assert_eq!(generation(&status), Some(1));
+        // A spec change through `modify` is a new generation; the status writes after it
+        // (the status subresource too, whose body's spec is ignored) keep it.
+        let spec = s
+            .modify(jobs, "a", "j", |j| {
+                j["spec"]["parallelism"] = json!(2);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(generation(&spec), Some(2));
+        let status = s
+            .modify_status(jobs, "a", "j", |_, st| {
+                st["active"] = json!(2);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            (generation(&status), status.pointer("/status/active")),
+            (Some(2), Some(&json!(2)))
+        );
+        let mut body = (*status).clone();
+        body["spec"]["parallelism"] = json!(5);
+        body["status"] = json!({"active": 3});
+        let put = s
+            .update(jobs, "a", "j", body.clone(), Some("status"))
+            .unwrap();
+        assert_eq!(put.pointer("/spec/parallelism"), Some(&json!(2)));
+        assert_eq!(generation(&put), Some(2));
+        body["metadata"]["resourceVersion"] = put["metadata"]["resourceVersion"].clone();
+        let put = s.update(jobs, "a", "j", body, None).unwrap();
+        assert_eq!(put.pointer("/spec/parallelism"), Some(&json!(5)));
+        assert_eq!(generation(&put), Some(3));
+        // A status-only write that changes nothing is no write.
+        let same = s
+            .modify_status(jobs, "a", "j", |_, st| {
+                st["active"] = json!(3);
+                Ok(())
+            })
+            .unwrap();
+        assert!(Arc::ptr_eq(&same, &put));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Label and field selectors, parsed from query strings and matched against JSON objects.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::resources::ResourceDef;
 use crate::status::ApiError;
@@ -119,12 +119,29 @@ impl LabelSelector {
     }
 }
 
-/// The string value of label `key` of an object, as label selectors read it.
+/// Maps with at most this many keys are searched by [`small_get`]'s walk.
+const SMALL_MAP: usize = 16;
+
+/// `map.get(key)` for the small maps of an object (its top level, its metadata, its
+/// labels): the keys are walked in order and compared by length before their bytes, so
+/// nearly every key is passed over without a byte comparison, where the tree search calls
+/// `memcmp` for every key it passes. Keys are unique, so the key found is the one `get`
+/// finds. Larger maps are searched by `get`.
+fn small_get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() > SMALL_MAP {
+        return map.get(key);
+    }
+    map.iter()
+        .find(|(k, _)| k.len() == key.len() && k.as_str() == key)
+        .map(|(_, v)| v)
+}
+
+/// The string value of label `key` of an object, as label selectors read it (found with
+/// [`small_get`]: the store reads it for every change it dispatches and for every object
+/// or change a watch with a label starts from).
 pub(crate) fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.get("metadata")
-        .and_then(|m| m.get("labels"))
-        .and_then(|l| l.get(key))
-        .and_then(Value::as_str)
+    let meta = small_get(obj.as_object()?, "metadata")?.as_object()?;
+    small_get(small_get(meta, "labels")?.as_object()?, key)?.as_str()
 }
 
 /// A parsed field selector (`metadata.name=x,status.phase!=Running`).

@@ -415,6 +415,58 @@ mod tests {
         assert!(got.iter().all(|&n| n > 0 && n < all), "{got:?} of {all}");
     }
 
+    /// How labels were read before `selector::label` walked small maps.
+    fn reference<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+        obj.get("metadata")
+            .and_then(|m| m.get("labels"))
+            .and_then(|l| l.get(key))
+            .and_then(Value::as_str)
+    }
+
+    #[test]
+    fn labels_are_read_as_label_selectors_read_them() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let keys = [
+            "a", "b", "ab", "app", "tier", "x/y", "labels", "metadata", "zz",
+        ];
+        let mut objects = vec![
+            json!(null),
+            json!([1]),
+            json!({"metadata": []}),
+            json!({"metadata": {"labels": "x"}}),
+            json!({"metadata": {"labels": {"app": 1}}}),
+        ];
+        for _ in 0..400 {
+            // Up to 30 labels and metadata fields: maps past `SMALL_MAP` too.
+            let mut labels = serde_json::Map::new();
+            for _ in 0..rng.random_range(0..30) {
+                let k = if rng.random_bool(0.5) {
+                    keys[rng.random_range(0..keys.len())].to_owned()
+                } else {
+                    format!("k{}", rng.random_range(0..40))
+                };
+                labels.insert(k, json!(format!("v{}", rng.random_range(0..3))));
+            }
+            let mut meta = serde_json::Map::new();
+            for i in 0..rng.random_range(0..25) {
+                meta.insert(format!("f{i}"), json!(i));
+            }
+            if rng.random_bool(0.9) {
+                meta.insert("labels".into(), Value::Object(labels));
+            }
+            objects.push(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}));
+        }
+        let mut found = 0;
+        for o in &objects {
+            for k in keys.iter().copied().chain(["k3", "k17", ""]) {
+                assert_eq!(crate::selector::label(o, k), reference(o, k), "{k} in {o}");
+                found += usize::from(crate::selector::label(o, k).is_some());
+            }
+        }
+        assert!(found > 500, "{found}");
+    }
+
     #[test]
     fn watchers_gone_unoffered_are_swept_out() {
         let s = store();

@@ -571,8 +571,8 @@ impl Store {
         let precondition = meta_str(&new, "resourceVersion").map(str::to_owned);
         // A replacement builds the new object from the request, not from a copy of the
         // stored one (which `modify` would make and this would throw away).
-        let status_only = subresource == Some("status");
-        self.write_scoped(def, ns, name, dry_run, status_only, |current| {
+        let spec_kept = subresource == Some("status");
+        self.write_scoped(def, ns, name, dry_run, spec_kept, |current| {
             if let Some(rv) = &precondition
                 && meta_str(current, "resourceVersion") != Some(rv.as_str())
             {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{Result, Store, finalizers, meta_mut, meta_str};
+use super::{Result, Store, finalizers, meta_str};
 use crate::resources::{Propagation, ResourceRef, well_known};
 use crate::selector::at;
 use crate::status::ApiError;
@@ -56,7 +56,8 @@ impl Store {
         let is_pod = def == well_known::pods();
         let now = self.clock.now_rfc3339_seconds();
         let mut gone = false;
-        let obj = self.modify_inner(def, ns, name, opts.dry_run, |obj| {
+        // The closure reads the stored object and changes only the metadata of the new one.
+        let obj = self.modify_metadata(def, ns, name, opts.dry_run, |obj, m| {
             if let Some(uid) = &opts.uid
                 && meta_str(obj, "uid") != Some(uid.as_str()) {
                     return Err(ApiError::conflict(
@@ -109,7 +110,6 @@ impl Store {
             } else {
                 0
             };
-            let m = meta_mut(obj);
             if !fins.is_empty() {
                 m.insert("finalizers".into(), json!(fins));
             }

@@ -84,6 +84,23 @@ impl Store {
         })
     }
 
+    /// [`Store::modify_inner`] of the metadata alone: `f` sees the stored object and changes
+    /// the new object's `metadata` (made an empty object first when it is not one).
+    pub(super) fn modify_metadata(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+        f: impl FnOnce(&Value, &mut serde_json::Map<String, Value>) -> Result<()>,
+    ) -> Result<Arc<Value>> {
+        self.write_scoped(def, ns, name, dry_run, true, |current| {
+            let mut next = current.clone();
+            f(current, meta_mut(&mut next))?;
+            Ok(next)
+        })
+    }
+
     /// The write under [`Store::modify_inner`] and [`Store::update_with`]: `next_of` makes
     /// the new object from the stored one, and the store stamps and stores it.
     pub(super) fn write_inner(
@@ -97,22 +114,23 @@ impl Store {
         self.write_scoped(def, ns, name, dry_run, false, next_of)
     }
 
-    /// [`Store::write_inner`]; `status_only` when `next_of` makes the new object from the
-    /// stored one changing only its `status` and `metadata` (a status subresource write).
+    /// [`Store::write_inner`]; `spec_kept` when `next_of` makes the new object from the
+    /// stored one changing only its `status` and `metadata` (a status subresource write, a
+    /// delete's marking).
     pub(super) fn write_scoped(
         &self,
         def: &ResourceRef,
         ns: &str,
         name: &str,
         dry_run: bool,
-        status_only: bool,
+        spec_kept: bool,
         next_of: impl FnOnce(&Value) -> Result<Value>,
     ) -> Result<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
         if def == well_known::namespaces() || crd::is_crd(def) {
             let inner = self.lock();
             let current = Self::stored(&inner, def, ns, name)?;
-            return match self.next_state(def, &current, next_of, status_only, Some(&inner))? {
+            return match self.next_state(def, &current, next_of, spec_kept, Some(&inner))? {
                 Next::Same => Ok(current),
                 Next::Write(next, _) if dry_run => Ok(Arc::new(next)),
                 Next::Write(next, gone) => {
@@ -122,7 +140,7 @@ impl Store {
         }
         let _writer = self.writers.lock(def.storage_key(), ns, name);
         let current = Self::stored(&self.lock(), def, ns, name)?;
-        let (next, gone) = match self.next_state(def, &current, next_of, status_only, None)? {
+        let (next, gone) = match self.next_state(def, &current, next_of, spec_kept, None)? {
             Next::Same => return Ok(current),
             Next::Write(next, _) if dry_run => return Ok(Arc::new(next)),
             Next::Write(next, gone) => (next, gone),
@@ -152,7 +170,7 @@ impl Store {
         def: &ResourceRef,
         current: &Value,
         next_of: impl FnOnce(&Value) -> Result<Value>,
-        status_only: bool,
+        spec_kept: bool,
         inner: Option<&Inner>,
     ) -> Result<Next> {
         let mut next = next_of(current)?;
@@ -201,13 +219,14 @@ impl Store {
             // No-op writes do not bump the resourceVersion, as on the real server.
             return Ok(Next::Same);
         }
-        // A built-in resource's generation counts changes of `spec` alone; a status-only
-        // write made the new object from the stored one and kept its `spec` (nothing below
-        // touches it), so the comparison of the two specs, a walk of both, would be false.
-        // Custom resources and definitions compare more than `spec` (and their status
-        // writes are normalised against the schema), so they are compared as before.
-        let spec_kept = status_only && def.custom.is_none() && !crd::is_crd(def);
-        if def.has_generation && !spec_kept && crd::generation_changes(def, current, &next) {
+        // A built-in resource's generation counts changes of `spec` alone; a write of the
+        // status or the metadata alone made the new object from the stored one and kept its
+        // `spec` (nothing above touches it), so the comparison of the two specs, a walk of
+        // both, would be false. Custom resources and definitions compare more than `spec`
+        // (and their status writes are normalised against the schema): compared as before.
+        let builtin_spec_kept = spec_kept && def.custom.is_none() && !crd::is_crd(def);
+        if def.has_generation && !builtin_spec_kept && crd::generation_changes(def, current, &next)
+        {
             let generation = meta(current)
                 .and_then(|m| m.get("generation"))
                 .and_then(Value::as_i64)
@@ -360,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn generation_moves_with_the_spec_and_not_with_status_only_writes() {
+    fn generation_moves_with_the_spec_and_not_with_status_or_metadata_writes() {
         let s = store();
         let jobs = well_known::jobs();
         let generation = |o: &Value| o.pointer("/metadata/generation").and_then(Value::as_i64);
@@ -415,6 +434,18 @@ mod tests {
             })
             .unwrap();
         assert!(Arc::ptr_eq(&same, &put));
+        // A delete marks the metadata only: kept terminating by the foreground finalizer,
+        // the Job keeps its generation.
+        let opts = super::super::DeleteOptions {
+            propagation: Some(crate::resources::Propagation::Foreground),
+            ..Default::default()
+        };
+        let super::super::Deleted::Terminating(marked) = s.delete(jobs, "a", "j", &opts).unwrap()
+        else {
+            panic!("a Job with a finalizer is not gone at once");
+        };
+        assert!(marked.pointer("/metadata/deletionTimestamp").is_some());
+        assert_eq!(generation(&marked), Some(3));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Change, Interest, Result, Store, WATCH_BUFFER, key};
+use super::{Change, Interest, Requirement, Result, Store, WATCH_BUFFER, key};
 use crate::resources::ResourceRef;
 use crate::status::ApiError;
 
@@ -71,12 +71,23 @@ impl Store {
         // `def` after `from` (the history is in resourceVersion order).
         let start = match from {
             None => {
-                let objects = match (inner.objects.get(key(def)), &interest.namespace) {
-                    (None, _) => Vec::new(),
-                    (Some(m), Some(ns)) => m.in_namespace(ns).cloned().collect(),
-                    (Some(m), None) => m.values().cloned().collect(),
+                let rv = inner.rv;
+                let ns = interest.namespace.as_deref();
+                // A watch needing a label value starts from the objects the label's index
+                // lists (the same objects, in the same order, as filtering them all).
+                let indexed = match (inner.objects.get_mut(key(def)), &interest.requires) {
+                    (Some(m), Some(Requirement::Label { key, values })) => {
+                        m.with_label(ns, key, values)
+                    }
+                    _ => None,
                 };
-                WatchStart::Initial(objects, inner.rv)
+                let objects = match (indexed, inner.objects.get(key(def)), ns) {
+                    (Some(objects), _, _) => objects,
+                    (None, None, _) => Vec::new(),
+                    (None, Some(m), Some(ns)) => m.in_namespace(ns).cloned().collect(),
+                    (None, Some(m), None) => m.values().cloned().collect(),
+                };
+                WatchStart::Initial(objects, rv)
             }
             Some(rv) => {
                 if rv < inner.compacted_rv {

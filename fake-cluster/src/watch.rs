@@ -2,6 +2,7 @@
 //! transitions, bookmarks, timeouts, and a clear end for watchers that fall behind.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +20,8 @@ use crate::resources::{ResourceDef, ResourceRef};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{
-    Change, ChangeType, Interest, Requirement, Store, WATCH_BUFFER, Wants, WatchRecvError,
-    WatchStart, meta_str,
+    Change, ChangeType, Interest, OpenWatch, Requirement, Store, WATCH_BUFFER, Wants,
+    WatchReceiver, WatchRecvError, WatchStart, meta_str,
 };
 use crate::table::IncludeObject;
 
@@ -223,19 +224,17 @@ pub fn start(
             }),
         ));
     }
-    let (start, mut rx, mut closed) =
-        match store.watch_with(&sdef, from, interest, Box::new(wants), also) {
-            Ok(s) => s,
-            Err(e) if e.code == 410 => {
-                // A watch from a compacted resourceVersion answers 200 with one ERROR event.
-                let stream =
-                    futures::stream::iter([Ok::<_, Infallible>(Frame::data(error_line(&e)))]);
-                return Ok(StreamBody::new(stream).boxed_unsync());
-            }
-            Err(e) => return Err(e),
-        };
+    let (start, rx, closed) = match store.watch_with(&sdef, from, interest, Box::new(wants), also) {
+        Ok(s) => s,
+        Err(e) if e.code == 410 => {
+            // A watch from a compacted resourceVersion answers 200 with one ERROR event.
+            let stream = futures::stream::iter([Ok::<_, Infallible>(Frame::data(error_line(&e)))]);
+            return Ok(StreamBody::new(stream).boxed_unsync());
+        }
+        Err(e) => return Err(e),
+    };
     let mut initial: Vec<Bytes> = Vec::new();
-    let mut last_rv;
+    let last_rv;
     match start {
         WatchStart::Initial(objects, rv) => {
             initial.extend(
@@ -259,79 +258,33 @@ pub fn start(
         }
     }
 
-    let deadline = tokio::time::Instant::now() + timeout;
-    let open = store.watch_opened();
-    let store = store.clone();
-    let live = async_stream(move |out| async move {
-        // Counted as open until this task ends (the stream ended or its client went away).
-        let _open = open;
+    let live = Live {
+        rx,
+        closed,
+        deadline: Box::pin(tokio::time::sleep(timeout)),
         // The first bookmark is due one interval after the watch starts. (An `interval`
-        // whose first, immediate tick is awaited here waits for the timer driver's next
+        // whose first, immediate tick is awaited waits for the timer driver's next
         // millisecond: every watch then delivered nothing for up to a millisecond after it
         // started, on the path of every run.)
-        let mut ticker = tokio::time::interval_at(
+        ticker: tokio::time::interval_at(
             tokio::time::Instant::now() + BOOKMARK_INTERVAL,
             BOOKMARK_INTERVAL,
-        );
-        loop {
-            tokio::select! {
-                biased;
-                msg = rx.recv() => match msg {
-                    Ok(change) => {
-                        last_rv = change.rv;
-                        // The definition of this custom resource went: so does its watch.
-                        if change.kind == ChangeType::Deleted
-                            && def.custom.is_some()
-                            && crate::crd::is_crd(&change.resource)
-                            && meta_str(&change.object, "name") == Some(def.qualified_plural().as_str())
-                        {
-                            return;
-                        }
-                        if let Some(line) = translate(&filter, &printer, &change)
-                            && out.send(line).await.is_err() {
-                                return;
-                            }
-                    }
-                    Err(WatchRecvError::Lagged) => {
-                        tracing::warn!(resource = %def.plural, behind = WATCH_BUFFER, "closing a watch that fell behind");
-                        let e = ApiError::new(
-                            410,
-                            "Expired",
-                            format!("the watcher fell {WATCH_BUFFER} events behind and was closed; watch again from resourceVersion {last_rv} or relist"),
-                        );
-                        let _ = out.send(error_line(&e)).await;
-                        return;
-                    }
-                    Err(WatchRecvError::Closed) => return,
-                },
-                _ = closed.changed() => return,
-                _ = tokio::time::sleep_until(deadline) => return,
-                _ = out.closed() => return,
-                _ = ticker.tick(), if bookmarks => {
-                    // The watcher is offered only its own changes, so the bookmark carries
-                    // the store's resourceVersion: every change up to it that this watcher
-                    // wants is already queued (they are queued under the store's lock), and
-                    // is sent first.
-                    let now = store.resource_version();
-                    while let Some(change) = rx.try_recv() {
-                        last_rv = change.rv;
-                        if change.resource.storage_key() != sdef.storage_key() {
-                            // Only the deletion of this custom resource's definition.
-                            return;
-                        }
-                        if let Some(line) = translate(&filter, &printer, &change)
-                            && out.send(line).await.is_err() {
-                                return;
-                            }
-                    }
-                    last_rv = last_rv.max(now);
-                    if out.send(bookmark(&def, last_rv, false)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
+        ),
+        bookmarks,
+        last_rv,
+        filter,
+        printer,
+        def,
+        sdef,
+        store: store.clone(),
+        ended: false,
+        _open: store.watch_opened(),
+    };
+    // The changes are read and written out as the client reads the stream, in the client's
+    // task: no task of its own and no second channel between the store and the client (a
+    // change used to wake a watch task, which woke the client). What a slow client does not
+    // read waits in the store's channel, which closes the watch when it is full, as before.
+    let live = futures::stream::unfold(live, Live::next).flat_map(futures::stream::iter);
     let stream = futures::stream::iter(initial)
         .chain(live)
         .map(|b| Ok::<_, Infallible>(Frame::data(b)));
@@ -347,21 +300,87 @@ impl Change {
     }
 }
 
-/// A stream fed by a task through a small channel: the task ends when the stream is dropped.
-fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Bytes> + Send + 'static
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Bytes>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(f(tx));
-    tokio_stream_from(rx)
+/// The live part of a watch: the changes after its start, its bookmarks, its end.
+struct Live {
+    rx: WatchReceiver,
+    closed: tokio::sync::watch::Receiver<u64>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    ticker: tokio::time::Interval,
+    bookmarks: bool,
+    last_rv: u64,
+    filter: Arc<Filter>,
+    printer: Printer,
+    def: ResourceRef,
+    sdef: ResourceRef,
+    store: Arc<Store>,
+    /// The lines returned last were the stream's last (an ERROR, or the lines before the
+    /// deletion of a custom resource's definition).
+    ended: bool,
+    /// Counts the watch as open until the stream ends or its client drops it.
+    _open: OpenWatch,
 }
 
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
-) -> impl futures::Stream<Item = Bytes> + Send + 'static {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+impl Live {
+    /// The next lines to send, or `None` when the watch ends.
+    async fn next(mut self) -> Option<(Vec<Bytes>, Self)> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                msg = self.rx.recv() => match msg {
+                    Ok(change) => {
+                        self.last_rv = change.rv;
+                        // The definition of this custom resource went: so does its watch.
+                        if change.kind == ChangeType::Deleted
+                            && self.def.custom.is_some()
+                            && crate::crd::is_crd(&change.resource)
+                            && meta_str(&change.object, "name") == Some(self.def.qualified_plural().as_str())
+                        {
+                            return None;
+                        }
+                        if let Some(line) = translate(&self.filter, &self.printer, &change) {
+                            return Some((vec![line], self));
+                        }
+                    }
+                    Err(WatchRecvError::Lagged) => {
+                        tracing::warn!(resource = %self.def.plural, behind = WATCH_BUFFER, "closing a watch that fell behind");
+                        let e = ApiError::new(
+                            410,
+                            "Expired",
+                            format!("the watcher fell {WATCH_BUFFER} events behind and was closed; watch again from resourceVersion {} or relist", self.last_rv),
+                        );
+                        self.ended = true;
+                        return Some((vec![error_line(&e)], self));
+                    }
+                    Err(WatchRecvError::Closed) => return None,
+                },
+                _ = self.closed.changed() => return None,
+                _ = &mut self.deadline => return None,
+                _ = self.ticker.tick(), if self.bookmarks => {
+                    // The watcher is offered only its own changes, so the bookmark carries
+                    // the store's resourceVersion: every change up to it that this watcher
+                    // wants is already queued (they are queued under the store's lock), and
+                    // is sent first.
+                    let now = self.store.resource_version();
+                    let mut lines = Vec::new();
+                    while let Some(change) = self.rx.try_recv() {
+                        self.last_rv = change.rv;
+                        if change.resource.storage_key() != self.sdef.storage_key() {
+                            // Only the deletion of this custom resource's definition.
+                            self.ended = true;
+                            return Some((lines, self));
+                        }
+                        lines.extend(translate(&self.filter, &self.printer, &change));
+                    }
+                    self.last_rv = self.last_rv.max(now);
+                    lines.push(bookmark(&self.def, self.last_rv, false));
+                    return Some((lines, self));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ impl LeanRead for Pod {
 
     /// Skips the `spec` of a pod when its text is that of the previous pod read: a pod's
     /// spec is the bulk of it (about 2.7 KB of 5) and, but for its binding, the same in
-    /// every event (see [`crate::lean_json`]).
+    /// every event (see the crate's `lean_json` module).
     fn json_reader() -> JsonReader<Self> {
         let mut reader = crate::lean_json::PodReader::default();
         Box::new(move |json| reader.read(json))

@@ -273,7 +273,7 @@ impl FieldSelector {
     }
 
     /// The first `field=value` requirement, as the JSON pointer it reads (see
-    /// [`field_text`]) and the value every matching object has there.
+    /// `field_text`) and the value every matching object has there.
     pub fn required_value(&self) -> Option<(&str, &str)> {
         self.0
             .iter()

@@ -2,7 +2,7 @@
 //! from the pod, no right to create ConfigMaps, no service account token in the pod.
 //!
 //! **Courier** ([`LogsDelivery`]): after the command ends, the courier prints the report
-//! on its own stdout as one [frame](frame): a newline, a versioned header line with the
+//! on its own stdout as one [`frame`]: a newline, a versioned header line with the
 //! run id, the pod uid, the payload's length, encoding and SHA-256, the payload as base64
 //! lines of at most 4 KiB (under the 8 KiB and 16 KiB at which container runtimes split
 //! lines), and an end line with the line count. The command's own output is captured by

@@ -123,9 +123,8 @@ thread_local! {
     static SLOT: Cell<Option<&'static Slot>> = const { Cell::new(None) };
 }
 
-/// The calling thread's counter. The first
-/// `SLOTS - 1` threads each own one; later threads, and a thread being torn down, share the
-/// last.
+/// The calling thread's counter. The first `SLOTS - 1` threads each own one; later threads,
+/// and a thread being torn down, share the last.
 #[inline]
 fn slot() -> &'static Slot {
     SLOT.try_with(|s| match s.get() {

@@ -113,11 +113,22 @@ impl Store {
             if !fins.is_empty() {
                 m.insert("finalizers".into(), json!(fins));
             }
+            gone = fins.is_empty() && grace == 0;
             if !m.contains_key("deletionTimestamp") {
+                // The first marking of an object that stays (finalizers, a grace period) is
+                // a new generation, as the real server's `markAsDeleting` and
+                // `rest.BeforeDelete` count it (for objects that have a generation).
+                if !gone
+                    && let Some(g) = m
+                        .get("generation")
+                        .and_then(Value::as_i64)
+                        .filter(|&g| g > 0)
+                {
+                    m.insert("generation".into(), json!(g + 1));
+                }
                 m.insert("deletionTimestamp".into(), json!(now));
             }
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-            gone = fins.is_empty() && grace == 0;
             Ok(())
         })?;
         if gone {

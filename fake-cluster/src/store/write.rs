@@ -379,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn generation_moves_with_the_spec_and_not_with_status_or_metadata_writes() {
+    fn generation_moves_with_the_spec_and_a_deletion_not_with_status_writes() {
         let s = store();
         let jobs = well_known::jobs();
         let generation = |o: &Value| o.pointer("/metadata/generation").and_then(Value::as_i64);
@@ -434,8 +434,9 @@ mod tests {
             })
             .unwrap();
         assert!(Arc::ptr_eq(&same, &put));
-        // A delete marks the metadata only: kept terminating by the foreground finalizer,
-        // the Job keeps its generation.
+        // A delete marks the metadata only; kept terminating by the foreground finalizer,
+        // the Job gets a new generation, as from the real server's `markAsDeleting` (and
+        // only from the first marking).
         let opts = super::super::DeleteOptions {
             propagation: Some(crate::resources::Propagation::Foreground),
             ..Default::default()
@@ -445,7 +446,12 @@ mod tests {
             panic!("a Job with a finalizer is not gone at once");
         };
         assert!(marked.pointer("/metadata/deletionTimestamp").is_some());
-        assert_eq!(generation(&marked), Some(3));
+        assert_eq!(generation(&marked), Some(4));
+        let super::super::Deleted::Terminating(again) = s.delete(jobs, "a", "j", &opts).unwrap()
+        else {
+            panic!("still kept by its finalizer");
+        };
+        assert_eq!(generation(&again), Some(4));
     }
 
     #[test]

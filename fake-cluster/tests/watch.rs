@@ -448,3 +448,63 @@ async fn changes_arrive_without_waiting_for_a_timer() {
         assert_eq!(start.elapsed(), std::time::Duration::ZERO, "round {round}");
     }
 }
+
+/// A watch counts as open while its client holds the stream, and no longer once it drops
+/// the stream or the stream ends at its timeout.
+#[tokio::test(start_paused = true)]
+async fn a_watch_is_open_until_its_client_drops_it_or_it_ends() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let open = || c.store().open_watches();
+    let base = open();
+    let wp = WatchParams::default().labels("app=x");
+    let mut w = cms.watch(&wp, "0").await.unwrap().boxed();
+    assert_eq!(open(), base + 1);
+    cms.create(&PostParams::default(), &cm("a", "x"))
+        .await
+        .unwrap();
+    assert_eq!(next_events(&mut w, 1).await, ["ADDED a"]);
+    drop(w);
+    assert_eq!(open(), base, "dropped while waiting for a change");
+    let mut w = cms
+        .watch(&wp.clone().timeout(3), "0")
+        .await
+        .unwrap()
+        .boxed();
+    assert_eq!(open(), base + 1);
+    assert_eq!(next_events(&mut w, 1).await, ["ADDED a"]);
+    while w.next().await.is_some() {}
+    assert_eq!(open(), base, "ended at its timeout, the stream still held");
+}
+
+/// A watch with a required label value started after writes that moved objects into and
+/// out of the label's index (built by an earlier watch) lists what a scan would.
+#[tokio::test]
+async fn label_watches_start_from_the_objects_that_have_the_label_now() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let pp = PostParams::default();
+    for (n, app) in [("a", "x"), ("b", "y"), ("c", "x")] {
+        cms.create(&pp, &cm(n, app)).await.unwrap();
+    }
+    let wp = WatchParams::default().labels("app=x");
+    let mut first = cms.watch(&wp, "0").await.unwrap().boxed();
+    assert_eq!(next_events(&mut first, 2).await, ["ADDED a", "ADDED c"]);
+    let relabel = |app: &str| Patch::Merge(json!({"metadata": {"labels": {"app": app}}}));
+    cms.patch("b", &PatchParams::default(), &relabel("x"))
+        .await
+        .unwrap();
+    cms.patch("c", &PatchParams::default(), &relabel("z"))
+        .await
+        .unwrap();
+    cms.delete("a", &DeleteParams::default()).await.unwrap();
+    cms.create(&pp, &cm("d", "x")).await.unwrap();
+    let mut second = cms.watch(&wp, "0").await.unwrap().boxed();
+    assert_eq!(next_events(&mut second, 2).await, ["ADDED b", "ADDED d"]);
+    let set = WatchParams::default().labels("app in (z, x)");
+    let mut third = cms.watch(&set, "0").await.unwrap().boxed();
+    assert_eq!(
+        next_events(&mut third, 3).await,
+        ["ADDED b", "ADDED c", "ADDED d"]
+    );
+}

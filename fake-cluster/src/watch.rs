@@ -329,6 +329,12 @@ impl Live {
         loop {
             tokio::select! {
                 biased;
+                // The end first: the watch's own task used to end at once when the store
+                // closed its watches or its timeout came, while this runs only when the
+                // client reads, and a change queued after the end (the connection gone on
+                // a real server) must not be sent.
+                _ = self.closed.changed() => return None,
+                _ = &mut self.deadline => return None,
                 msg = self.rx.recv() => match msg {
                     Ok(change) => {
                         self.last_rv = change.rv;
@@ -356,8 +362,6 @@ impl Live {
                     }
                     Err(WatchRecvError::Closed) => return None,
                 },
-                _ = self.closed.changed() => return None,
-                _ = &mut self.deadline => return None,
                 _ = self.ticker.tick(), if self.bookmarks => {
                     // The watcher is offered only its own changes, so the bookmark carries
                     // the store's resourceVersion: every change up to it that this watcher

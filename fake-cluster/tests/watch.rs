@@ -508,3 +508,28 @@ async fn label_watches_start_from_the_objects_that_have_the_label_now() {
         ["ADDED b", "ADDED c", "ADDED d"]
     );
 }
+
+/// A watch that reached its timeout, or was closed (the connection dropped), before its
+/// client read on delivers nothing written after that: on a real server that connection is
+/// gone.
+#[tokio::test(start_paused = true)]
+async fn an_ended_watch_delivers_no_change_made_after_its_end() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let pp = PostParams::default();
+    let wp = WatchParams::default().labels("app=x");
+    let after = |e: Option<kube::Result<WatchEvent<ConfigMap>>>| e.map(|e| describe(&e.unwrap()));
+    let mut timed = cms
+        .watch(&wp.clone().timeout(5), "0")
+        .await
+        .unwrap()
+        .boxed();
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    cms.create(&pp, &cm("a", "x")).await.unwrap();
+    assert_eq!(after(timed.next().await), None, "timed out");
+    let mut closed = cms.watch(&wp, "0").await.unwrap().boxed();
+    assert_eq!(next_events(&mut closed, 1).await, ["ADDED a"]);
+    c.store().close_watches();
+    cms.create(&pp, &cm("b", "x")).await.unwrap();
+    assert_eq!(after(closed.next().await), None, "closed");
+}

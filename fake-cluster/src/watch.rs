@@ -321,6 +321,12 @@ struct Live {
 }
 
 impl Live {
+    /// Whether `change` is the deletion of this custom resource's definition, which ends
+    /// the watch (the only change of another resource it is offered).
+    fn definition_gone(&self, change: &Change) -> bool {
+        change.resource.storage_key() != self.sdef.storage_key()
+    }
+
     /// The next lines to send, or `None` when the watch ends.
     async fn next(mut self) -> Option<(Vec<Bytes>, Self)> {
         if self.ended {
@@ -329,21 +335,20 @@ impl Live {
         loop {
             tokio::select! {
                 biased;
-                // The end first: the watch's own task used to end at once when the store
-                // closed its watches or its timeout came, while this runs only when the
-                // client reads, and a change queued after the end (the connection gone on
-                // a real server) must not be sent.
-                _ = self.closed.changed() => return None,
-                _ = &mut self.deadline => return None,
                 msg = self.rx.recv() => match msg {
                     Ok(change) => {
-                        self.last_rv = change.rv;
-                        // The definition of this custom resource went: so does its watch.
-                        if change.kind == ChangeType::Deleted
-                            && self.def.custom.is_some()
-                            && crate::crd::is_crd(&change.resource)
-                            && meta_str(&change.object, "name") == Some(self.def.qualified_plural().as_str())
+                        // This runs only when the client reads, while the watch's own task
+                        // used to end at once when the store closed its watches or its
+                        // timeout came: a change queued after the end (the connection gone
+                        // on a real server) is not sent. Checked without registering a
+                        // wake-up per change.
+                        if self.closed.has_changed().unwrap_or(true)
+                            || tokio::time::Instant::now() >= self.deadline.deadline()
                         {
+                            return None;
+                        }
+                        self.last_rv = change.rv;
+                        if self.definition_gone(&change) {
                             return None;
                         }
                         if let Some(line) = translate(&self.filter, &self.printer, &change) {
@@ -362,6 +367,8 @@ impl Live {
                     }
                     Err(WatchRecvError::Closed) => return None,
                 },
+                _ = self.closed.changed() => return None,
+                _ = &mut self.deadline => return None,
                 _ = self.ticker.tick(), if self.bookmarks => {
                     // The watcher is offered only its own changes, so the bookmark carries
                     // the store's resourceVersion: every change up to it that this watcher
@@ -371,8 +378,7 @@ impl Live {
                     let mut lines = Vec::new();
                     while let Some(change) = self.rx.try_recv() {
                         self.last_rv = change.rv;
-                        if change.resource.storage_key() != self.sdef.storage_key() {
-                            // Only the deletion of this custom resource's definition.
+                        if self.definition_gone(&change) {
                             self.ended = true;
                             return Some((lines, self));
                         }

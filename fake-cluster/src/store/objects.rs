@@ -42,15 +42,6 @@ impl Objects {
             Some(m) => m,
             None => self.by_name.entry(ns.to_owned()).or_default(),
         };
-        if self.by_label.is_empty() {
-            match names.get_mut(name) {
-                Some(slot) => *slot = obj,
-                None => {
-                    names.insert(name.to_owned(), obj);
-                }
-            }
-            return;
-        }
         let old = match names.get_mut(name) {
             Some(slot) => Some(std::mem::replace(slot, obj.clone())),
             None => {

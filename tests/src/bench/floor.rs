@@ -20,7 +20,14 @@ use serde_json::json;
 /// thread for the client's buffer task and being woken back, which the runs' own requests
 /// mostly do not, and the floor read 27-55 µs per trip instead of 9-10 µs.
 pub async fn seconds_per_round_trip(n: usize) -> f64 {
-    tokio::spawn(trips(n)).await.unwrap_or(f64::NAN)
+    match tokio::spawn(trips(n)).await {
+        Ok(seconds) => seconds,
+        // A failed measurement fails the program, as it did when the trips ran here.
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("the floor's task was cancelled: {e}"),
+        },
+    }
 }
 
 async fn trips(n: usize) -> f64 {

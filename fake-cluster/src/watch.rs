@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::api::ResponseBody;
 use crate::clock::Clock;
-use crate::encoding::framed;
+use crate::encoding::{framed, framed_at_version};
 use crate::query::{Query, flag};
 use crate::resources::{ResourceDef, ResourceRef};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -90,15 +90,36 @@ struct Printer {
 }
 
 fn event_line(kind: &str, p: &Printer, obj: &Value) -> Bytes {
+    event_line_at(kind, p, obj, None)
+}
+
+/// The event line of `obj`, written with `metadata.resourceVersion` `rv` when given and
+/// different from the object's own (a deletion's last state, an object leaving a selector).
+fn event_line_at(kind: &str, p: &Printer, obj: &Value, rv: Option<u64>) -> Bytes {
     let prefix: [&[u8]; 3] = [b"{\"type\":\"", kind.as_bytes(), b"\",\"object\":"];
     let wire = crate::conversion::to_wire(&p.def, obj);
-    match &p.table {
-        Some((include, clock)) => framed(
-            &prefix,
-            &crate::table::of_object(&p.def, &wire, *include, clock.since_epoch()),
-            b"}\n",
-        ),
-        None => framed(&prefix, &wire, b"}\n"),
+    let rv = rv
+        .map(|rv| rv.to_string())
+        .filter(|rv| meta_str(&wire, "resourceVersion") != Some(rv.as_str()));
+    match (&p.table, rv) {
+        (Some((include, clock)), rv) => {
+            let mut wire = wire;
+            if let Some(rv) = rv
+                && let Some(m) = wire
+                    .to_mut()
+                    .get_mut("metadata")
+                    .and_then(Value::as_object_mut)
+            {
+                m.insert("resourceVersion".into(), Value::String(rv));
+            }
+            framed(
+                &prefix,
+                &crate::table::of_object(&p.def, &wire, *include, clock.since_epoch()),
+                b"}\n",
+            )
+        }
+        (None, Some(rv)) => framed_at_version(&prefix, &wire, &rv, b"}\n"),
+        (None, None) => framed(&prefix, &wire, b"}\n"),
     }
 }
 
@@ -129,18 +150,21 @@ fn translate(filter: &Filter, p: &Printer, change: &Change) -> Option<Bytes> {
         .previous
         .as_deref()
         .is_some_and(|p| filter.matches(p));
-    let kind = match change.kind {
-        ChangeType::Added if now => "ADDED",
-        ChangeType::Deleted if now || before => "DELETED",
-        ChangeType::Modified => match (before, now) {
-            (true, true) => "MODIFIED",
-            (false, true) => "ADDED",
-            (true, false) => "DELETED",
-            (false, false) => return None,
+    // A DELETED event carries the deletion's resourceVersion; one for an object that left
+    // the selection carries the object's previous state (the state that matched), as the
+    // real server's watch cache sends it.
+    let (kind, obj, rv) = match change.kind {
+        ChangeType::Added if now => ("ADDED", &change.object, None),
+        ChangeType::Deleted if now || before => ("DELETED", &change.object, Some(change.rv)),
+        ChangeType::Modified => match (before, &change.previous) {
+            (true, _) if now => ("MODIFIED", &change.object, None),
+            (false, _) if now => ("ADDED", &change.object, None),
+            (true, Some(previous)) => ("DELETED", previous, Some(change.rv)),
+            _ => return None,
         },
         _ => return None,
     };
-    Some(event_line(kind, p, &change.object))
+    Some(event_line_at(kind, p, obj, rv))
 }
 
 fn list_options_invalid(why: &str) -> ApiError {
@@ -406,6 +430,39 @@ mod tests {
             name: name.map(str::to_owned),
             labels: LabelSelector::parse(labels).unwrap(),
             fields: FieldSelector::parse(well_known::pods(), fields).unwrap(),
+        }
+    }
+
+    #[test]
+    fn an_event_at_another_version_writes_that_version_as_json_and_in_tables() {
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"},
+            "metadata": {"name": "c", "namespace": "a", "resourceVersion": "5",
+                         "creationTimestamp": "2026-01-01T00:00:00Z"}});
+        let version = |line: &Bytes, at: &str| {
+            let v: Value = serde_json::from_slice(line).unwrap();
+            v.pointer(at).and_then(Value::as_str).map(str::to_owned)
+        };
+        for table in [
+            None,
+            Some((IncludeObject::Object, Clock::new())),
+            Some((IncludeObject::Metadata, Clock::new())),
+        ] {
+            let at = match table {
+                None => "/object/metadata/resourceVersion",
+                Some(_) => "/object/rows/0/object/metadata/resourceVersion",
+            };
+            let p = Printer {
+                def: well_known::configmaps().clone(),
+                table,
+            };
+            let line = event_line_at("DELETED", &p, &obj, Some(9));
+            assert_eq!(version(&line, at).as_deref(), Some("9"));
+            // Its own version, or none given: written as it is.
+            for rv in [Some(5), None] {
+                let line = event_line_at("DELETED", &p, &obj, rv);
+                assert_eq!(version(&line, at).as_deref(), Some("5"));
+                assert_eq!(line, event_line("DELETED", &p, &obj));
+            }
         }
     }
 

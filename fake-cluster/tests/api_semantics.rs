@@ -5,7 +5,7 @@
 
 use cmdreporter_fake_cluster::FakeCluster;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::response::StatusSummary;
 use serde_json::json;
@@ -244,6 +244,32 @@ async fn delete_answers_status_or_object_per_resource() {
         .unwrap();
     let pod = deleted.left().expect("a Pod delete answers the Pod");
     assert_eq!(pod.metadata.name.as_deref(), Some("p"));
+    // A pod is deleted gracefully even with a zero grace period: marked, then removed.
+    assert!(pod.metadata.deletion_timestamp.is_some());
+    assert_eq!(pod.metadata.deletion_grace_period_seconds, Some(0));
+    // A ServiceAccount answers with the object as it was stored: nothing is written before
+    // an immediate delete, so no deletionTimestamp, and the resourceVersion of its last
+    // write; a dry run answers the same and deletes nothing.
+    let sas: Api<ServiceAccount> = Api::default_namespaced(c.client());
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "s"}})).unwrap();
+    let stored = sas.create(&PostParams::default(), &sa).await.unwrap();
+    let dry = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    for dp in [dry, DeleteParams::default()] {
+        let answer = sas.delete("s", &dp).await.unwrap();
+        let answer = answer
+            .left()
+            .expect("a ServiceAccount delete answers the object");
+        assert_eq!(
+            answer.metadata.resource_version,
+            stored.metadata.resource_version
+        );
+        assert_eq!(answer.metadata.deletion_timestamp, None);
+        assert_eq!(answer.metadata.uid, stored.metadata.uid);
+    }
+    assert_eq!(api_error(sas.get("s").await.unwrap_err()).code, 404);
 }
 
 #[tokio::test]

@@ -86,7 +86,7 @@ async fn selectors_turn_transitions_into_added_and_deleted() {
     assert_eq!(
         next_events(&mut w, 4).await,
         ["ADDED b", "DELETED a", "MODIFIED b", "DELETED b"],
-        "a stops matching: DELETED with its new state; a's own deletion is not seen again"
+        "a stops matching: DELETED (with its previous state); a's own deletion is not seen again"
     );
 }
 
@@ -111,6 +111,67 @@ async fn deleted_events_carry_the_last_state_and_the_deletion_version() {
     let deleted_at: u64 = rv(&gone).parse().unwrap();
     assert_eq!(deleted_at, c.store().resource_version());
     assert!(deleted_at > rv(&created).parse().unwrap());
+    // An immediate delete writes nothing first: the last state is the stored one, without
+    // the deletionTimestamp only a graceful delete or a finalizer's wait writes.
+    assert_eq!(gone.metadata.deletion_timestamp, None);
+    assert_eq!(gone.metadata.deletion_grace_period_seconds, None);
+    assert_eq!(gone.data, created.data);
+    assert_eq!(gone.metadata.uid, created.metadata.uid);
+}
+
+#[tokio::test]
+async fn a_resumed_or_filtered_watch_sends_deletions_at_the_deletion_version() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let created = cms
+        .create(&PostParams::default(), &cm("a", "x"))
+        .await
+        .unwrap();
+    cms.delete("a", &DeleteParams::default()).await.unwrap();
+    let deleted_at = c.store().resource_version().to_string();
+    for params in [
+        WatchParams::default(),
+        WatchParams::default().labels("app=x"),
+    ] {
+        // From the history: the change was made before this watch started.
+        let mut w = cms.watch(&params, &rv(&created)).await.unwrap().boxed();
+        let Some(Ok(WatchEvent::Deleted(gone))) = w.next().await else {
+            panic!("no DELETED")
+        };
+        assert_eq!(rv(&gone), deleted_at);
+        assert_eq!(gone.metadata.deletion_timestamp, None);
+    }
+}
+
+#[tokio::test]
+async fn an_object_leaving_the_selection_is_deleted_with_the_state_that_matched() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    cms.create(&PostParams::default(), &cm("a", "x"))
+        .await
+        .unwrap();
+    let mut w = cms
+        .watch(&WatchParams::default().labels("app=x"), "0")
+        .await
+        .unwrap()
+        .boxed();
+    assert_eq!(next_events(&mut w, 1).await, ["ADDED a"]);
+    let moved = cms
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"app": "z"}}, "data": {"k": "v"}})),
+        )
+        .await
+        .unwrap();
+    let Some(Ok(WatchEvent::Deleted(left))) = w.next().await else {
+        panic!("no DELETED")
+    };
+    // The previous state (which matched), at the change's resourceVersion, as the real
+    // server's watch cache sends it.
+    assert_eq!(left.metadata.labels.as_ref().unwrap()["app"], "x");
+    assert_eq!(left.data, None, "the state before the patch");
+    assert_eq!(rv(&left), rv(&moved));
 }
 
 #[tokio::test]

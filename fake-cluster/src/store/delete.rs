@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{Result, Store, finalizers, meta_str};
+use super::{Result, Store, finalizers, meta_mut, meta_str};
 use crate::resources::{Propagation, ResourceRef, well_known};
 use crate::selector::at;
 use crate::status::ApiError;
@@ -28,7 +28,8 @@ pub struct DeleteOptions {
 /// What a delete did.
 #[derive(Debug, Clone)]
 pub enum Deleted {
-    /// The object is gone; its last state.
+    /// The object is gone; its last state (for an immediate delete, the object as it was
+    /// stored, with the resourceVersion of its last write, as the real server answers).
     Gone(Arc<Value>),
     /// The object is terminating (finalizers or a graceful pod delete); its new state.
     Terminating(Arc<Value>),
@@ -56,8 +57,9 @@ impl Store {
         let is_pod = def == well_known::pods();
         let now = self.clock.now_rfc3339_seconds();
         let mut gone = false;
-        // The closure reads the stored object and changes only the metadata of the new one.
-        let obj = self.modify_metadata(def, ns, name, opts.dry_run, |obj, m| {
+        // The closure reads the stored object and changes only the metadata of the new one,
+        // or answers that it goes as it is.
+        let obj = self.write_or_remove(def, ns, name, opts.dry_run, true, |obj| {
             if let Some(uid) = &opts.uid
                 && meta_str(obj, "uid") != Some(uid.as_str()) {
                     return Err(ApiError::conflict(
@@ -110,10 +112,19 @@ impl Store {
             } else {
                 0
             };
+            gone = fins.is_empty() && grace == 0;
+            // Only a pod is deleted gracefully: the real server writes its deletionTimestamp
+            // (and a zero grace period) before it removes it. Any other object that nothing
+            // holds goes as it is stored, without a write first, so its DELETED event shows
+            // no deletionTimestamp.
+            if gone && !is_pod {
+                return Ok(None);
+            }
+            let mut next = obj.clone();
+            let m = meta_mut(&mut next);
             if !fins.is_empty() {
                 m.insert("finalizers".into(), json!(fins));
             }
-            gone = fins.is_empty() && grace == 0;
             if !m.contains_key("deletionTimestamp") {
                 // The first marking of an object that stays (finalizers, a grace period) is
                 // a new generation, as the real server's `markAsDeleting` and
@@ -129,7 +140,7 @@ impl Store {
                 m.insert("deletionTimestamp".into(), json!(now));
             }
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-            Ok(())
+            Ok(Some(next))
         })?;
         if gone {
             Ok(Deleted::Gone(obj))

@@ -60,6 +60,9 @@ enum Next {
     /// The new object (without its resourceVersion), and whether it is to be removed
     /// (terminating, with nothing left that holds it).
     Write(Value, bool),
+    /// The stored object is removed as it is: an immediate delete of an object that
+    /// nothing holds, which (as on the real server) writes no deletionTimestamp first.
+    Remove,
 }
 
 impl Store {
@@ -80,23 +83,6 @@ impl Store {
                 Some(m) => f(current, m.entry("status").or_insert(Value::Null))?,
                 None => return Err(ApiError::bad_request("the stored object is not an object")),
             }
-            Ok(next)
-        })
-    }
-
-    /// [`Store::modify_inner`] of the metadata alone: `f` sees the stored object and changes
-    /// the new object's `metadata` (made an empty object first when it is not one).
-    pub(super) fn modify_metadata(
-        &self,
-        def: &ResourceRef,
-        ns: &str,
-        name: &str,
-        dry_run: bool,
-        f: impl FnOnce(&Value, &mut serde_json::Map<String, Value>) -> Result<()>,
-    ) -> Result<Arc<Value>> {
-        self.write_scoped(def, ns, name, dry_run, true, |current| {
-            let mut next = current.clone();
-            f(current, meta_mut(&mut next))?;
             Ok(next)
         })
     }
@@ -126,13 +112,32 @@ impl Store {
         spec_kept: bool,
         next_of: impl FnOnce(&Value) -> Result<Value>,
     ) -> Result<Arc<Value>> {
+        self.write_or_remove(def, ns, name, dry_run, spec_kept, |current| {
+            next_of(current).map(Some)
+        })
+    }
+
+    /// [`Store::write_scoped`], where `next_of` may instead answer `None`: the stored object
+    /// is removed as it is (an immediate delete, which writes nothing before it removes),
+    /// and returned.
+    pub(super) fn write_or_remove(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+        spec_kept: bool,
+        next_of: impl FnOnce(&Value) -> Result<Option<Value>>,
+    ) -> Result<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
         if def == well_known::namespaces() || crd::is_crd(def) {
             let inner = self.lock();
             let current = Self::stored(&inner, def, ns, name)?;
-            return match self.next_state(def, &current, next_of, spec_kept, Some(&inner))? {
+            return match self.next_or_removal(def, &current, next_of, spec_kept, Some(&inner))? {
                 Next::Same => Ok(current),
+                Next::Remove if dry_run => Ok(current),
                 Next::Write(next, _) if dry_run => Ok(Arc::new(next)),
+                Next::Remove => Ok(self.commit_removal(inner, def, ns, name, current)),
                 Next::Write(next, gone) => {
                     Ok(self.commit(inner, def, ns, name, current, next, gone))
                 }
@@ -140,17 +145,37 @@ impl Store {
         }
         let _writer = self.writers.lock(def.storage_key(), ns, name);
         let current = Self::stored(&self.lock(), def, ns, name)?;
-        let (next, gone) = match self.next_state(def, &current, next_of, spec_kept, None)? {
+        let next = match self.next_or_removal(def, &current, next_of, spec_kept, None)? {
             Next::Same => return Ok(current),
+            Next::Remove if dry_run => return Ok(current),
             Next::Write(next, _) if dry_run => return Ok(Arc::new(next)),
-            Next::Write(next, gone) => (next, gone),
+            next => next,
         };
         let inner = self.lock();
         // Never otherwise: only a writer holding this object's lock replaces or removes it.
         if !Self::stored(&inner, def, ns, name).is_ok_and(|o| Arc::ptr_eq(&o, &current)) {
             return Err(ApiError::stale(def, name));
         }
-        Ok(self.commit(inner, def, ns, name, current, next, gone))
+        Ok(match next {
+            Next::Write(next, gone) => self.commit(inner, def, ns, name, current, next, gone),
+            _ => self.commit_removal(inner, def, ns, name, current),
+        })
+    }
+
+    /// [`Store::next_state`] of what `next_of` makes of the stored object, or
+    /// [`Next::Remove`] when it answers `None`.
+    fn next_or_removal(
+        &self,
+        def: &ResourceRef,
+        current: &Value,
+        next_of: impl FnOnce(&Value) -> Result<Option<Value>>,
+        spec_kept: bool,
+        inner: Option<&Inner>,
+    ) -> Result<Next> {
+        match next_of(current)? {
+            None => Ok(Next::Remove),
+            Some(next) => self.next_state(def, current, |_| Ok(next), spec_kept, inner),
+        }
     }
 
     /// The stored object, or 404.
@@ -285,6 +310,41 @@ impl Store {
             self.finalize_namespace_if_empty(&mut inner, ns);
         }
         next
+    }
+
+    /// Removes the stored object `current` as it is under the store's lock, and publishes
+    /// its deletion with the next resourceVersion. The change's object is `current` itself,
+    /// not a copy: its `metadata.resourceVersion` is that of its last write, and the
+    /// deletion's is the change's `rv` (which watches write into the DELETED event, as the
+    /// real server's watch sends the last state with the deletion's revision).
+    fn commit_removal(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        current: Arc<Value>,
+    ) -> Arc<Value> {
+        let rv = Self::next_rv(&mut inner);
+        if let Some(m) = inner.objects.get_mut(key(def)) {
+            m.remove(ns, name);
+        }
+        self.publish(
+            &mut inner,
+            Change {
+                kind: ChangeType::Deleted,
+                resource: def.clone(),
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+                object: current.clone(),
+                previous: Some(current.clone()),
+                rv,
+            },
+        );
+        if def.namespaced {
+            self.finalize_namespace_if_empty(&mut inner, ns);
+        }
+        current
     }
 }
 

@@ -4,10 +4,13 @@
 //! Most of what the fake sends is string content (names, labels, managedFields keys), and
 //! serde_json looks each byte of a string up in its escape table. Here a string is scanned
 //! eight bytes at a time for the only bytes JSON escapes (`"`, `\` and controls below
-//! 0x20), and the runs between them are copied whole; escapes, numbers and the structure
-//! are written as serde_json writes them (compact, members in the map's own order).
+//! 0x20), and a string with none (nearly all) is written with its quotes, and a member's
+//! `,` and `:`, under one capacity check, short ones copied as overlapping words; escapes,
+//! numbers and the structure are written as serde_json writes them (compact, members in
+//! the map's own order).
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use bytes::Bytes;
 use serde_json::{Map, Number, Value};
@@ -120,13 +123,13 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::String(s) => write_str(out, s),
         Value::Array(items) => {
             out.push(b'[');
-            let mut first = true;
-            for item in items {
-                if !first {
+            let mut items = items.iter();
+            if let Some(first) = items.next() {
+                write_value(out, first);
+                for item in items {
                     out.push(b',');
+                    write_value(out, item);
                 }
-                first = false;
-                write_value(out, item);
             }
             out.push(b']');
         }
@@ -144,14 +147,11 @@ pub(crate) fn write_entries<'a>(
     entries: impl Iterator<Item = (&'a str, &'a Value)>,
 ) {
     out.push(b'{');
-    let mut first = true;
+    let mut comma = false;
     for (k, v) in entries {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        write_str(out, k);
-        out.push(b':');
+        // `,"key":` (or `"key":` for the first member) in one write.
+        write_quoted(out, comma, k.as_bytes(), true);
+        comma = true;
         write_value(out, v);
     }
     out.push(b'}');
@@ -178,7 +178,7 @@ fn write_number(out: &mut Vec<u8>, n: &Number) {
 }
 
 fn write_decimal(out: &mut Vec<u8>, mut u: u64, negative: bool) {
-    let mut digits = [0u8; 20];
+    let mut digits = [0u8; 21];
     let mut at = digits.len();
     loop {
         at -= 1;
@@ -189,7 +189,8 @@ fn write_decimal(out: &mut Vec<u8>, mut u: u64, negative: bool) {
         }
     }
     if negative {
-        out.push(b'-');
+        at -= 1;
+        digits[at] = b'-';
     }
     out.extend_from_slice(&digits[at..]);
 }
@@ -225,42 +226,112 @@ fn half(b: &[u8; 4]) -> u64 {
     u64::from(u32::from_le_bytes(*b))
 }
 
-/// Whether no byte of `bytes` is escaped: whole words, the last one overlapping the
-/// others (a byte read twice changes nothing); short strings in two overlapping halves or
-/// byte by byte.
-fn clean(bytes: &[u8]) -> bool {
-    let n = bytes.len();
-    if let Some(last) = bytes.last_chunk::<8>() {
-        let (words, _) = bytes.as_chunks::<8>();
-        let mut acc = hits(word(last));
-        for w in words {
-            acc |= hits(word(w));
-        }
-        acc == 0
-    } else if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
-        hits(half(first) | (half(last) << 32)) == 0
-    } else {
-        n == 0 || bytes.iter().all(|&b| !escaped(b))
-    }
-}
-
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    if clean(bytes) {
-        out.extend_from_slice(bytes);
-    } else {
-        write_escaped(out, bytes);
-    }
-    out.push(b'"');
+    write_quoted(out, false, s.as_bytes(), false);
 }
 
-/// The content of a string that has bytes to escape (rare: messages, annotations holding
-/// JSON), as serde_json writes it.
+/// Appends `b` as a JSON string, after a `,` if `comma` and followed by a `:` if `colon`.
+///
+/// A string without bytes to escape (nearly all of them) is checked and copied with the same
+/// loads, under one capacity check: up to 16 bytes as two overlapping words (or halves, or
+/// single bytes), longer ones a word at a time then copied whole.
+#[inline(always)]
+fn write_quoted(out: &mut Vec<u8>, comma: bool, b: &[u8], colon: bool) {
+    let n = b.len();
+    let lead = usize::from(comma);
+    let total = lead + n + 2 + usize::from(colon);
+    if n >= 8 {
+        if n > 16 {
+            if !clean_long(b) {
+                return write_escaped(out, comma, b, colon);
+            }
+        } else if let (Some(first), Some(last)) = (b.first_chunk::<8>(), b.last_chunk::<8>())
+            && (hits(word(first)) | hits(word(last))) != 0
+        {
+            return write_escaped(out, comma, b, colon);
+        }
+    } else if let (Some(first), Some(last)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        if hits(half(first) | (half(last) << 32)) != 0 {
+            return write_escaped(out, comma, b, colon);
+        }
+    } else if b.iter().any(|&c| escaped(c)) {
+        return write_escaped(out, comma, b, colon);
+    }
+    out.reserve(total);
+    let len = out.len();
+    let Some(dst) = out.spare_capacity_mut().get_mut(..total) else {
+        // Not reached: `reserve` made the room. Written the slow way if it were.
+        return write_escaped(out, comma, b, colon);
+    };
+    if comma {
+        dst[0].write(b',');
+    }
+    dst[lead].write(b'"');
+    copy_into(&mut dst[lead + 1..lead + 1 + n], b);
+    dst[lead + 1 + n].write(b'"');
+    if colon {
+        dst[lead + 2 + n].write(b':');
+    }
+    // SAFETY: the `total` bytes after `len` are within the capacity reserved above and were
+    // all written just now (`dst` is exactly them).
+    unsafe { out.set_len(len + total) };
+}
+
+/// Copies `src` into `dst` (the same length): short ones as overlapping words, which the
+/// compiler turns into a few moves instead of a call to `memcpy`.
+#[inline(always)]
+fn copy_into(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    let n = src.len();
+    if n > 16 {
+        let n = n.min(dst.len());
+        // SAFETY: `src` has `n` bytes to read and `dst` room for `n` (it is as long, and `n`
+        // is at most its length anyway); two distinct borrows cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), n) };
+    } else if n >= 8 {
+        put_ends::<8>(dst, src);
+    } else if n >= 4 {
+        put_ends::<4>(dst, src);
+    } else if n > 0 {
+        dst[0].write(src[0]);
+        dst[n / 2].write(src[n / 2]);
+        dst[n - 1].write(src[n - 1]);
+    }
+}
+
+/// Copies the first and the last `N` bytes of `src` (`N` to `2 * N` bytes long) into `dst`
+/// (as long): all of it, the middle twice.
+#[inline(always)]
+fn put_ends<const N: usize>(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+        *d = s.map(MaybeUninit::new);
+    }
+    if let (Some(d), Some(s)) = (dst.last_chunk_mut::<N>(), src.last_chunk::<N>()) {
+        *d = s.map(MaybeUninit::new);
+    }
+}
+
+/// Whether no byte of `bytes` (at least 8 of them) is escaped: whole words, the last one
+/// overlapping the others (a byte read twice changes nothing). Not inlined: its vectorised
+/// loop's constants would otherwise be reloaded around every call of [`write_value`].
+#[inline(never)]
+fn clean_long(bytes: &[u8]) -> bool {
+    let (words, _) = bytes.as_chunks::<8>();
+    let mut acc = bytes.last_chunk::<8>().map_or(0, |w| hits(word(w)));
+    for w in words {
+        acc |= hits(word(w));
+    }
+    acc == 0
+}
+
+/// [`write_quoted`] of a string that has bytes to escape (rare: messages, annotations
+/// holding JSON, managedFields keys of list items), as serde_json writes it.
 #[cold]
 #[inline(never)]
-fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+fn write_escaped(out: &mut Vec<u8>, comma: bool, bytes: &[u8], colon: bool) {
+    if comma {
+        out.push(b',');
+    }
+    out.push(b'"');
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if !escaped(b) {
@@ -290,8 +361,11 @@ fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
         }
     }
     out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+    if colon {
+        out.push(b':');
+    }
 }
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -318,12 +392,17 @@ mod tests {
                 let s = format!("{}{}{}", "a".repeat(pad), b as char, "z".repeat(17 - pad));
                 same_as_serde(&Value::String(s));
             }
-            // Short strings, whose tail is read in halves or by single bytes.
-            for len in 1..=9 {
+            // Every length through the short paths (bytes, halves, two words) and past
+            // them, the byte at every place; as a value, as a first member's key and as a
+            // later one's (written with their `,` and `:`).
+            for len in 1..=40 {
                 for at in 0..len {
                     let mut s = vec![b'k'; len];
                     s[at] = b;
-                    same_as_serde(&Value::String(String::from_utf8(s).unwrap()));
+                    let s = String::from_utf8(s).unwrap();
+                    same_as_serde(&Value::String(s.clone()));
+                    same_as_serde(&json!({ s.clone(): 1, "~": [s.clone(), s.clone()] }));
+                    same_as_serde(&json!({ "0": {}, s: "v" }));
                 }
             }
         }

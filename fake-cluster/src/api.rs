@@ -186,7 +186,7 @@ pub(crate) fn error_response(e: &ApiError) -> Response<ResponseBody> {
 }
 
 pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
+    crate::encoding::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "the object provided is unrecognized or malformed: {e}"
         ))

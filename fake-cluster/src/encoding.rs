@@ -15,6 +15,10 @@ use std::mem::MaybeUninit;
 use bytes::Bytes;
 use serde_json::{Map, Number, Value};
 
+mod read;
+
+pub(crate) use read::from_slice;
+
 /// A scratch buffer kept past this size is given back, so one large list answer does not
 /// keep its memory on every worker thread.
 const SCRATCH_KEEP: usize = 1 << 20;
@@ -470,7 +474,8 @@ mod tests {
         ]));
     }
 
-    fn random_string(rng: &mut impl Rng) -> String {
+    /// A string of pieces that need escapes, non-ASCII ones and plain ones.
+    pub(super) fn random_string(rng: &mut impl Rng) -> String {
         const PIECES: &[&str] = &[
             "a",
             "metadata",
@@ -495,20 +500,25 @@ mod tests {
     }
 
     fn random_value(rng: &mut impl Rng, depth: u32) -> Value {
+        random_document(rng, depth, true)
+    }
+
+    /// A document of every kind of value (floats only if `floats`), nested up to 6 deep.
+    pub(super) fn random_document(rng: &mut impl Rng, depth: u32, floats: bool) -> Value {
         match rng.random_range(0..if depth > 4 { 5 } else { 7 }) {
             0 => Value::Null,
             1 => Value::Bool(rng.random()),
-            2 => json!(rng.random::<i64>() >> rng.random_range(0..63)),
-            3 => json!(rng.random::<f64>() * 1e6),
+            3 if floats => json!(rng.random::<f64>() * 1e6),
+            2 | 3 => json!(rng.random::<i64>() >> rng.random_range(0..63)),
             4 => Value::String(random_string(rng)),
             5 => Value::Array(
                 (0..rng.random_range(0..5))
-                    .map(|_| random_value(rng, depth + 1))
+                    .map(|_| random_document(rng, depth + 1, floats))
                     .collect(),
             ),
             _ => Value::Object(
                 (0..rng.random_range(0..6))
-                    .map(|_| (random_string(rng), random_value(rng, depth + 1)))
+                    .map(|_| (random_string(rng), random_document(rng, depth + 1, floats)))
                     .collect(),
             ),
         }

@@ -77,7 +77,9 @@ pub struct ResourceDef {
 /// Two definitions are the same resource version when group, version and plural agree.
 impl PartialEq for ResourceDef {
     fn eq(&self, other: &Self) -> bool {
-        self.group == other.group && self.version == other.version && self.plural == other.plural
+        // The plural first: it tells most resources apart by its length alone, where the
+        // group and version ("" and "v1" for most built-ins) take a comparison each.
+        self.plural == other.plural && self.group == other.group && self.version == other.version
     }
 }
 
@@ -185,6 +187,17 @@ impl ResourceDef {
         } else {
             format!("{}/{}", self.group, self.version)
         }
+    }
+
+    /// Whether `api_version` is [`ResourceDef::api_version`] (compared without making it).
+    pub fn has_api_version(&self, api_version: &str) -> bool {
+        if self.group.is_empty() {
+            return api_version == self.version;
+        }
+        api_version
+            .strip_prefix(self.group.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            == Some(self.version.as_str())
     }
 
     /// The `apiVersion` the store keeps objects of this resource at: the storage version's
@@ -400,7 +413,7 @@ impl Registry {
 
     /// Finds a resource by `apiVersion` and kind (for ownerReferences).
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<ResourceRef> {
-        let matches = |r: &&ResourceRef| r.kind == kind && r.api_version() == api_version;
+        let matches = |r: &&ResourceRef| r.kind == kind && r.has_api_version(api_version);
         if let Some(b) = BUILTINS.iter().find(matches) {
             return Some(b.clone());
         }
@@ -479,6 +492,36 @@ pub mod well_known {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_api_version_is_api_version_compared() {
+        let custom = ResourceRef::new(ResourceDef {
+            group: "example.com".into(),
+            version: "v1".into(),
+            ..(**well_known::jobs()).clone()
+        });
+        for def in builtins().iter().chain([&custom]) {
+            for candidate in [
+                "v1",
+                "batch/v1",
+                "apps/v1",
+                "batch/v1beta1",
+                "batchv1",
+                "batch/",
+                "/v1",
+                "example.com/v1",
+                "example.com//v1",
+                "",
+            ] {
+                assert_eq!(
+                    def.has_api_version(candidate),
+                    def.api_version() == candidate,
+                    "{} {candidate}",
+                    def.plural
+                );
+            }
+        }
+    }
 
     #[test]
     fn well_known_entries_point_at_the_right_rows() {

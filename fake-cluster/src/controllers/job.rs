@@ -69,22 +69,17 @@ impl Controllers {
     pub(super) fn job_pod_changed(&mut self, c: &Change) {
         let owner = owner_refs(&c.object)
             .find(|r| r["kind"] == "Job" && r["controller"] == true)
-            .and_then(|r| {
-                Some((
-                    r["name"].as_str()?.to_owned(),
-                    r["uid"].as_str()?.to_owned(),
-                ))
-            });
+            .and_then(|r| Some((r["name"].as_str()?, r["uid"].as_str()?)));
         let tracked = has_finalizer(&c.object, TRACKING_FINALIZER);
         match owner {
             Some((name, uid)) => {
                 let live = self
                     .api
                     .store
-                    .lookup(well_known::jobs(), &c.namespace, &name)
-                    .is_some_and(|j| meta_str(&j, "uid") == Some(uid.as_str()));
+                    .lookup(well_known::jobs(), &c.namespace, name)
+                    .is_some_and(|j| meta_str(&j, "uid") == Some(uid));
                 if live {
-                    self.enqueue_job(&c.namespace, &name);
+                    self.enqueue_job(&c.namespace, name);
                 } else if tracked {
                     self.remove_finalizer(
                         well_known::pods(),
@@ -121,7 +116,18 @@ impl Controllers {
         let Some(job) = self.api.store.lookup(jobs, ns, name) else {
             return;
         };
-        if has_condition(&job, "Complete") || has_condition(&job, "Failed") {
+        // `Complete` or `Failed` True, in one walk of the conditions.
+        if field(&job, &["status", "conditions"])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                matches!(
+                    c.get("type").and_then(Value::as_str),
+                    Some("Complete" | "Failed")
+                ) && c["status"] == "True"
+            })
+        {
             return;
         }
         let uid = meta_str(&job, "uid").unwrap_or_default().to_owned();
@@ -142,11 +148,12 @@ impl Controllers {
             if !has_finalizer(p, TRACKING_FINALIZER) {
                 continue;
             }
-            let pname = meta_str(p, "name").unwrap_or_default().to_owned();
+            let pname = meta_str(p, "name").unwrap_or_default();
             let unbound = field(p, &["spec", "nodeName"]).is_none();
-            let is_failed = phase(p) == "Failed"
-                || (deleting(p) && phase(p) != "Succeeded" && (!only_failed || unbound));
-            if phase(p) == "Succeeded" {
+            let p_phase = phase(p);
+            let is_failed = p_phase == "Failed"
+                || (deleting(p) && p_phase != "Succeeded" && (!only_failed || unbound));
+            if p_phase == "Succeeded" {
                 succeeded += 1;
             } else if is_failed {
                 match policy.map(|pol| judge(pol, p)) {
@@ -164,7 +171,7 @@ impl Controllers {
             } else {
                 continue;
             }
-            self.remove_finalizer(well_known::pods(), ns, &pname, TRACKING_FINALIZER);
+            self.remove_finalizer(well_known::pods(), ns, pname, TRACKING_FINALIZER);
         }
         let memo = self.jobs.entry(uid.clone()).or_default();
         if start_time_missing(&job) {
@@ -187,10 +194,9 @@ impl Controllers {
         let backoff_limit = int(&job, &["spec", "backoffLimit"], 6);
         let completions = int(&job, &["spec", "completions"], 1);
         let parallelism = int(&job, &["spec", "parallelism"], 1);
-        let start_time = field(&job, &["status", "startTime"])
+        let started_at = field(&job, &["status", "startTime"])
             .and_then(Value::as_str)
-            .map(str::to_owned);
-        let started_at = start_time.clone().unwrap_or_else(|| now.clone());
+            .unwrap_or(&now);
 
         // Deadline: measured from the start (startTime, or the exact instant this controller
         // set it), checked again by a timer.
@@ -223,15 +229,17 @@ impl Controllers {
             ));
         }
 
-        let mut conditions: Vec<Value> = field(&job, &["status", "conditions"])
+        // The conditions read (borrowed) and those this reconcile adds: the status gets
+        // both, in this order, when there are any.
+        let read_conditions: &[Value] = field(&job, &["status", "conditions"])
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[], Vec::as_slice);
+        let mut conditions: Vec<Value> = Vec::new();
         let cond = |kind: &str, reason: &str, message: &str| {
             json!({"type": kind, "status": "True", "reason": reason, "message": message,
                    "lastProbeTime": now, "lastTransitionTime": now})
         };
-        let existing_target = conditions
+        let existing_target = read_conditions
             .iter()
             .find(|c| c["type"] == "FailureTarget" && c["status"] == "True")
             .map(|c| {
@@ -359,20 +367,61 @@ impl Controllers {
             status["ready"] = json!(ready);
             status["terminating"] = json!(terminating);
             status["uncountedTerminatedPods"] = json!({});
-            if !conditions.is_empty() {
-                status["conditions"] = Value::Array(conditions.clone());
+            if !read_conditions.is_empty() || !conditions.is_empty() {
+                status["conditions"] =
+                    Value::Array(read_conditions.iter().chain(&conditions).cloned().collect());
             }
             if complete {
                 status["completionTime"] = json!(now);
             }
         };
-        // As the real controller, write the status only when it changes (a copy of the
-        // status is cheap; a write copies the whole Job).
-        let mut status = job.get("status").cloned().unwrap_or(Value::Null);
-        apply(&mut status);
-        if job.get("status") == Some(&status) {
+        // As the real controller, write the status only when it changes (a write copies
+        // the whole Job). Whether `apply` would change the status read is decided from the
+        // values it would write, without copying the status to apply it.
+        let current = job.get("status");
+        let unchanged = current.and_then(Value::as_object).is_some_and(|m| {
+            let number = |k: &str, v: u64| m.get(k) == Some(&Value::from(v));
+            let active_now = if finished.is_some() {
+                0
+            } else {
+                (active.len() + created - removed) as u64
+            };
+            // `set`: a zero removes the field, anything else writes it.
+            let kept = |k: &str, v: u64| {
+                if v == 0 {
+                    !m.contains_key(k)
+                } else {
+                    number(k, v)
+                }
+            };
+            m.contains_key("startTime")
+                && kept("active", active_now)
+                && kept("succeeded", succeeded)
+                && kept("failed", failed)
+                && number("ready", ready as u64)
+                && number("terminating", terminating as u64)
+                && m.get("uncountedTerminatedPods") == Some(&json!({}))
+                // No condition added: the ones read are written back as they are (an
+                // added one always makes the list differ from the one read).
+                && conditions.is_empty()
+                && (!complete
+                    || m.get("completionTime").and_then(Value::as_str) == Some(now.as_str()))
+        });
+        #[cfg(debug_assertions)]
+        {
+            let mut applied = current.cloned().unwrap_or(Value::Null);
+            apply(&mut applied);
+            debug_assert_eq!(
+                unchanged,
+                current == Some(&applied),
+                "status check of {name}"
+            );
+        }
+        if unchanged {
             return;
         }
+        let mut status = current.cloned().unwrap_or(Value::Null);
+        apply(&mut status);
         let seen_rv = meta_str(&job, "resourceVersion").map(str::to_owned);
         // A status-only write: the store then knows the spec (and so the generation) is
         // unchanged.

@@ -144,8 +144,10 @@ pub(crate) struct Controllers {
     unschedulable: BTreeSet<(String, String)>,
     /// Jobs (by uid) with a TTL timer armed.
     ttl_armed: HashSet<String>,
-    /// Jobs (namespace, name) to reconcile once the changes at hand are handled.
-    job_queue: BTreeSet<(String, String)>,
+    /// Jobs to reconcile once the changes at hand are handled: names by namespace, taken
+    /// in (namespace, name) order. Nested so that queueing a Job already queued (most
+    /// changes queue their Job again) allocates nothing.
+    job_queue: BTreeMap<String, BTreeSet<String>>,
     /// The CA PEM every namespace's `kube-root-ca.crt` holds.
     root_ca: String,
     /// Pending timers of each Job (namespace, name): deadline, back-off and TTL requeues,
@@ -209,7 +211,7 @@ impl Controllers {
             jobs: HashMap::new(),
             unschedulable: BTreeSet::new(),
             ttl_armed: HashSet::new(),
-            job_queue: BTreeSet::new(),
+            job_queue: BTreeMap::new(),
             root_ca,
             timers: HashMap::new(),
         };
@@ -245,11 +247,30 @@ impl Controllers {
     /// Queues a Job for reconciliation once the changes at hand are handled; a Job queued
     /// twice is reconciled once.
     fn enqueue_job(&mut self, ns: &str, name: &str) {
-        self.job_queue.insert((ns.to_owned(), name.to_owned()));
+        match self.job_queue.get_mut(ns) {
+            Some(names) => {
+                if !names.contains(name) {
+                    names.insert(name.to_owned());
+                }
+            }
+            None => {
+                self.job_queue
+                    .insert(ns.to_owned(), BTreeSet::from([name.to_owned()]));
+            }
+        }
     }
 
     fn reconcile_queued_jobs(&mut self) {
-        while let Some((ns, name)) = self.job_queue.pop_first() {
+        while let Some(mut first) = self.job_queue.first_entry() {
+            let Some(name) = first.get_mut().pop_first() else {
+                first.remove();
+                continue;
+            };
+            let ns = if first.get().is_empty() {
+                first.remove_entry().0
+            } else {
+                first.key().clone()
+            };
             self.reconcile_job(&ns, &name);
         }
     }
@@ -306,13 +327,13 @@ impl Controllers {
     // ---- node glue: start and stop the kubelet's pod runs ----
 
     fn on_pod(&mut self, c: &Change) {
-        let uid = meta_str(&c.object, "uid").unwrap_or_default().to_owned();
+        let uid = meta_str(&c.object, "uid").unwrap_or_default();
         match c.kind {
             ChangeType::Added => {
                 if field(&c.object, &["spec", "nodeName"]).is_none() {
                     self.schedule(&c.namespace, &c.name);
                 } else {
-                    self.start_pod(&uid, &c.object);
+                    self.start_pod(uid, &c.object);
                 }
             }
             ChangeType::Modified => {
@@ -324,10 +345,10 @@ impl Controllers {
                 if bound && !was_bound {
                     self.unschedulable
                         .remove(&(c.namespace.clone(), c.name.clone()));
-                    self.start_pod(&uid, &c.object);
+                    self.start_pod(uid, &c.object);
                 }
                 if meta_str(&c.object, "deletionTimestamp").is_some()
-                    && let Some(tx) = self.pods.get(&uid)
+                    && let Some(tx) = self.pods.get(uid)
                 {
                     // The kubelet notices the deletion and stops the containers: SIGTERM,
                     // then SIGKILL after the grace period (the runtime's part).
@@ -337,12 +358,12 @@ impl Controllers {
             ChangeType::Deleted => {
                 self.unschedulable
                     .remove(&(c.namespace.clone(), c.name.clone()));
-                if let Some(tx) = self.pods.remove(&uid) {
+                if let Some(tx) = self.pods.remove(uid) {
                     let _ = tx.send(true);
                 }
-                self.api.logs.remove_pod(&uid);
-                self.kubelet.runtime.forget_pod(&uid);
-                let _ = std::fs::remove_dir_all(self.kubelet.volumes_root.join(&uid));
+                self.api.logs.remove_pod(uid);
+                self.kubelet.runtime.forget_pod(uid);
+                let _ = std::fs::remove_dir_all(self.kubelet.volumes_root.join(uid));
             }
         }
     }

@@ -36,16 +36,23 @@ impl Controllers {
         let Some(job) = self.api.store.lookup(well_known::jobs(), ns, name) else {
             return;
         };
-        if meta_str(&job, "deletionTimestamp").is_some() {
+        // Without a TTL `ttl_left` is `None` whatever else holds: the checks before it
+        // only read, so a Job without one (most) is done with at once.
+        if field(&job, &["spec", "ttlSecondsAfterFinished"]).is_none()
+            || meta_str(&job, "deletionTimestamp").is_some()
+        {
             return;
         }
-        let uid = meta_str(&job, "uid").unwrap_or_default().to_owned();
-        if self.ttl_armed.contains(&uid) {
+        let uid = meta_str(&job, "uid").unwrap_or_default();
+        if self.ttl_armed.contains(uid) {
             return;
         }
         if let Some(left) = self.ttl_left(&job) {
-            self.ttl_armed.insert(uid.clone());
-            self.requeue_after(left, Work::Ttl(ns.to_owned(), name.to_owned(), uid));
+            self.ttl_armed.insert(uid.to_owned());
+            self.requeue_after(
+                left,
+                Work::Ttl(ns.to_owned(), name.to_owned(), uid.to_owned()),
+            );
         }
     }
 

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use crate::api::AdmissionCheck;
 use crate::resources::{ResourceDef, well_known};

@@ -4,10 +4,10 @@
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 
+use crate::json::{Value, json};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
-use serde_json::{Value, json};
 
 use crate::journal::{Journal, JournalEntry};
 use crate::logs::LogStore;

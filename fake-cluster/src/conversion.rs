@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use crate::events;
 use crate::resources::ResourceDef;

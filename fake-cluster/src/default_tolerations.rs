@@ -5,7 +5,7 @@
 //! tolerates them (a toleration with that key, or no key, and effect NoExecute or none). So
 //! a pod on a node that stops answering is evicted five minutes after the node is tainted.
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use crate::api::AdmissionCheck;
 use crate::resources::{ResourceDef, well_known};

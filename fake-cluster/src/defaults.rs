@@ -1,6 +1,6 @@
 //! Create-time defaulting and validation hooks, per resource, as the API server applies them.
 
-use serde_json::{Map, Value, json};
+use crate::json::{Map, Value, json};
 
 use crate::resources::ResourceDef;
 use crate::selector::{at, at_mut};

@@ -3,8 +3,8 @@
 //! answer the real server gives (a `Status`, or the object, or 202 for a legacy cascading
 //! request left in place).
 
+use crate::json::{Value, json};
 use http::{Response, header};
-use serde_json::{Value, json};
 
 use crate::api::{
     ApiServer, JOB_ORPHAN_WARNING, ResponseBody, item_key, json_response, parse_body,

@@ -8,7 +8,7 @@
 //! do not advertise strategic merge patch, so kubectl computes apply patches from its
 //! compiled-in types.
 
-use serde_json::{Map, Value, json};
+use crate::json::{Map, Value, json};
 
 use crate::resources::{Registry, ResourceDef, ResourceRef};
 

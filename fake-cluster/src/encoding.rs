@@ -12,8 +12,8 @@
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
+use crate::json::{Map, Number, Value};
 use bytes::Bytes;
-use serde_json::{Map, Number, Value};
 
 mod read;
 
@@ -44,7 +44,7 @@ pub(crate) fn framed(prefix: &[&[u8]], value: &Value, suffix: &[u8]) -> Bytes {
 /// [`framed`] of an object whose `metadata.resourceVersion` is written as `rv`: the JSON of
 /// the object with that one member replaced, without a copy of the object.
 pub(crate) fn framed_at_version(prefix: &[&[u8]], obj: &Value, rv: &str, suffix: &[u8]) -> Bytes {
-    let with_version = |meta: &Map<String, Value>| {
+    let with_version = |meta: &Map| {
         let mut m = meta.clone();
         m.insert("resourceVersion".into(), Value::String(rv.to_owned()));
         m
@@ -141,7 +141,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
-fn write_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
+fn write_map(out: &mut Vec<u8>, map: &Map) {
     write_entries(out, map.iter().map(|(k, v)| (k.as_str(), v)));
 }
 
@@ -375,8 +375,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::json::json;
     use rand::{Rng, SeedableRng};
-    use serde_json::json;
 
     fn same_as_serde(v: &Value) {
         let ours = to_bytes(v);

@@ -1,7 +1,7 @@
 //! A container's environment as the kubelet builds it: literal values, the downward API,
 //! ConfigMap and Secret keys, and `$(VAR)` expansion in values, command and args.
 
-use serde_json::Value;
+use crate::json::Value;
 
 use crate::resources::{core, well_known};
 use crate::selector::at;
@@ -206,7 +206,7 @@ pub fn container_argv(container: &Value, env: &[(String, String)]) -> Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     #[test]
     fn expansion_follows_the_kubelet() {

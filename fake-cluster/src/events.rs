@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value, json};
+use crate::json::{Map, Value, json};
 
 use crate::resources::{ResourceDef, ResourceRef, well_known};
 use crate::status::ApiError;
@@ -36,7 +36,7 @@ pub fn storage_def(def: &ResourceRef) -> &ResourceRef {
     }
 }
 
-fn rename(obj: &Map<String, Value>, from_wire: bool) -> Map<String, Value> {
+fn rename(obj: &Map, from_wire: bool) -> Map {
     let mut out = Map::with_capacity(obj.len());
     for (k, v) in obj {
         let key = RENAMES

@@ -27,11 +27,11 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::json::json;
 use bytes::Bytes;
 use http::{Method, Request, Response, header};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 
 use crate::api::{ApiServer, ResponseBody, json_response};
 use crate::journal::JournalEntry;

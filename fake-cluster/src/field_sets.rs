@@ -3,7 +3,7 @@
 //! configuration into the live object, and the removal of one field (structured-merge-diff's
 //! `typed` package: `ToFieldSet`, `Compare`, `Merge`, `RemoveItems`).
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 mod compare;
 
@@ -345,8 +345,8 @@ pub(crate) mod reference;
 mod tests {
     use super::*;
     use crate::fieldpath::path_string;
+    use crate::json::json;
     use crate::type_schema::root;
-    use serde_json::json;
 
     #[test]
     fn applied_fields_of_a_pod() {

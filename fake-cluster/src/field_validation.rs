@@ -3,7 +3,7 @@
 //! header (Warn). The fake knows the top-level fields of each kind and the fields of
 //! `metadata`; deeper fields are not checked.
 
-use serde_json::Value;
+use crate::json::Value;
 
 use crate::query::Query;
 use crate::resources::ResourceDef;
@@ -155,8 +155,8 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::json;
     use crate::resources::well_known;
-    use serde_json::json;
 
     #[test]
     fn strict_refuses_and_warn_reports_unknown_fields() {

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 /// One element of a field path.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +101,7 @@ impl PathElement {
                     let members = fields.iter().map(|(k, v)| (k.as_str(), v));
                     crate::encoding::write_entries(out, members);
                 } else {
-                    let map: Map<String, Value> = fields.iter().cloned().collect();
+                    let map: Map = fields.iter().cloned().collect();
                     crate::encoding::write_value(out, &Value::Object(map));
                 }
             }),
@@ -418,7 +418,7 @@ impl FieldSet {
         Value::Object(self.emit(false))
     }
 
-    fn emit(&self, include_self: bool) -> Map<String, Value> {
+    fn emit(&self, include_self: bool) -> Map {
         let mut out = Map::new();
         if include_self && !self.is_empty() {
             out.insert(".".into(), Value::Object(Map::new()));
@@ -492,7 +492,7 @@ pub fn fields(names: &[&str]) -> Path {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     fn key(name: &str) -> PathElement {
         PathElement::Key(vec![("name".into(), json!(name))])
@@ -536,7 +536,7 @@ mod tests {
             ("x".to_owned(), json!({"z": 1.5, "a": [null, true]})),
         ];
         for fields in [sorted, unsorted] {
-            let map: Map<String, Value> = fields.iter().cloned().collect();
+            let map: Map = fields.iter().cloned().collect();
             assert_eq!(
                 PathElement::Key(fields).fields_v1_key(),
                 format!("k:{}", Value::Object(map))

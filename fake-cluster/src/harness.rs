@@ -91,10 +91,10 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::json::Value;
 use kube::api::Api;
 use kube::runtime::wait::await_condition;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::FakeCluster;
 use crate::journal::Journal;
@@ -433,7 +433,7 @@ mod tests {
     #[test]
     fn bad_documents_are_refused_before_anything_is_created() {
         let registry = Registry::default();
-        let docs = [serde_json::json!({"apiVersion": "v1", "metadata": {"name": "x"}})];
+        let docs = [crate::json::json!({"apiVersion": "v1", "metadata": {"name": "x"}})];
         assert!(matches!(
             check(&registry, &docs),
             Err(HarnessError::MissingField {
@@ -442,13 +442,13 @@ mod tests {
             })
         ));
         let docs = [
-            serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+            crate::json::json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
         ];
         assert!(matches!(
             check(&registry, &docs),
             Err(HarnessError::UnknownKind { index: 0, .. })
         ));
-        let crd = serde_json::json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        let crd = crate::json::json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": "widgets.example.com"},
             "spec": {"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"}}});
         assert!(check(&registry, &[crd, docs[0].clone()]).is_ok());

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 use tokio::sync::watch;
 
 use crate::api::ApiServer;

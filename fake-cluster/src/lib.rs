@@ -38,6 +38,7 @@ pub mod fieldpath;
 pub mod guide;
 pub mod harness;
 pub mod journal;
+pub mod json;
 pub mod kubelet;
 pub mod logs;
 pub mod managed_fields;
@@ -65,7 +66,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde_json::json;
+use crate::json::json;
 
 pub use api::{AdmissionCheck, ApiServer};
 pub use clock::Clock;
@@ -107,7 +108,7 @@ pub struct Builder {
     runtime: Option<Arc<dyn Runtime>>,
     serve_for_pods: bool,
     max_log_bytes: usize,
-    nodes: Vec<serde_json::Value>,
+    nodes: Vec<crate::json::Value>,
     faults: Option<faults::FaultPlan>,
     rbac: Option<String>,
     pod_security: bool,
@@ -146,7 +147,7 @@ impl Builder {
     /// Adds a node besides the default `node-1`: a Node object as JSON (name, labels,
     /// `spec.taints`, `spec.unschedulable`). The scheduler places pods on nodes by name
     /// order; one kubelet runs the pods of every node.
-    pub fn node(mut self, node: serde_json::Value) -> Self {
+    pub fn node(mut self, node: crate::json::Value) -> Self {
         self.nodes.push(node);
         self
     }
@@ -289,7 +290,7 @@ impl Builder {
         for mut node in self.nodes {
             let name = node
                 .pointer("/metadata/name")
-                .and_then(serde_json::Value::as_str)
+                .and_then(crate::json::Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
             node["metadata"]["labels"]["kubernetes.io/hostname"] = json!(name);
@@ -301,7 +302,7 @@ impl Builder {
             }
         }
         for crd in &self.crds {
-            let obj = serde_json::to_value(crd)
+            let obj = crate::json::to_value(crd)
                 .map_err(|e| Error::CustomResource(Box::new(ApiError::internal(e.to_string()))))?;
             api.create(well_known::crds(), "", obj)
                 .map_err(|e| Error::CustomResource(Box::new(e)))?;

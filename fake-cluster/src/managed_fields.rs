@@ -58,7 +58,7 @@
 //! Not done: the cap of 10 Update managers (older ones merged into `ancient-changes`) and
 //! conversion of managed fields between versions of a resource.
 
-use serde_json::{Map, Value, json};
+use crate::json::{Map, Value, json};
 
 use crate::field_sets::{self, Changes};
 use crate::fieldpath::{FieldSet, Path, PathElement, path_string};
@@ -280,8 +280,8 @@ impl Write<'_> {
 
     /// [`Write::filter`] of a set in its FieldsV1 form (a member is a key whose body is
     /// empty or holds `"."`).
-    fn filter_fields_v1(&self, set: &mut Map<String, Value>) {
-        fn unown(level: &mut Map<String, Value>, names: &[&str]) {
+    fn filter_fields_v1(&self, set: &mut Map) {
+        fn unown(level: &mut Map, names: &[&str]) {
             let named = |k: &str| k.strip_prefix("f:").is_some_and(|n| names.contains(&n));
             for (k, body) in level.iter_mut() {
                 if named(k)

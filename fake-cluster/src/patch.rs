@@ -1,6 +1,6 @@
 //! JSON merge patch (RFC 7386) and JSON patch (RFC 6902).
 
-use serde_json::Value;
+use crate::json::Value;
 
 use crate::status::ApiError;
 
@@ -161,7 +161,7 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     #[test]
     fn merge_patch_rfc7386() {

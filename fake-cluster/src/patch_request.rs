@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
+use crate::json::{Value, json};
 use http::HeaderMap;
 use http::header;
-use serde_json::{Value, json};
 
 use crate::api::{ApiServer, ResponseBody, parse_body, with_warnings};
 use crate::managed_fields::{self, Write};

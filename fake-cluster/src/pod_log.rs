@@ -1,7 +1,7 @@
 //! The `log` subresource of pods, answered as the kubelet would through the API server.
 
+use crate::json::Value;
 use http::Response;
-use serde_json::Value;
 
 use crate::api::{ApiServer, ResponseBody, bytes_response};
 use crate::logs::LogQuery;

@@ -27,7 +27,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use crate::api::AdmissionCheck;
 use crate::resources::{ResourceDef, well_known};
@@ -442,7 +442,7 @@ impl Mode {
 
 /// The enforce, warn and audit modes of a namespace (`api.PolicyToEvaluate`): an unset
 /// warn level takes the enforce level when that is stricter.
-fn modes(labels: &serde_json::Map<String, Value>) -> [Option<Mode>; 3] {
+fn modes(labels: &crate::json::Map) -> [Option<Mode>; 3] {
     let get = |k: &str| labels.get(k).and_then(Value::as_str);
     let mode = |level: &str, version: &str| {
         get(level).map(|l| Mode {

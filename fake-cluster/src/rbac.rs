@@ -24,9 +24,9 @@
 
 use std::sync::Mutex;
 
+use crate::json::{Value, json};
 use bytes::Bytes;
 use http::{Method, Request, Response, header};
-use serde_json::{Value, json};
 
 use crate::api::{ApiServer, ResponseBody, json_response};
 use crate::journal::JournalEntry;

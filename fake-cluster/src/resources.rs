@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, LazyLock, RwLock};
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 /// How dependents are treated when a request names no propagation policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Label and field selectors, parsed from query strings and matched against JSON objects.
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 use crate::resources::ResourceDef;
 use crate::status::ApiError;
@@ -127,7 +127,7 @@ const SMALL_MAP: usize = 16;
 /// nearly every key is passed over without a byte comparison, where the tree search calls
 /// `memcmp` for every key it passes. Keys are unique, so the key found is the one `get`
 /// finds. Larger maps are searched by `get`.
-fn small_get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+fn small_get<'a>(map: &'a Map, key: &str) -> Option<&'a Value> {
     if map.len() > SMALL_MAP {
         return map.get(key);
     }
@@ -295,8 +295,8 @@ pub(crate) fn field_text<'a>(obj: &'a Value, path: &str) -> std::borrow::Cow<'a,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::json;
     use crate::resources::well_known;
-    use serde_json::json;
 
     fn obj() -> Value {
         json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "x", "tier": "db"}},

@@ -1,6 +1,6 @@
 //! API errors as the real API server writes them: `Status` objects with code, reason and details.
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use crate::resources::ResourceDef;
 

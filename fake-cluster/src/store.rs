@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::json::{Map, Value, json};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::Clock;
@@ -117,7 +117,7 @@ fn key(def: &ResourceDef) -> &str {
     def.storage_key()
 }
 
-fn meta(obj: &Value) -> Option<&Map<String, Value>> {
+fn meta(obj: &Value) -> Option<&Map> {
     obj.get("metadata").and_then(Value::as_object)
 }
 
@@ -126,7 +126,7 @@ pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     meta(obj).and_then(|m| m.get(field)).and_then(Value::as_str)
 }
 
-fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+fn meta_mut(obj: &mut Value) -> &mut Map {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
@@ -161,7 +161,7 @@ fn with_status(obj: &Value, status: Value) -> Value {
         return next;
     };
     let mut status = Some(status);
-    let mut next: Map<String, Value> = m
+    let mut next: Map = m
         .iter()
         .map(|(k, v)| match k.as_str() {
             "status" => (k.clone(), status.take().unwrap_or_default()),

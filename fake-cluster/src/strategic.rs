@@ -16,7 +16,7 @@
 //! adds to a merging list come before the server's items they are not ordered against,
 //! as on the real server.
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 use crate::status::ApiError;
 use crate::type_schema::{PatchStrategy, Shape};
@@ -70,11 +70,7 @@ fn fresh(patch: Value, shape: Shape<'_>) -> Result<Value, ApiError> {
     }
 }
 
-fn merge_map(
-    mut original: Map<String, Value>,
-    mut patch: Map<String, Value>,
-    shape: Shape<'_>,
-) -> Result<Map<String, Value>, ApiError> {
+fn merge_map(mut original: Map, mut patch: Map, shape: Shape<'_>) -> Result<Map, ApiError> {
     if let Some(directive) = patch.remove(DIRECTIVE) {
         return match directive.as_str() {
             Some("replace") => merge_map(Map::new(), patch, shape),
@@ -147,10 +143,7 @@ fn directive_text(v: &Value) -> String {
 }
 
 /// `$retainKeys`: every field of the patch must be listed; fields of the object not listed go.
-fn retain_keys(
-    original: &mut Map<String, Value>,
-    patch: &mut Map<String, Value>,
-) -> Result<(), ApiError> {
+fn retain_keys(original: &mut Map, patch: &mut Map) -> Result<(), ApiError> {
     let Some(list) = patch.remove(RETAIN_KEYS) else {
         return Ok(());
     };
@@ -175,8 +168,8 @@ fn retain_keys(
 
 /// `$setElementOrder/<field>`: merges that field's list now and orders it.
 fn set_element_order(
-    original: &mut Map<String, Value>,
-    patch: &mut Map<String, Value>,
+    original: &mut Map,
+    patch: &mut Map,
     shape: Shape<'_>,
 ) -> Result<(), ApiError> {
     let keys: Vec<String> = patch
@@ -432,8 +425,8 @@ fn normalize_order(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::json;
     use crate::type_schema::root;
-    use serde_json::json;
 
     fn pod() -> Shape<'static> {
         root("", "Pod").unwrap()

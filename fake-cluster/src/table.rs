@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
+use crate::json::{Value, json};
 use http::HeaderMap;
-use serde_json::{Value, json};
 
 use crate::query::Query;
 use crate::resources::ResourceDef;

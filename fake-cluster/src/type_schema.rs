@@ -16,7 +16,7 @@
 //! keyed by `containerPort` and `protocol` (default `TCP`) in server-side apply; a Job's
 //! `status.conditions` merge by `type` in a patch but are atomic for apply.
 
-use serde_json::Value;
+use crate::json::Value;
 
 /// The merge semantics of one value.
 #[derive(Debug, Clone, Copy)]

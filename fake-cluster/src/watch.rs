@@ -6,11 +6,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::json::{Value, json};
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use serde_json::{Value, json};
 
 use crate::api::ResponseBody;
 use crate::clock::Clock;

@@ -6,23 +6,23 @@ mod common;
 
 use std::time::Duration;
 
+use cmdreporter_fake_cluster::json::json;
 use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::{FakeCluster, ScriptedImage, ScriptedRuntime};
 use common::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
-use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(600);
 
-fn pod(name: &str, extra: serde_json::Value) -> Pod {
+fn pod(name: &str, extra: cmdreporter_fake_cluster::json::Value) -> Pod {
     let mut p = json!({"metadata": {"name": name}, "spec": {"restartPolicy": "Never",
         "containers": [{"name": "main", "image": "app:1", "command": ["/bin/app", "0"]}]}});
     for (k, v) in extra.as_object().unwrap() {
         p["spec"][k] = v.clone();
     }
-    serde_json::from_value(p).unwrap()
+    cmdreporter_fake_cluster::json::from_value(p).unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -196,7 +196,7 @@ async fn the_scheduler_honours_selectors_affinity_and_taints() {
     nodes
         .create(
             &PostParams::default(),
-            &serde_json::from_value(
+            &cmdreporter_fake_cluster::json::from_value(
                 json!({"metadata": {"name": "gpu-2", "labels": {"accel": "gpu"}}}),
             )
             .unwrap(),
@@ -216,7 +216,9 @@ async fn a_namespace_created_through_the_api_gets_its_service_account_and_root_c
     use kube::api::DeleteParams;
     let cluster = cluster().await;
     let namespaces: Api<Namespace> = Api::all(cluster.client());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team-a"}})).unwrap();
+    let ns: Namespace =
+        cmdreporter_fake_cluster::json::from_value(json!({"metadata": {"name": "team-a"}}))
+            .unwrap();
     namespaces
         .create(&PostParams::default(), &ns)
         .await

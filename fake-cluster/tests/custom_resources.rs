@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use cmdreporter_fake_cluster::FakeCluster;
+use cmdreporter_fake_cluster::json::{Value, json};
 use cmdreporter_fake_cluster::resources::well_known;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -18,7 +19,6 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{CustomResource, CustomResourceExt, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 /// A widget, as an operator would declare it.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -93,7 +93,7 @@ fn gadgets(cluster: &FakeCluster, version: &str, ns: Option<&str>) -> Api<Dynami
 }
 
 fn gadget(name: &str, version: &str, spec: Value) -> DynamicObject {
-    serde_json::from_value(
+    cmdreporter_fake_cluster::json::from_value(
         json!({"apiVersion": format!("example.com/{version}"), "kind": "Gadget",
         "metadata": {"name": name}, "spec": spec}),
     )
@@ -105,7 +105,7 @@ async fn create_crd(cluster: &FakeCluster, crd: Value) -> CustomResourceDefiniti
     let created = crds
         .create(
             &PostParams::default(),
-            &serde_json::from_value(crd).unwrap(),
+            &cmdreporter_fake_cluster::json::from_value(crd).unwrap(),
         )
         .await
         .unwrap();
@@ -331,7 +331,7 @@ async fn objects_are_stored_at_the_storage_version_and_read_at_any_served_versio
 
     // v1beta1 has no status subresource: status is written with the object.
     let mut obj = beta.get("g").await.unwrap();
-    obj.data["status"] = json!({"phase": "Up"});
+    obj.data["status"] = serde_json::json!({"phase": "Up"});
     let replaced = beta
         .replace("g", &PostParams::default(), &obj)
         .await
@@ -442,7 +442,7 @@ async fn the_schema_validates_types_and_required_fields_and_prunes_unknown_ones(
 
     // An update is validated too.
     let mut g = api.get("g").await.unwrap();
-    g.data["spec"]["count"] = json!(true);
+    g.data["spec"]["count"] = serde_json::json!(true);
     let e = api_error(
         api.replace("g", &PostParams::default(), &g)
             .await
@@ -663,7 +663,7 @@ async fn an_invalid_definition_is_refused_with_its_causes() {
     let e = api_error(
         crds.create(
             &PostParams::default(),
-            &serde_json::from_value(crd).unwrap(),
+            &cmdreporter_fake_cluster::json::from_value(crd).unwrap(),
         )
         .await
         .unwrap_err(),
@@ -841,7 +841,7 @@ async fn a_definition_whose_names_are_taken_in_its_group_is_not_established() {
     let created = crds
         .create(
             &PostParams::default(),
-            &serde_json::from_value(doodads).unwrap(),
+            &cmdreporter_fake_cluster::json::from_value(doodads).unwrap(),
         )
         .await
         .unwrap();

@@ -8,11 +8,11 @@ mod common;
 use std::time::Duration;
 
 use cmdreporter_fake_cluster::FakeCluster;
+use cmdreporter_fake_cluster::json::json;
 use cmdreporter_fake_cluster::resources::well_known;
 use common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(600);
 
@@ -34,7 +34,7 @@ async fn cm(
     }
     api.create(
         &PostParams::default(),
-        &serde_json::from_value(obj).unwrap(),
+        &cmdreporter_fake_cluster::json::from_value(obj).unwrap(),
     )
     .await
     .unwrap()

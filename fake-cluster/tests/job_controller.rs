@@ -7,13 +7,13 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cmdreporter_fake_cluster::json::{Value, json};
 use cmdreporter_fake_cluster::resources::{ResourceDef, well_known};
 use cmdreporter_fake_cluster::store::ChangeType;
 use cmdreporter_fake_cluster::{AdmissionCheck, ApiError};
 use common::*;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(3600);
 
@@ -44,7 +44,7 @@ async fn a_succeeding_job_counts_its_pod_and_removes_the_tracking_finalizer() {
         }
     }
     let pod: k8s_openapi::api::core::v1::Pod =
-        serde_json::from_value((*created.unwrap()).clone()).unwrap();
+        cmdreporter_fake_cluster::json::from_value((*created.unwrap()).clone()).unwrap();
     assert_eq!(
         pod.metadata.finalizers.clone().unwrap_or_default(),
         vec!["batch.kubernetes.io/job-tracking".to_owned()]

@@ -5,8 +5,8 @@
 
 mod common;
 
+use cmdreporter_fake_cluster::json::{Value, json};
 use cmdreporter_fake_cluster::resources::well_known;
-use serde_json::{Value, json};
 
 use common::kubectl::served;
 

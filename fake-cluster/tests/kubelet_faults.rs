@@ -10,13 +10,13 @@ mod common;
 use std::time::Duration;
 
 use cmdreporter_fake_cluster::faults::{DUPLICATE_OF, Fault, FaultPlan, KubeletFault};
+use cmdreporter_fake_cluster::json::{Value, json};
 use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_fake_cluster::store::ChangeType;
 use cmdreporter_fake_cluster::{FakeCluster, ScriptedRuntime};
 use common::{app_image, job, job_has, wait_until};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(600);
 

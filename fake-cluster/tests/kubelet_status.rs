@@ -9,13 +9,13 @@ mod common;
 
 use std::time::Duration;
 
+use cmdreporter_fake_cluster::json::{Value, json};
 use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::{FakeCluster, ScriptedRuntime};
 use common::{app_image, wait_until};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(600);
 
@@ -56,7 +56,7 @@ async fn versions(cluster: &FakeCluster, spec: Value) -> Vec<Value> {
     let pod = json!({"metadata": {"name": "p"}, "spec": spec});
     pods.create(
         &PostParams::default(),
-        &serde_json::from_value(pod).unwrap(),
+        &cmdreporter_fake_cluster::json::from_value(pod).unwrap(),
     )
     .await
     .unwrap();

@@ -14,6 +14,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cmdreporter_fake_cluster::json::{Value, json};
 use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_fake_cluster::runtime::Isolation;
 use cmdreporter_fake_cluster::{FakeCluster, ProcessRuntime};
@@ -21,7 +22,6 @@ use common::{job_has, wait_until};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
 
 /// Real time: processes run for real; this bounds every wait.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -74,7 +74,7 @@ fn job_pod(cluster: &FakeCluster, job: &str) -> Option<Value> {
 }
 
 fn shell_job(name: &str, image: &str, script: &str) -> Job {
-    serde_json::from_value(json!({
+    cmdreporter_fake_cluster::json::from_value(json!({
         "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
         "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
             "containers": [{"name": "main", "image": image,
@@ -148,7 +148,7 @@ async fn in_pod_program() {
     let cms: Api<ConfigMap> = Api::default_namespaced(client);
     let token =
         std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/token").unwrap();
-    let cm: ConfigMap = serde_json::from_value(json!({
+    let cm: ConfigMap = cmdreporter_fake_cluster::json::from_value(json!({
         "metadata": {"name": name},
         "data": {"namespace": ns, "url": url, "token": token,
                  "hostname": std::env::var("HOSTNAME").unwrap_or_default()}
@@ -166,7 +166,7 @@ async fn in_pod_program_reaches_the_api_in_cluster() {
     }
     rt.image_file("helper:1", "/helper", std::env::current_exe().unwrap());
     let cluster = cluster(rt).await;
-    let pod: Pod = serde_json::from_value(json!({
+    let pod: Pod = cmdreporter_fake_cluster::json::from_value(json!({
         "metadata": {"name": "in-pod"},
         "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "helper:1",
             "command": ["/helper", "--ignored", "--exact", "in_pod_program", "--nocapture"],
@@ -316,7 +316,8 @@ async fn in_path_mapping_mode_the_pods_kubeconfig_is_its_service_account() {
         .unwrap()
         .containers[0]
         .env = Some(vec![
-        serde_json::from_value(json!({"name": "TMPDIR", "value": "/tmp"})).unwrap(),
+        cmdreporter_fake_cluster::json::from_value(json!({"name": "TMPDIR", "value": "/tmp"}))
+            .unwrap(),
     ]);
     let jobs: Api<Job> = Api::default_namespaced(cluster.client());
     jobs.create(&PostParams::default(), &job).await.unwrap();

@@ -8,11 +8,11 @@ mod common;
 use std::time::Duration;
 
 use cmdreporter_fake_cluster::FakeCluster;
+use cmdreporter_fake_cluster::json::{Value, json};
 use http::Request;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
 
 async fn cluster() -> FakeCluster {
     FakeCluster::builder().build().await.unwrap()
@@ -41,7 +41,7 @@ fn now(cluster: &FakeCluster) -> String {
 }
 
 fn managed(obj: &impl serde::Serialize) -> Value {
-    serde_json::to_value(obj).unwrap()["metadata"]["managedFields"].clone()
+    cmdreporter_fake_cluster::json::to_value(obj).unwrap()["metadata"]["managedFields"].clone()
 }
 
 #[tokio::test(start_paused = true)]
@@ -116,7 +116,7 @@ async fn a_conflict_is_a_409_with_the_real_message_and_force_takes_the_field() {
         status.message,
         "Apply failed with 1 conflict: conflict with \"alpha\": .data.a"
     );
-    let causes = serde_json::to_value(&status.details.unwrap().causes).unwrap();
+    let causes = cmdreporter_fake_cluster::json::to_value(&status.details.unwrap().causes).unwrap();
     assert_eq!(
         causes,
         json!([{"reason": "FieldManagerConflict", "message": "conflict with \"alpha\"", "field": ".data.a"}])
@@ -144,7 +144,8 @@ async fn a_conflict_is_a_409_with_the_real_message_and_force_takes_the_field() {
         .await
         .unwrap();
     assert_eq!(forced.data.clone().unwrap()["a"], "2");
-    let by_manager = common::fields_by_manager(&serde_json::to_value(&forced).unwrap());
+    let by_manager =
+        common::fields_by_manager(&cmdreporter_fake_cluster::json::to_value(&forced).unwrap());
     assert_eq!(
         by_manager,
         [
@@ -309,7 +310,7 @@ async fn plain_writes_are_updates_by_their_field_manager_or_user_agent() {
                 field_manager: Some("creator".into()),
                 ..Default::default()
             },
-            &serde_json::from_value(cm(json!({"a": "1"}))).unwrap(),
+            &cmdreporter_fake_cluster::json::from_value(cm(json!({"a": "1"}))).unwrap(),
         )
         .await
         .unwrap();
@@ -420,7 +421,7 @@ async fn the_first_apply_to_an_unmanaged_object_conflicts_with_before_first_appl
     let created = cms
         .create(
             &PostParams::default(),
-            &serde_json::from_value(unmanaged).unwrap(),
+            &cmdreporter_fake_cluster::json::from_value(unmanaged).unwrap(),
         )
         .await
         .unwrap();
@@ -433,10 +434,11 @@ async fn the_first_apply_to_an_unmanaged_object_conflicts_with_before_first_appl
     );
     // Applying the value it has shares it; the object's other fields stay before-first-apply's.
     let shared = apply(&cms, "m", json!({"a": "1"})).await.unwrap();
-    let managers: Vec<String> = common::fields_by_manager(&serde_json::to_value(&shared).unwrap())
-        .into_iter()
-        .map(|(m, _)| m)
-        .collect();
+    let managers: Vec<String> =
+        common::fields_by_manager(&cmdreporter_fake_cluster::json::to_value(&shared).unwrap())
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
     assert_eq!(managers, ["m", "before-first-apply"]);
 }
 
@@ -461,7 +463,7 @@ async fn custom_resources_merge_lists_as_their_schema_says() {
     let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
     crds.create(
         &PostParams::default(),
-        &serde_json::from_value(crd).unwrap(),
+        &cmdreporter_fake_cluster::json::from_value(crd).unwrap(),
     )
     .await
     .unwrap();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use cmdreporter_fake_cluster::json::{Value, json};
 use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::store::ChangeType;
@@ -19,7 +20,6 @@ use common::{job, job_has, wait_until};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 const LIMIT: Duration = Duration::from_secs(3600);
@@ -75,7 +75,7 @@ fn pod(name: &str, program: &str, grace: Option<u64>) -> Pod {
     if let Some(g) = grace {
         p["spec"]["terminationGracePeriodSeconds"] = json!(g);
     }
-    serde_json::from_value(p).unwrap()
+    cmdreporter_fake_cluster::json::from_value(p).unwrap()
 }
 
 fn running(cluster: &FakeCluster, name: &str) -> bool {
@@ -157,12 +157,16 @@ async fn a_program_still_running_after_the_grace_period_is_killed_with_137() {
 #[tokio::test(start_paused = true)]
 async fn a_jobs_deadline_stops_its_pod_gracefully_before_the_job_fails() {
     let cluster = cluster(Arc::default()).await;
-    let mut j =
-        serde_json::to_value(job("late", "x", json!({"activeDeadlineSeconds": 10}))).unwrap();
+    let mut j = cmdreporter_fake_cluster::json::to_value(&job(
+        "late",
+        "x",
+        json!({"activeDeadlineSeconds": 10}),
+    ))
+    .unwrap();
     j["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(15);
     j["spec"]["template"]["spec"]["containers"][0]["image"] = json!("term:1");
     j["spec"]["template"]["spec"]["containers"][0]["command"] = json!(["/bin/stubborn"]);
-    let j: Job = serde_json::from_value(j).unwrap();
+    let j: Job = cmdreporter_fake_cluster::json::from_value(j).unwrap();
     let jobs: Api<Job> = Api::default_namespaced(cluster.client());
     let start = Instant::now();
     jobs.create(&PostParams::default(), &j).await.unwrap();

@@ -4,20 +4,23 @@
 //! lists, timeouts, slow watchers and many watchers.
 
 use cmdreporter_fake_cluster::FakeCluster;
+use cmdreporter_fake_cluster::json::json;
 use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_fake_cluster::store::{DeleteOptions, WATCH_BUFFER};
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
-use serde_json::json;
 
 async fn cluster() -> FakeCluster {
     FakeCluster::builder().seed(2).build().await.unwrap()
 }
 
 fn cm(name: &str, app: &str) -> ConfigMap {
-    serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": app}}})).unwrap()
+    cmdreporter_fake_cluster::json::from_value(
+        json!({"metadata": {"name": name, "labels": {"app": app}}}),
+    )
+    .unwrap()
 }
 
 /// `ADDED a`, `DELETED b`, `BOOKMARK`, `ERROR 410`.

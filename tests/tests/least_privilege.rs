@@ -17,6 +17,7 @@ use cmdreporter_cli::rbac::{
 };
 use cmdreporter_core::{Error, ExitStatus, JobRunner, Outcome, Request, RunStatus, Runner};
 use cmdreporter_fake_cluster::faults::{Fault, FaultPlan};
+use cmdreporter_fake_cluster::json::{Value, json};
 use cmdreporter_fake_cluster::resources::{ResourceDef, well_known};
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::{AdmissionCheck, ApiError, FakeCluster, ScriptedImage, rbac};
@@ -26,7 +27,6 @@ use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
 
 const IMAGE: &str = "tools:1.0";
 const NS: &str = "errands";
@@ -542,7 +542,7 @@ async fn a_configmap_not_owned_by_the_job_is_never_accepted_nor_overwritten() {
                 }
                 changes.recv().await.unwrap();
             };
-            let cm: ConfigMap = serde_json::from_value(json!({
+            let cm: ConfigMap = cmdreporter_fake_cluster::json::from_value(json!({
                 "metadata": {"name": name},
                 "data": {"stdout": "forged", "stderr": "", "retcode": "0"}
             }))

@@ -15,13 +15,13 @@ use cmdreporter_core::request::DEFAULT_REPORTER_IMAGE;
 use cmdreporter_core::{
     Captured, Error, ExitStatus, JobRunner, Report, ReportedExit, Request, Runner,
 };
+use cmdreporter_fake_cluster::json::Value;
 use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::{FakeCluster, ScriptedImage, ScriptedRuntime};
 use cmdreporter_k8s_logs::{LogsChannel, encode_frame};
 use cmdreporter_tests::noise;
 use cmdreporter_tests::{ScriptedHost, leftovers, reporter_image, wait_for_store};
-use serde_json::Value;
 
 const IMAGE: &str = "busybox:stable";
 

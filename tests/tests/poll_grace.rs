@@ -14,13 +14,13 @@ use cmdreporter_core::{
     Error, GracePeriods, JobDispatcher, JobRunner, Outcome, Phase, Request, RunKey, RunStatus,
     Runner,
 };
+use cmdreporter_fake_cluster::json::Value;
 use cmdreporter_fake_cluster::resources::{ResourceDef, well_known};
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::{
     AdmissionCheck, ApiError, FakeCluster, ScriptedImage, ScriptedRuntime,
 };
 use cmdreporter_tests::{Transport, cluster, leftovers, scripted_runtime, wait_for_store};
-use serde_json::Value;
 use tokio::time::Instant;
 
 const IMAGE: &str = "ceph:v18";

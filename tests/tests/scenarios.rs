@@ -9,11 +9,11 @@ use std::time::Duration;
 use cmdreporter_core::{
     Error, ExitStatus, GracePeriods, JobDispatcher, JobRunner, Outcome, Phase, Request, Runner,
 };
+use cmdreporter_fake_cluster::json::Value;
 use cmdreporter_fake_cluster::resources::{ResourceDef, well_known};
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::{AdmissionCheck, ApiError, FakeCluster, ScriptedImage};
 use cmdreporter_tests::{Transport, cluster, leftovers, scripted_runtime, wait_for_store};
-use serde_json::Value;
 
 const IMAGE: &str = "tools:1.0";
 

@@ -15,12 +15,12 @@ use cmdreporter_configmap::{ConfigMapChannel, pod_report_name};
 use cmdreporter_core::job::env;
 use cmdreporter_core::request::DEFAULT_REPORTER_IMAGE;
 use cmdreporter_core::{JobDispatcher, JobRunner, Outcome, Request, RunStatus, Runner};
+use cmdreporter_fake_cluster::json::Value;
 use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::{FakeCluster, ScriptedImage};
 use cmdreporter_tests::props::lingering_reporter_image;
 use cmdreporter_tests::{leftovers, reporter_image, scripted_runtime, wait_for_store};
-use serde_json::Value;
 
 const TOOLS: &str = "tools:1.0";
 const LINGERING: &str = "lingering-reporter:1.0";

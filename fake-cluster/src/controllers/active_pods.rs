@@ -14,7 +14,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use serde_json::Value;
+use crate::json::Value;
 
 use crate::selector::at;
 use crate::store::meta_str;
@@ -93,7 +93,7 @@ pub(super) fn for_removal<'a>(active: &[&'a Arc<Value>], n: usize) -> Vec<&'a Ar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     fn pod(node: Option<&str>, phase: &str, ready: Option<&str>, created: &str) -> Value {
         let mut p = json!({"metadata": {"creationTimestamp": created},

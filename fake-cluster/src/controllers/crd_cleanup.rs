@@ -2,7 +2,7 @@
 //! is deleted, and once none is left the `customresourcecleanup.apiextensions.k8s.io`
 //! finalizer goes, and the definition with it (the apiextensions finalizing controller).
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use super::Controllers;
 use crate::crd::{self, CLEANUP_FINALIZER};

@@ -12,7 +12,7 @@
 //!   foreground propagation for those that own others in turn), and the finalizer goes once
 //!   no dependent with `blockOwnerDeletion: true` is left.
 
-use serde_json::Value;
+use crate::json::Value;
 
 use super::{Controllers, has_finalizer, owner_refs};
 use crate::resources::{Propagation, ResourceRef};

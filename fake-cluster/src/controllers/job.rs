@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 use tokio::time::Instant;
 
 use super::active_pods;
@@ -461,7 +461,7 @@ impl Controllers {
                 .unwrap_or(json!({}))
         };
         // Built directly: `json!` would serialise the two copies into a third.
-        let mut pod = Value::Object(serde_json::Map::from_iter([
+        let mut pod = Value::Object(crate::json::Map::from_iter([
             ("metadata".to_owned(), part("metadata")),
             ("spec".to_owned(), part("spec")),
         ]));

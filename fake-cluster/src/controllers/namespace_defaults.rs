@@ -4,7 +4,7 @@
 //! created when a namespace is added (through the API or at start) and created again when
 //! deleted, unless the namespace is terminating.
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use super::Controllers;
 use crate::resources::well_known;

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use super::scheduler::tolerations_of;
 use super::{Controllers, Work};

@@ -3,8 +3,8 @@
 //! matches on the exit codes of terminated containers (`onExitCodes`, exit code 0 never
 //! matches) or on pod conditions (`onPodConditions`).
 
+use crate::json::Value;
 use crate::selector::at;
-use serde_json::Value;
 
 /// What a failed pod means for its Job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +92,7 @@ pub(crate) fn judge(policy: &Value, pod: &Value) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     fn pod(code: i64) -> Value {
         json!({"metadata": {"namespace": "n", "name": "p"}, "status": {"containerStatuses": [

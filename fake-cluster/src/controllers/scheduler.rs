@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use super::{Controllers, field};
 use crate::resources::well_known;
@@ -16,7 +16,7 @@ use crate::store::meta_str;
 
 const AFFINITY_MISMATCH: &str = "node(s) didn't match Pod's node affinity/selector";
 
-fn labels(node: &Value) -> Option<&serde_json::Map<String, Value>> {
+fn labels(node: &Value) -> Option<&crate::json::Map> {
     at(node, "/metadata/labels").and_then(Value::as_object)
 }
 

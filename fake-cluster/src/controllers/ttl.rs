@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use crate::json::Value;
 
 use super::{Controllers, Work, field};
 use crate::resources::{Propagation, well_known};

@@ -22,7 +22,7 @@ pub mod schema;
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use crate::resources::{Propagation, ResourceDef, ResourceRef};
 use crate::status::FieldError;

@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
+use crate::json::{Value, json};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use serde_json::{Value, json};
 
 use crate::resources::well_known;
 use crate::status::ApiError;
 use crate::{Builder, FakeCluster};
 
 fn to_json(crd: &CustomResourceDefinition) -> Result<Value, ApiError> {
-    serde_json::to_value(crd)
+    crate::json::to_value(crd)
         .map_err(|e| ApiError::internal(format!("CustomResourceDefinition to JSON: {e}")))
 }
 

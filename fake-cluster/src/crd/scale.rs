@@ -2,7 +2,7 @@
 //! written to the paths the definition names (`specReplicasPath`, `statusReplicasPath`,
 //! `labelSelectorPath`), as `kubectl scale` and autoscalers use it.
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use crate::api::{ApiServer, ResponseBody, json_response, parse_body};
 use crate::patch;

@@ -7,7 +7,7 @@
 //! Not checked: `pattern`, `format`, `multipleOf`, `uniqueItems`, `oneOf`/`anyOf`/`allOf`/
 //! `not`, and CEL `x-kubernetes-validations`.
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 use crate::status::FieldError;
 
@@ -214,12 +214,7 @@ pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Fiel
     }
 }
 
-fn validate_object(
-    schema: &Value,
-    map: &Map<String, Value>,
-    path: &str,
-    causes: &mut Vec<FieldError>,
-) {
+fn validate_object(schema: &Value, map: &Map, path: &str, causes: &mut Vec<FieldError>) {
     for required in schema
         .get("required")
         .and_then(Value::as_array)
@@ -334,7 +329,7 @@ fn prune_at(schema: &Value, value: &mut Value, path: &str, root: bool, removed: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     fn schema() -> Value {
         json!({"type": "object", "properties": {

@@ -10,7 +10,7 @@
 //! their closing quote (and the bytes that end a plain run: `\` and controls below 0x20),
 //! as the writer scans them; an object's members go into its map as serde_json puts them.
 
-use serde_json::{Map, Number, Value};
+use crate::json::{Map, Number, Value};
 
 use super::{HIGHS, hits, word};
 
@@ -255,7 +255,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use rand::{Rng, SeedableRng};
-    use serde_json::json;
+    use crate::json::json;
 
     use super::super::tests::{random_document, random_string};
     use super::*;

@@ -2,7 +2,7 @@
 //! level by level (each node fills its children's subtrees and says whether it is itself a
 //! member), so no path is built or copied per field.
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::{granular_list, is_empty_container, item_element};
 use crate::fieldpath::{FieldSet, PathElement};
@@ -80,7 +80,7 @@ pub fn changed_fields_v1(
     old: Option<&Value>,
     new: Option<&Value>,
     shape: Shape<'_>,
-) -> Option<Map<String, Value>> {
+) -> Option<Map> {
     let mut out = FieldsV1::default();
     Walker { modified: ADDED }.node(old, new, shape, &mut out);
     out.exact.then_some(out.map)
@@ -142,7 +142,7 @@ impl Level for Sets {
 /// The added-or-modified fields in FieldsV1 form: each key is an element (`f:name`,
 /// `k:{...}`), a member with nothing below is `{}`, one with something below has `"."`.
 struct FieldsV1 {
-    map: Map<String, Value>,
+    map: Map,
     /// False once an element was met whose text may not say whether it equals another.
     exact: bool,
 }

@@ -2,9 +2,9 @@
 //! by its full path (as structured-merge-diff's `typed` package does), on seeded random
 //! pairs of objects of several shapes.
 
+use crate::json::{Map, Value, json};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::{Map, Value, json};
 
 use super::{
     Comparison, changed_fields_v1, changes, compare, granular_list, is_empty_container,

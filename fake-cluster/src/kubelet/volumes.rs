@@ -2,7 +2,7 @@
 //! projected volumes (service account token, ConfigMap and Secret items, downward API),
 //! `configMap` and `secret` volumes. `emptyDir` volumes start empty.
 
-use serde_json::Value;
+use crate::json::Value;
 
 use crate::resources::{core, well_known};
 use crate::selector::at;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use super::{Result, Store, finalizers, meta_mut, meta_str};
 use crate::resources::{Propagation, ResourceRef, well_known};

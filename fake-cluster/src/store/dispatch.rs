@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde_json::Value;
+use crate::json::Value;
 
 use super::Change;
 use super::history::WatchSlot;
@@ -237,10 +237,10 @@ mod tests {
 
     use super::*;
     use crate::clock::Clock;
+    use crate::json::json;
     use crate::resources::well_known;
     use crate::selector::{FieldSelector, LabelSelector};
     use crate::store::{DeleteOptions, Store, WatchReceiver, WatchStart, meta_str};
-    use serde_json::json;
 
     fn store() -> Store {
         let s = Store::new(1, 1000, Clock::new());
@@ -439,7 +439,7 @@ mod tests {
         ];
         for _ in 0..400 {
             // Up to 30 labels and metadata fields: maps past `SMALL_MAP` too.
-            let mut labels = serde_json::Map::new();
+            let mut labels = crate::json::Map::new();
             for _ in 0..rng.random_range(0..30) {
                 let k = if rng.random_bool(0.5) {
                     keys[rng.random_range(0..keys.len())].to_owned()
@@ -448,7 +448,7 @@ mod tests {
                 };
                 labels.insert(k, json!(format!("v{}", rng.random_range(0..3))));
             }
-            let mut meta = serde_json::Map::new();
+            let mut meta = crate::json::Map::new();
             for i in 0..rng.random_range(0..25) {
                 meta.insert(format!("f{i}"), json!(i));
             }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::Value;
+use crate::json::Value;
 
 use tokio::sync::{mpsc, watch};
 

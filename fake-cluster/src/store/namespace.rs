@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use super::{Change, ChangeType, DeleteOptions, Inner, Result, Store, key, meta_mut, meta_str};
 use crate::resources::{Propagation, ResourceDef, well_known};

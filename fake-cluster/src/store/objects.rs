@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use serde_json::Value;
+use crate::json::Value;
 
 use crate::selector::label;
 
@@ -179,8 +179,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::json::json;
     use rand::{Rng, SeedableRng};
-    use serde_json::json;
 
     /// What `with_label` stands for: every object of `ns` (or all) filtered on the label.
     fn scanned(o: &Objects, ns: Option<&str>, key: &str, values: &[String]) -> Vec<Arc<Value>> {
@@ -210,7 +210,7 @@ mod tests {
             let name = format!("n{}", rng.random_range(0..30));
             match rng.random_range(0..10) {
                 0..=5 => {
-                    let mut labels = serde_json::Map::new();
+                    let mut labels = crate::json::Map::new();
                     for k in keys {
                         match rng.random_range(0..5) {
                             0 => {}

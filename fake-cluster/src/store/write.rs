@@ -14,7 +14,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde_json::{Value, json};
+use crate::json::{Value, json};
 
 use super::{
     Change, ChangeType, Inner, Result, Store, finalizers, key, meta, meta_mut, meta_str, namespace,
@@ -354,7 +354,7 @@ mod tests {
 
     use super::*;
     use crate::clock::Clock;
-    use serde_json::json;
+    use crate::json::json;
 
     fn store() -> Arc<Store> {
         let s = Store::new(1, 100, Clock::new());

@@ -6,12 +6,12 @@ pub mod kubectl;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cmdreporter_fake_cluster::json::json;
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::{FakeCluster, ScriptedImage, ScriptedRuntime};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams};
-use serde_json::json;
 
 /// An image whose `/bin/app` exits with the code given as its first argument, after
 /// printing its arguments; `sleep` as the first argument waits for an hour instead.
@@ -40,7 +40,7 @@ pub async fn cluster_on(rt: Arc<ScriptedRuntime>) -> FakeCluster {
 }
 
 /// A Job running `/bin/app <arg>` in `app:1`, with extra spec fields merged in.
-pub fn job(name: &str, arg: &str, extra: serde_json::Value) -> Job {
+pub fn job(name: &str, arg: &str, extra: cmdreporter_fake_cluster::json::Value) -> Job {
     let mut j = json!({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name},
@@ -52,7 +52,7 @@ pub fn job(name: &str, arg: &str, extra: serde_json::Value) -> Job {
             spec.insert(k.clone(), v.clone());
         }
     }
-    serde_json::from_value(j).unwrap()
+    cmdreporter_fake_cluster::json::from_value(j).unwrap()
 }
 
 /// Waits (without polling) until `cond` holds on the store, re-checking after each change.
@@ -120,7 +120,9 @@ pub fn count(
 }
 
 /// The entries of an object's `metadata.managedFields` as (manager, fieldsV1).
-pub fn fields_by_manager(obj: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+pub fn fields_by_manager(
+    obj: &cmdreporter_fake_cluster::json::Value,
+) -> Vec<(String, cmdreporter_fake_cluster::json::Value)> {
     obj["metadata"]["managedFields"]
         .as_array()
         .map(|entries| {

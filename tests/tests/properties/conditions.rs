@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cmdreporter_fake_cluster::json::Value;
 use cmdreporter_fake_cluster::resources::{ResourceDef, well_known};
 use cmdreporter_fake_cluster::{AdmissionCheck, ApiError, FakeCluster};
 use cmdreporter_tests::wait_for_store;
-use serde_json::Value;
 
 use crate::MISSING_SECRET;
 use crate::model::Meets;
@@ -61,8 +61,10 @@ impl AdmissionCheck for Webhook {
                         .as_array_mut()
                 });
                 if let Some(env) = env {
-                    env.push(serde_json::json!({"name": "INJECTED", "valueFrom":
-                        {"secretKeyRef": {"name": MISSING_SECRET, "key": "token"}}}));
+                    env.push(
+                        cmdreporter_fake_cluster::json::json!({"name": "INJECTED", "valueFrom":
+                        {"secretKeyRef": {"name": MISSING_SECRET, "key": "token"}}}),
+                    );
                 }
             }
         }

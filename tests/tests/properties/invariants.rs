@@ -7,11 +7,11 @@ use std::time::Duration;
 use cmdreporter_core::{Error, Phase};
 use cmdreporter_fake_cluster::FakeCluster;
 use cmdreporter_fake_cluster::faults::{Fault, InjectedFault};
+use cmdreporter_fake_cluster::json::Value;
 use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_tests::props::Invocations;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::model::{Case, Meets};

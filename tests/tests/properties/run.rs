@@ -10,11 +10,11 @@ use cmdreporter_core::request::DEFAULT_REPORTER_IMAGE;
 use cmdreporter_core::{Error, JobDispatcher, JobRunner, Outcome, Request, Runner};
 use cmdreporter_fake_cluster::FakeCluster;
 use cmdreporter_fake_cluster::faults::FaultPlan;
+use cmdreporter_fake_cluster::json::Value;
 use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_tests::props::{Invocations, failing_reporter_image, small_log_reporter_image};
 use cmdreporter_tests::{leftovers, reporter_image, scripted_runtime, wait_for_store};
 use proptest::test_runner::TestCaseError;
-use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::command::{Script, Scripts, stream_bytes, token, tools};

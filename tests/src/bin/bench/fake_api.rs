@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cmdreporter_fake_cluster::FakeCluster;
+use cmdreporter_fake_cluster::json::json;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
-use serde_json::json;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -155,9 +155,10 @@ async fn custom_creates(total: usize) {
     );
     let api: Api<DynamicObject> = Api::default_namespaced_with(cluster.client(), &ar);
     let widget = |name: String| -> DynamicObject {
-        match serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
-            "metadata": {"name": name}, "spec": {"size": 3, "colour": "red", "extra": 1}}))
-        {
+        match cmdreporter_fake_cluster::json::from_value(
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": name}, "spec": {"size": 3, "colour": "red", "extra": 1}}),
+        ) {
             Ok(w) => w,
             Err(e) => panic!("{e}"),
         }

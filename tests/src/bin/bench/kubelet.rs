@@ -7,15 +7,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use cmdreporter_fake_cluster::json::json;
 use cmdreporter_fake_cluster::resources::well_known;
 use cmdreporter_fake_cluster::runtime::{Exit, ProgramContext};
 use cmdreporter_fake_cluster::{FakeCluster, ProcessRuntime, ScriptedImage, ScriptedRuntime};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, PostParams};
-use serde_json::json;
 
 fn job(i: usize, command: &str) -> Option<Job> {
-    serde_json::from_value(json!({
+    cmdreporter_fake_cluster::json::from_value(json!({
         "metadata": {"name": format!("bench-{i}")},
         "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
             "automountServiceAccountToken": false,
@@ -24,7 +24,7 @@ fn job(i: usize, command: &str) -> Option<Job> {
     .ok()
 }
 
-fn is_complete(j: &serde_json::Value) -> bool {
+fn is_complete(j: &cmdreporter_fake_cluster::json::Value) -> bool {
     j.pointer("/status/conditions")
         .and_then(|c| c.as_array())
         .is_some_and(|c| c.iter().any(|c| c["type"] == "Complete"))
@@ -49,7 +49,7 @@ async fn measure(
     runtime: &str,
     command: &str,
     total: usize,
-) -> serde_json::Value {
+) -> cmdreporter_fake_cluster::json::Value {
     let jobs: Api<Job> = Api::default_namespaced(cluster.client());
     let mut changes = cluster.store().subscribe_controller();
     let start = Instant::now();

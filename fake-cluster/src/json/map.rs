@@ -1,0 +1,256 @@
+//! The members of a JSON object, shared between copies until one of them changes.
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::collections::btree_map;
+use std::sync::Arc;
+
+use super::Value;
+
+/// An object's members in key order, as `serde_json::Map` (without `preserve_order`). A
+/// clone shares the members; every method that changes them first copies them when they
+/// are shared (that copy clones the members of this one object: nested objects stay
+/// shared).
+#[derive(Clone, Default)]
+pub struct Map(Arc<BTreeMap<String, Value>>);
+
+/// A member of a [`Map`] looked up for [`Map::entry`].
+pub type Entry<'a> = btree_map::Entry<'a, String, Value>;
+
+impl Map {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty map (the capacity is not kept: a B-tree allocates as it grows).
+    pub fn with_capacity(_capacity: usize) -> Self {
+        Self::default()
+    }
+
+    /// The members, for writing: copied first when shared with another map.
+    fn members(&mut self) -> &mut BTreeMap<String, Value> {
+        Arc::make_mut(&mut self.0)
+    }
+
+    /// How many members.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Removes every member.
+    pub fn clear(&mut self) {
+        if Arc::get_mut(&mut self.0).is_some_and(|m| {
+            m.clear();
+            true
+        }) {
+            return;
+        }
+        self.0 = Arc::default();
+    }
+
+    /// The member `key`.
+    pub fn get<Q>(&self, key: &Q) -> Option<&Value>
+    where
+        String: Borrow<Q>,
+        Q: ?Sized + Ord,
+    {
+        self.0.get(key)
+    }
+
+    /// The member `key` and its key.
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&String, &Value)>
+    where
+        String: Borrow<Q>,
+        Q: ?Sized + Ord,
+    {
+        self.0.get_key_value(key)
+    }
+
+    /// Whether there is a member `key`.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        String: Borrow<Q>,
+        Q: ?Sized + Ord,
+    {
+        self.0.contains_key(key)
+    }
+
+    /// The member `key`, mutable.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut Value>
+    where
+        String: Borrow<Q>,
+        Q: ?Sized + Ord,
+    {
+        if !self.0.contains_key(key) {
+            return None;
+        }
+        self.members().get_mut(key)
+    }
+
+    /// Sets the member `key`; the value it had.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        self.members().insert(key, value)
+    }
+
+    /// Removes the member `key`; its value.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<Value>
+    where
+        String: Borrow<Q>,
+        Q: ?Sized + Ord,
+    {
+        if !self.0.contains_key(key) {
+            return None;
+        }
+        self.members().remove(key)
+    }
+
+    /// Removes the member `key`; its key and value.
+    pub fn remove_entry<Q>(&mut self, key: &Q) -> Option<(String, Value)>
+    where
+        String: Borrow<Q>,
+        Q: ?Sized + Ord,
+    {
+        if !self.0.contains_key(key) {
+            return None;
+        }
+        self.members().remove_entry(key)
+    }
+
+    /// Moves every member of `other` into this map.
+    pub fn append(&mut self, other: &mut Map) {
+        if other.is_empty() {
+            return;
+        }
+        let mut taken = std::mem::take(other).into_members();
+        self.members().append(&mut taken);
+    }
+
+    /// The member `key`, to read, insert or change in place.
+    pub fn entry<S: Into<String>>(&mut self, key: S) -> Entry<'_> {
+        self.members().entry(key.into())
+    }
+
+    /// Keeps the members for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut Value) -> bool) {
+        self.members().retain(|k, v| keep(k, v));
+    }
+
+    /// The members in key order.
+    pub fn iter(&self) -> btree_map::Iter<'_, String, Value> {
+        self.0.iter()
+    }
+
+    /// The members in key order, their values mutable.
+    pub fn iter_mut(&mut self) -> btree_map::IterMut<'_, String, Value> {
+        self.members().iter_mut()
+    }
+
+    /// The keys in order.
+    pub fn keys(&self) -> btree_map::Keys<'_, String, Value> {
+        self.0.keys()
+    }
+
+    /// The values in key order.
+    pub fn values(&self) -> btree_map::Values<'_, String, Value> {
+        self.0.values()
+    }
+
+    /// The values in key order, mutable.
+    pub fn values_mut(&mut self) -> btree_map::ValuesMut<'_, String, Value> {
+        self.members().values_mut()
+    }
+
+    /// The members, owned: taken when not shared, else copied.
+    fn into_members(self) -> BTreeMap<String, Value> {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+    }
+
+    /// Whether two maps are the same members in memory (then they are equal).
+    pub fn ptr_eq(&self, other: &Map) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl PartialEq for Map {
+    fn eq(&self, other: &Map) -> bool {
+        self.ptr_eq(other) || self.0 == other.0
+    }
+}
+
+impl Eq for Map {}
+
+impl std::fmt::Debug for Map {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.iter()).finish()
+    }
+}
+
+impl<Q> std::ops::Index<&Q> for Map
+where
+    String: Borrow<Q>,
+    Q: ?Sized + Ord,
+{
+    type Output = Value;
+
+    /// The member `key`; panics when there is none, as `serde_json::Map`.
+    fn index(&self, key: &Q) -> &Value {
+        &self.0[key]
+    }
+}
+
+impl<Q> std::ops::IndexMut<&Q> for Map
+where
+    String: Borrow<Q>,
+    Q: ?Sized + Ord,
+{
+    /// The member `key`, mutable; panics when there is none, as `serde_json::Map`.
+    #[allow(clippy::expect_used)]
+    fn index_mut(&mut self, key: &Q) -> &mut Value {
+        self.get_mut(key).expect("no entry found for key")
+    }
+}
+
+impl FromIterator<(String, Value)> for Map {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        Map(Arc::new(iter.into_iter().collect()))
+    }
+}
+
+impl Extend<(String, Value)> for Map {
+    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, iter: I) {
+        self.members().extend(iter);
+    }
+}
+
+impl IntoIterator for Map {
+    type Item = (String, Value);
+    type IntoIter = btree_map::IntoIter<String, Value>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_members().into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Map {
+    type Item = (&'a String, &'a Value);
+    type IntoIter = btree_map::Iter<'a, String, Value>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Map {
+    type Item = (&'a String, &'a mut Value);
+    type IntoIter = btree_map::IterMut<'a, String, Value>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter_mut()
+    }
+}

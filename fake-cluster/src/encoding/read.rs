@@ -254,8 +254,8 @@ impl Reader<'_> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use rand::{Rng, SeedableRng};
     use crate::json::json;
+    use rand::{Rng, SeedableRng};
 
     use super::super::tests::{random_document, random_string};
     use super::*;

@@ -12,21 +12,36 @@ pub const MAX_CONFIGMAP_BYTES: usize = 1_048_576;
 
 /// Applies the resource's defaults to a new object (its uid is already set).
 pub fn apply(def: &ResourceDef, obj: &mut Value) {
+    if let Some(default) = defaulter(def) {
+        default(obj);
+    }
+}
+
+/// Whether [`apply`] may change objects of `def` at all (only Jobs and pods have defaults
+/// here); for the others it leaves every object as it is.
+pub fn has_defaults(def: &ResourceDef) -> bool {
+    defaulter(def).is_some()
+}
+
+/// The defaulting of `def`'s objects, if it has any.
+fn defaulter(def: &ResourceDef) -> Option<fn(&mut Value)> {
     match (def.group.as_str(), def.plural.as_str()) {
-        ("batch", "jobs") => default_job(obj),
-        ("", "pods") => {
-            if let Some(spec) = obj.get_mut("spec") {
-                default_pod_spec(spec);
-            }
-            if obj.get("status").is_none_or(|s| !s.is_object()) {
-                obj["status"] = json!({});
-            }
-            if at(obj, "/status/phase").is_none() {
-                obj["status"]["phase"] = json!("Pending");
-                obj["status"]["qosClass"] = json!("BestEffort");
-            }
-        }
-        _ => {}
+        ("batch", "jobs") => Some(default_job),
+        ("", "pods") => Some(default_pod),
+        _ => None,
+    }
+}
+
+fn default_pod(obj: &mut Value) {
+    if let Some(spec) = obj.get_mut("spec") {
+        default_pod_spec(spec);
+    }
+    if obj.get("status").is_none_or(|s| !s.is_object()) {
+        obj["status"] = json!({});
+    }
+    if at(obj, "/status/phase").is_none() {
+        obj["status"]["phase"] = json!("Pending");
+        obj["status"]["qosClass"] = json!("BestEffort");
     }
 }
 

@@ -118,18 +118,11 @@ impl ApiServer {
         manager: &str,
     ) -> Result<(), ApiError> {
         check_manager(query, "CreateOptions")?;
-        let mut view = obj.clone();
-        defaults::apply(def, &mut view);
-        unown_server_additions(obj, &mut view);
-        managed_fields::update(&self.write_context(def, None), None, &mut view, manager);
-        let meta = obj
-            .as_object_mut()
-            .map(|m| m.entry("metadata").or_insert_with(|| json!({})));
-        if let Some(Value::Object(meta)) = meta {
-            match at_mut(&mut view, "/metadata/managedFields").map(Value::take) {
-                Some(mf) => meta.insert("managedFields".into(), mf),
-                None => meta.remove("managedFields"),
-            };
+        let w = self.write_context(def, None);
+        if !defaults::has_defaults(def) && obj.get("spec").is_none() {
+            track_in_place(&w, obj, manager);
+        } else {
+            track_through_view(def, &w, obj, manager);
         }
         Ok(())
     }
@@ -401,6 +394,36 @@ fn copy_managed_fields(from: &Value, to: &mut Value, status: bool) {
     }
 }
 
+/// A create's managed fields computed on a view of the request: the request with the
+/// server's defaults, less what the server adds after its field manager ran; the entries
+/// go into the request's metadata.
+fn track_through_view(def: &ResourceDef, w: &Write<'_>, obj: &mut Value, manager: &str) {
+    let mut view = obj.clone();
+    defaults::apply(def, &mut view);
+    unown_server_additions(obj, &mut view);
+    managed_fields::update(w, None, &mut view, manager);
+    let meta = obj
+        .as_object_mut()
+        .map(|m| m.entry("metadata").or_insert_with(|| json!({})));
+    if let Some(Value::Object(meta)) = meta {
+        match at_mut(&mut view, "/metadata/managedFields").map(Value::take) {
+            Some(mf) => meta.insert("managedFields".into(), mf),
+            None => meta.remove("managedFields"),
+        };
+    }
+}
+
+/// [`track_through_view`] of a request that is its own view: of a resource without
+/// defaults, and with no `spec` (all that [`unown_server_additions`] removes is under it).
+/// `update` writes only `metadata.managedFields` (where `metadata` is an object), so it
+/// writes into the request itself, and no copy is made.
+fn track_in_place(w: &Write<'_>, obj: &mut Value, manager: &str) {
+    managed_fields::update(w, None, obj, manager);
+    if let Some(m) = obj.as_object_mut() {
+        m.entry("metadata").or_insert_with(|| json!({}));
+    }
+}
+
 /// Removes from `view` (the request object with the server's defaults) what the API server
 /// adds after its field manager ran: the Job's generated selector and template labels, the
 /// pod's default service account and priority (admission), when the request had none.
@@ -460,6 +483,76 @@ fn unown_server_additions(request: &Value, view: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+
+    use crate::resources::well_known;
+
+    /// A create request of a resource without defaults: metadata absent, not an object,
+    /// empty, or with labels, owners and sent managedFields of every kind; data or not.
+    fn random_request(rng: &mut impl Rng) -> Value {
+        let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap"});
+        let managed = [
+            json!([]),
+            json!([{}]),
+            json!("x"),
+            json!([{"manager": "m", "operation": "Update", "apiVersion": "v1",
+                    "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}}]),
+            json!([{"manager": "m", "fieldsType": "FieldsV2"}]),
+        ];
+        match rng.random_range(0..5) {
+            0 => {}
+            1 => obj["metadata"] = json!("not an object"),
+            2 => obj["metadata"] = json!({}),
+            _ => {
+                obj["metadata"] = json!({"name": "n", "labels": {"a": "b"},
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u"}]});
+                if rng.random() {
+                    obj["metadata"]["managedFields"] =
+                        managed[rng.random_range(0..managed.len())].clone();
+                }
+            }
+        }
+        if rng.random() {
+            obj["data"] = json!({"a": "1", "b": ""});
+        }
+        if rng.random() {
+            obj["binaryData"] = json!({});
+        }
+        obj
+    }
+
+    #[test]
+    fn a_create_without_defaults_or_spec_gets_the_managed_fields_its_view_gives() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut with_entries = 0;
+        for def in [
+            well_known::configmaps(),
+            well_known::serviceaccounts(),
+            well_known::events(),
+        ] {
+            assert!(!defaults::has_defaults(def));
+            let w = Write {
+                shape: shape_of(def),
+                api_version: def.api_version(),
+                subresource: String::new(),
+                has_status: has_status(def),
+                now: "2026-12-01T00:00:00Z".into(),
+            };
+            for _ in 0..300 {
+                let request = random_request(&mut rng);
+                let mut through_view = request.clone();
+                track_through_view(def, &w, &mut through_view, "mgr");
+                let mut in_place = request.clone();
+                track_in_place(&w, &mut in_place, "mgr");
+                assert_eq!(in_place, through_view, "{request}");
+                with_entries += usize::from(at(&in_place, "/metadata/managedFields").is_some());
+            }
+        }
+        // Both kinds of result were compared: with entries and without.
+        assert!((100..800).contains(&with_entries), "{with_entries}");
+        assert!(defaults::has_defaults(well_known::jobs()));
+        assert!(defaults::has_defaults(well_known::pods()));
+    }
 
     #[test]
     fn manager_is_the_program_name_of_the_user_agent() {

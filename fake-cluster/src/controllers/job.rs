@@ -420,20 +420,13 @@ impl Controllers {
         if unchanged {
             return;
         }
-        let mut status = current.cloned().unwrap_or(Value::Null);
-        apply(&mut status);
-        let seen_rv = meta_str(&job, "resourceVersion").map(str::to_owned);
         // A status-only write: the store then knows the spec (and so the generation) is
-        // unchanged.
-        let result = self.api.store.modify_status(jobs, ns, name, |j, s| {
-            // The Job unchanged since it was read (same resourceVersion: the same object)
-            // gets the status just computed from it; one changed meanwhile gets `apply` on
-            // its own status, as before.
-            if seen_rv.is_some() && meta_str(j, "resourceVersion") == seen_rv.as_deref() {
-                *s = status;
-            } else {
-                apply(s);
-            }
+        // unchanged. `apply` runs on the store's copy of the stored status: for a Job
+        // unchanged since it was read, a copy of the status read, so this writes what
+        // applying to a copy made here would (without that second copy); a Job changed
+        // meanwhile gets `apply` on its own status, as always.
+        let result = self.api.store.modify_status(jobs, ns, name, |_, s| {
+            apply(s);
             Ok(())
         });
         match (&finished, result) {

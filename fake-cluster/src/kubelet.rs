@@ -198,19 +198,17 @@ impl PodRun {
     /// `list` has terminated (init containers: `Initialized`, or the pod failed at the first
     /// failed one; containers: `Succeeded` or `Failed`).
     fn settle(s: &mut Value, list: &str, t: &str) {
-        let codes: Vec<Option<i64>> = s[list]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                c.get("state")
-                    .and_then(|s| s.get("terminated"))
-                    .and_then(|t| t.get("exitCode"))
-                    .and_then(Value::as_i64)
-            })
-            .collect();
-        let failed = codes.iter().any(|c| c.is_some_and(|c| c != 0));
-        let all_ended = codes.iter().all(Option::is_some);
+        let mut failed = false;
+        let mut all_ended = true;
+        for c in s[list].as_array().into_iter().flatten() {
+            let code = c
+                .get("state")
+                .and_then(|s| s.get("terminated"))
+                .and_then(|t| t.get("exitCode"))
+                .and_then(Value::as_i64);
+            failed |= code.is_some_and(|c| c != 0);
+            all_ended &= code.is_some();
+        }
         if list == "initContainerStatuses" {
             if failed {
                 s["phase"] = json!("Failed");
@@ -252,17 +250,27 @@ impl PodRun {
     /// change still takes the terminal reason (a pod that was never ready ends with
     /// PodCompleted or PodFailed, not with the ContainersNotReady it started with).
     fn set_terminal_condition(s: &mut Value, kind: &str, ok: bool, reason: &str, t: &str) {
-        Self::set_condition(s, kind, ok, Some(reason), t);
-        if let Some(c) = s
-            .get_mut("conditions")
-            .and_then(Value::as_array_mut)
-            .and_then(|a| a.iter_mut().find(|c| c["type"] == kind))
+        // A condition written afresh already has `reason`: only one kept needs it.
+        if let Some(kept) = Self::put_condition(s, kind, ok, Some(reason), t)
+            && kept.get("reason").and_then(Value::as_str) != Some(reason)
         {
-            c["reason"] = json!(reason);
+            kept["reason"] = json!(reason);
         }
     }
 
     fn set_condition(s: &mut Value, kind: &str, ok: bool, reason: Option<&str>, now: &str) {
+        Self::put_condition(s, kind, ok, reason, now);
+    }
+
+    /// [`PodRun::set_condition`]; returns the condition of this type already there when it
+    /// is kept (same status), `None` when one was written.
+    fn put_condition<'a>(
+        s: &'a mut Value,
+        kind: &str,
+        ok: bool,
+        reason: Option<&str>,
+        now: &str,
+    ) -> Option<&'a mut Value> {
         if !s.get("conditions").is_some_and(Value::is_array) {
             s["conditions"] = json!([]);
         }
@@ -277,11 +285,16 @@ impl PodRun {
             }
             c
         };
-        if let Some(arr) = s.get_mut("conditions").and_then(Value::as_array_mut) {
-            match arr.iter_mut().find(|x| x["type"] == kind) {
-                Some(existing) if existing["status"] == status => {}
-                Some(existing) => *existing = condition(),
-                None => arr.push(condition()),
+        let arr = s.get_mut("conditions").and_then(Value::as_array_mut)?;
+        match arr.iter_mut().position(|x| x["type"] == kind) {
+            Some(i) if arr[i]["status"] == status => arr.get_mut(i),
+            Some(i) => {
+                arr[i] = condition();
+                None
+            }
+            None => {
+                arr.push(condition());
+                None
             }
         }
     }
@@ -525,12 +538,16 @@ impl PodRun {
         };
         let started = now(&k);
         let cid = container_id(&self.uid, &name);
-        let running = json!({"name": name, "image": image, "imageID": image_id,
+        // Built only for the write that reports the container running (a container that
+        // ends on its first poll never is).
+        let running = || {
+            json!({"name": name, "image": image, "imageID": image_id,
             "containerID": cid, "ready": list == "containerStatuses", "restartCount": 0, "started": true,
-            "state": {"running": {"startedAt": started}}});
+            "state": {"running": {"startedAt": started}}})
+        };
         if self.lose_node {
             // The node goes as the container starts: its status stays as last posted.
-            self.set_running(list, &name, running, &started);
+            self.set_running(list, &name, running(), &started);
             k.lose_node(&self.node);
             stopped(&mut self.stop.clone()).await;
             return None;
@@ -543,7 +560,7 @@ impl PodRun {
         };
         let result = match self.kill {
             Some(signal) => {
-                self.set_running(list, &name, running, &started);
+                self.set_running(list, &name, running(), &started);
                 Ok(Finished {
                     exit: Exit::Signal(signal),
                     termination_message: None,
@@ -562,7 +579,7 @@ impl PodRun {
                 match futures::poll!(&mut run) {
                     Poll::Ready(result) => result,
                     Poll::Pending => {
-                        self.set_running(list, &name, running, &started);
+                        self.set_running(list, &name, running(), &started);
                         run.await
                     }
                 }

@@ -2,6 +2,9 @@
 //! level by level (each node fills its children's subtrees and says whether it is itself a
 //! member), so no path is built or copied per field.
 
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
 use crate::json::{Map, Value};
 
 use super::{granular_list, is_empty_container, item_element};
@@ -83,7 +86,7 @@ pub fn changed_fields_v1(
 ) -> Option<Map> {
     let mut out = FieldsV1::default();
     Walker { modified: ADDED }.node(old, new, shape, &mut out);
-    out.exact.then_some(out.map)
+    out.exact.then(|| Map::from(out.map))
 }
 
 /// Slots of the result sets.
@@ -141,8 +144,10 @@ impl Level for Sets {
 
 /// The added-or-modified fields in FieldsV1 form: each key is an element (`f:name`,
 /// `k:{...}`), a member with nothing below is `{}`, one with something below has `"."`.
+/// A level's members are gathered in a plain B-tree (nothing allocated while it is empty)
+/// and become an object when the level is added to its parent.
 struct FieldsV1 {
-    map: Map,
+    map: BTreeMap<String, Value>,
     /// False once an element was met whose text may not say whether it equals another.
     exact: bool,
 }
@@ -161,7 +166,7 @@ fn plain_numbers(v: &Value) -> bool {
 impl Default for FieldsV1 {
     fn default() -> Self {
         FieldsV1 {
-            map: Map::new(),
+            map: BTreeMap::new(),
             exact: true,
         }
     }
@@ -196,14 +201,26 @@ impl Level for FieldsV1 {
                 pe.fields_v1_key()
             }
         };
-        if member && !map.is_empty() {
-            map.insert(".".into(), Value::Object(Map::new()));
-        }
+        let level = if map.is_empty() {
+            empty_object()
+        } else {
+            if member {
+                map.insert(".".into(), empty_object());
+            }
+            Value::Object(Map::from(map))
+        };
         // Two children with one key would be merged in a set: leave that to the set.
-        if self.map.insert(key, Value::Object(map)).is_some() {
+        if self.map.insert(key, level).is_some() {
             self.exact = false;
         }
     }
+}
+
+/// `{}`, the value of most FieldsV1 members: all of them share one empty map (a copy is a
+/// reference count; whoever writes to one gets a map of its own).
+fn empty_object() -> Value {
+    static EMPTY: LazyLock<Map> = LazyLock::new(Map::new);
+    Value::Object(EMPTY.clone())
 }
 
 /// A walk of two versions of an object together, building its result level by level:

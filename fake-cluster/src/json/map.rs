@@ -222,6 +222,13 @@ impl FromIterator<(String, Value)> for Map {
     }
 }
 
+impl From<BTreeMap<String, Value>> for Map {
+    /// A map of these members (no copy of them).
+    fn from(members: BTreeMap<String, Value>) -> Self {
+        Map(Arc::new(members))
+    }
+}
+
 impl Extend<(String, Value)> for Map {
     fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, iter: I) {
         self.members().extend(iter);

@@ -12,7 +12,7 @@
 //!   `/var/run/secrets/kubernetes.io/serviceaccount` in every container and init container
 //!   that does not already mount something there.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use crate::json::{Value, json};
 
@@ -39,13 +39,29 @@ impl ServiceAccountAdmission {
     }
 }
 
+/// The injected volume named `name`: a copy of one built once (a copy shares the members
+/// of its objects, so only the root, which gets the name, is a map of its own).
 fn projected_volume(name: &str) -> Value {
-    json!({"name": name, "projected": {"defaultMode": 420, "sources": [
-        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-        {"downwardAPI": {"items": [{"path": "namespace",
-            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
-    ]}})
+    static VOLUME: LazyLock<Value> = LazyLock::new(|| {
+        json!({"name": "", "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+        ]}})
+    });
+    let mut v = VOLUME.clone();
+    v["name"] = Value::String(name.to_owned());
+    v
+}
+
+/// The mount of the injected volume `name` in a container, built as [`projected_volume`].
+fn api_access_mount(name: &str) -> Value {
+    static MOUNT: LazyLock<Value> =
+        LazyLock::new(|| json!({"name": "", "readOnly": true, "mountPath": SERVICE_ACCOUNT_DIR}));
+    let mut v = MOUNT.clone();
+    v["name"] = Value::String(name.to_owned());
+    v
 }
 
 impl AdmissionCheck for ServiceAccountAdmission {
@@ -68,7 +84,7 @@ impl AdmissionCheck for ServiceAccountAdmission {
             })
             .unwrap_or("default")
             .to_owned();
-        spec["serviceAccountName"] = json!(sa);
+        spec["serviceAccountName"] = Value::from(sa.as_str());
         let account = match self
             .store
             .lookup(well_known::serviceaccounts(), namespace, &sa)
@@ -110,7 +126,7 @@ impl AdmissionCheck for ServiceAccountAdmission {
         }
         let volume = format!("{API_ACCESS_VOLUME_PREFIX}{}", self.store.random_suffix());
         if !spec["volumes"].is_array() {
-            spec["volumes"] = json!([]);
+            spec["volumes"] = Value::Array(Vec::new());
         }
         if let Some(v) = spec["volumes"].as_array_mut() {
             v.push(projected_volume(&volume));
@@ -123,13 +139,12 @@ impl AdmissionCheck for ServiceAccountAdmission {
                 .flatten()
             {
                 if !c["volumeMounts"].is_array() {
-                    c["volumeMounts"] = json!([]);
+                    c["volumeMounts"] = Value::Array(Vec::new());
                 }
                 if let Some(mounts) = c["volumeMounts"].as_array_mut()
                     && !mounts.iter().any(|m| m["mountPath"] == SERVICE_ACCOUNT_DIR)
                 {
-                    mounts.push(json!({"name": volume, "readOnly": true,
-                        "mountPath": SERVICE_ACCOUNT_DIR}));
+                    mounts.push(api_access_mount(&volume));
                 }
             }
         }

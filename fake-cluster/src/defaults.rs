@@ -1,6 +1,6 @@
 //! Create-time defaulting and validation hooks, per resource, as the API server applies them.
 
-use crate::json::{Map, Value, json};
+use crate::json::{Map, Value};
 
 use crate::resources::ResourceDef;
 use crate::selector::{at, at_mut};
@@ -37,11 +37,11 @@ fn default_pod(obj: &mut Value) {
         default_pod_spec(spec);
     }
     if obj.get("status").is_none_or(|s| !s.is_object()) {
-        obj["status"] = json!({});
+        obj["status"] = Value::Object(Map::new());
     }
     if at(obj, "/status/phase").is_none() {
-        obj["status"]["phase"] = json!("Pending");
-        obj["status"]["qosClass"] = json!("BestEffort");
+        obj["status"]["phase"] = Value::from("Pending");
+        obj["status"]["qosClass"] = Value::from("BestEffort");
     }
 }
 
@@ -102,7 +102,7 @@ fn default_job(job: &mut Value) {
         .unwrap_or_default()
         .to_owned();
     if !job.get("spec").is_some_and(Value::is_object) {
-        job["spec"] = json!({});
+        job["spec"] = Value::Object(Map::new());
     }
     let spec = &mut job["spec"];
     let manual = spec
@@ -110,35 +110,42 @@ fn default_job(job: &mut Value) {
         .and_then(Value::as_bool)
         .unwrap_or(false);
     if !manual {
-        spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+        let mut match_labels = Map::new();
+        match_labels.insert(
+            "batch.kubernetes.io/controller-uid".into(),
+            Value::from(uid.as_str()),
+        );
+        let mut selector = Map::new();
+        selector.insert("matchLabels".into(), Value::Object(match_labels));
+        spec["selector"] = Value::Object(selector);
         if !at(spec, "/template/metadata").is_some_and(Value::is_object) {
             if !spec.get("template").is_some_and(Value::is_object) {
-                spec["template"] = json!({});
+                spec["template"] = Value::Object(Map::new());
             }
-            spec["template"]["metadata"] = json!({});
+            spec["template"]["metadata"] = Value::Object(Map::new());
         }
         let tmeta = &mut spec["template"]["metadata"];
         if !tmeta.get("labels").is_some_and(Value::is_object) {
-            tmeta["labels"] = json!({});
+            tmeta["labels"] = Value::Object(Map::new());
         }
         let labels = &mut tmeta["labels"];
-        labels["batch.kubernetes.io/controller-uid"] = json!(uid);
-        labels["batch.kubernetes.io/job-name"] = json!(name);
-        labels["controller-uid"] = json!(uid);
-        labels["job-name"] = json!(name);
+        labels["batch.kubernetes.io/controller-uid"] = Value::from(uid.as_str());
+        labels["batch.kubernetes.io/job-name"] = Value::from(name.as_str());
+        labels["controller-uid"] = Value::from(uid.as_str());
+        labels["job-name"] = Value::from(name.as_str());
     }
     let both_unset = spec.get("completions").is_none() && spec.get("parallelism").is_none();
     if both_unset {
-        spec["completions"] = json!(1);
-        spec["parallelism"] = json!(1);
+        spec["completions"] = Value::from(1);
+        spec["parallelism"] = Value::from(1);
     } else if spec.get("parallelism").is_none() {
-        spec["parallelism"] = json!(1);
+        spec["parallelism"] = Value::from(1);
     }
-    set_default(spec, "backoffLimit", || json!(6));
-    set_default(spec, "completionMode", || json!("NonIndexed"));
-    set_default(spec, "suspend", || json!(false));
+    set_default(spec, "backoffLimit", || Value::from(6));
+    set_default(spec, "completionMode", || Value::from("NonIndexed"));
+    set_default(spec, "suspend", || Value::Bool(false));
     set_default(spec, "podReplacementPolicy", || {
-        json!("TerminatingOrFailed")
+        Value::from("TerminatingOrFailed")
     });
     set_default(spec, "manualSelector", || Value::Null);
     if spec.get("manualSelector").is_some_and(Value::is_null)
@@ -150,7 +157,7 @@ fn default_job(job: &mut Value) {
         default_pod_spec(pod_spec);
     }
     if !job.get("status").is_some_and(Value::is_object) {
-        job["status"] = json!({});
+        job["status"] = Value::Object(Map::new());
     }
 }
 
@@ -185,14 +192,16 @@ fn default_containers(list: Option<&mut Value>) {
             .unwrap_or_default()
             .to_owned();
         set_default(c, "terminationMessagePath", || {
-            json!("/dev/termination-log")
+            Value::from("/dev/termination-log")
         });
-        set_default(c, "terminationMessagePolicy", || json!("File"));
-        set_default(c, "imagePullPolicy", || json!(image_pull_policy(&image)));
-        set_default(c, "resources", || json!({}));
+        set_default(c, "terminationMessagePolicy", || Value::from("File"));
+        set_default(c, "imagePullPolicy", || {
+            Value::from(image_pull_policy(&image))
+        });
+        set_default(c, "resources", || Value::Object(Map::new()));
         if let Some(Value::Array(ports)) = c.get_mut("ports") {
             for port in ports {
-                set_default(port, "protocol", || json!("TCP"));
+                set_default(port, "protocol", || Value::from("TCP"));
             }
         }
     }
@@ -203,13 +212,13 @@ pub fn default_pod_spec(spec: &mut Value) {
     if !spec.is_object() {
         return;
     }
-    set_default(spec, "restartPolicy", || json!("Always"));
-    set_default(spec, "terminationGracePeriodSeconds", || json!(30));
-    set_default(spec, "dnsPolicy", || json!("ClusterFirst"));
-    set_default(spec, "schedulerName", || json!("default-scheduler"));
-    set_default(spec, "securityContext", || json!({}));
-    set_default(spec, "enableServiceLinks", || json!(true));
-    set_default(spec, "priority", || json!(0));
+    set_default(spec, "restartPolicy", || Value::from("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", || Value::from(30));
+    set_default(spec, "dnsPolicy", || Value::from("ClusterFirst"));
+    set_default(spec, "schedulerName", || Value::from("default-scheduler"));
+    set_default(spec, "securityContext", || Value::Object(Map::new()));
+    set_default(spec, "enableServiceLinks", || Value::Bool(true));
+    set_default(spec, "priority", || Value::from(0));
     let sa = spec
         .get("serviceAccountName")
         .and_then(Value::as_str)
@@ -217,8 +226,13 @@ pub fn default_pod_spec(spec: &mut Value) {
         .or_else(|| spec.get("serviceAccount").and_then(Value::as_str))
         .unwrap_or("default")
         .to_owned();
-    spec["serviceAccountName"] = json!(sa);
-    spec["serviceAccount"] = json!(sa);
+    // Written only where it differs (the same value again would change nothing, but
+    // copy a spec shared with another version first).
+    for k in ["serviceAccountName", "serviceAccount"] {
+        if spec.get(k).and_then(Value::as_str) != Some(sa.as_str()) {
+            spec[k] = Value::from(sa.as_str());
+        }
+    }
     default_containers(spec.get_mut("initContainers"));
     default_containers(spec.get_mut("containers"));
 }
@@ -314,6 +328,7 @@ fn validate_configmap(obj: &Value, causes: &mut Vec<FieldError>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::json;
     use crate::resources::well_known;
 
     #[test]

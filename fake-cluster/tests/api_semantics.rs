@@ -4,6 +4,7 @@
 //! versions, and unknown paths.
 
 use cmdreporter_fake_cluster::FakeCluster;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
@@ -248,27 +249,50 @@ async fn delete_answers_status_or_object_per_resource() {
     assert!(pod.metadata.deletion_timestamp.is_some());
     assert_eq!(pod.metadata.deletion_grace_period_seconds, Some(0));
     // A ServiceAccount answers with the object as it was stored: nothing is written before
-    // an immediate delete, so no deletionTimestamp, and the resourceVersion of its last
-    // write; a dry run answers the same and deletes nothing.
+    // an immediate delete, so no deletionTimestamp. A dry run answers it at the version of
+    // its last write (it reads the object, deletes nothing); a delete answers it at the
+    // deletion's resourceVersion, the one of its DELETED watch event, as the real server's
+    // storage decodes the removed object at the delete's revision (kubernetes#113369, 1.26).
     let sas: Api<ServiceAccount> = Api::default_namespaced(c.client());
     let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "s"}})).unwrap();
     let stored = sas.create(&PostParams::default(), &sa).await.unwrap();
+    let stored_rv = stored.metadata.resource_version.clone().unwrap();
     let dry = DeleteParams {
         dry_run: true,
         ..DeleteParams::default()
     };
-    for dp in [dry, DeleteParams::default()] {
-        let answer = sas.delete("s", &dp).await.unwrap();
-        let answer = answer
-            .left()
-            .expect("a ServiceAccount delete answers the object");
-        assert_eq!(
-            answer.metadata.resource_version,
-            stored.metadata.resource_version
-        );
-        assert_eq!(answer.metadata.deletion_timestamp, None);
-        assert_eq!(answer.metadata.uid, stored.metadata.uid);
-    }
+    let answer = sas.delete("s", &dry).await.unwrap().left().unwrap();
+    assert_eq!(
+        answer.metadata.resource_version.as_deref(),
+        Some(&*stored_rv)
+    );
+    assert_eq!(answer.metadata.deletion_timestamp, None);
+    let mut events = sas
+        .watch(
+            &kube::api::WatchParams::default().fields("metadata.name=s"),
+            &stored_rv,
+        )
+        .await
+        .unwrap()
+        .boxed();
+    let answer = sas.delete("s", &DeleteParams::default()).await.unwrap();
+    let answer = answer
+        .left()
+        .expect("a ServiceAccount delete answers the object");
+    assert_eq!(answer.metadata.deletion_timestamp, None);
+    assert_eq!(answer.metadata.uid, stored.metadata.uid);
+    let deleted = match events.try_next().await.unwrap() {
+        Some(kube::api::WatchEvent::Deleted(sa)) => sa,
+        other => panic!("expected the DELETED event, got {other:?}"),
+    };
+    assert_ne!(
+        answer.metadata.resource_version.as_deref(),
+        Some(&*stored_rv)
+    );
+    assert_eq!(
+        answer.metadata.resource_version,
+        deleted.metadata.resource_version
+    );
     assert_eq!(api_error(sas.get("s").await.unwrap_err()).code, 404);
 }
 

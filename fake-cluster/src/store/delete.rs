@@ -28,8 +28,9 @@ pub struct DeleteOptions {
 /// What a delete did.
 #[derive(Debug, Clone)]
 pub enum Deleted {
-    /// The object is gone; its last state (for an immediate delete, the object as it was
-    /// stored, with the resourceVersion of its last write, as the real server answers).
+    /// The object is gone; its last state at the deletion's resourceVersion (for an
+    /// immediate delete, the object as it was stored, without a deletionTimestamp), as the
+    /// real server answers. A dry run answers the stored object at its own version.
     Gone(Arc<Value>),
     /// The object is terminating (finalizers or a graceful pod delete); its new state.
     Terminating(Arc<Value>),

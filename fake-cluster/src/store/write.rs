@@ -119,7 +119,7 @@ impl Store {
 
     /// [`Store::write_scoped`], where `next_of` may instead answer `None`: the stored object
     /// is removed as it is (an immediate delete, which writes nothing before it removes),
-    /// and returned.
+    /// and returned at the deletion's resourceVersion (a dry run returns it as stored).
     pub(super) fn write_or_remove(
         &self,
         def: &ResourceRef,
@@ -317,6 +317,11 @@ impl Store {
     /// not a copy: its `metadata.resourceVersion` is that of its last write, and the
     /// deletion's is the change's `rv` (which watches write into the DELETED event, as the
     /// real server's watch sends the last state with the deletion's revision).
+    ///
+    /// The answer is the removed object at the deletion's resourceVersion: the real
+    /// server's storage decodes the removed object at the delete's revision (since 1.26,
+    /// kubernetes#113369), so a delete answering the object carries that version. The copy
+    /// shares every member but the top level and the metadata.
     fn commit_removal(
         &self,
         mut inner: MutexGuard<'_, Inner>,
@@ -344,7 +349,10 @@ impl Store {
         if def.namespaced {
             self.finalize_namespace_if_empty(&mut inner, ns);
         }
-        current
+        drop(inner);
+        let mut answer = (*current).clone();
+        meta_mut(&mut answer).insert("resourceVersion".into(), Value::String(rv.to_string()));
+        Arc::new(answer)
     }
 }
 

@@ -371,7 +371,7 @@ fn write_escaped(out: &mut Vec<u8>, comma: bool, bytes: &[u8], colon: bool) {
     }
 }
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
@@ -475,7 +475,7 @@ mod tests {
     }
 
     /// A string of pieces that need escapes, non-ASCII ones and plain ones.
-    pub(super) fn random_string(rng: &mut impl Rng) -> String {
+    pub(crate) fn random_string(rng: &mut impl Rng) -> String {
         const PIECES: &[&str] = &[
             "a",
             "metadata",
@@ -504,7 +504,7 @@ mod tests {
     }
 
     /// A document of every kind of value (floats only if `floats`), nested up to 6 deep.
-    pub(super) fn random_document(rng: &mut impl Rng, depth: u32, floats: bool) -> Value {
+    pub(crate) fn random_document(rng: &mut impl Rng, depth: u32, floats: bool) -> Value {
         match rng.random_range(0..if depth > 4 { 5 } else { 7 }) {
             0 => Value::Null,
             1 => Value::Bool(rng.random()),

@@ -26,7 +26,7 @@ pub use map::Map;
 pub use serde_json::Number;
 
 /// A JSON value. See the [module documentation](self).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub enum Value {
     /// `null`.
     #[default]
@@ -176,6 +176,18 @@ impl Value {
         self.as_number().and_then(Number::as_f64)
     }
 
+    /// The number as an `f32` (each kind of number converted by `as`), as `serde_json`
+    /// compares a value with an `f32`.
+    fn as_f32(&self) -> Option<f32> {
+        let n = self.as_number()?;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Some(u as f32),
+            (None, Some(i), _) => Some(i as f32),
+            (None, None, f) => f.map(|f| f as f32),
+        }
+    }
+
     /// Whether this is `true` or `false`.
     pub fn is_boolean(&self) -> bool {
         matches!(self, Value::Bool(_))
@@ -231,6 +243,27 @@ impl<I: Index> std::ops::IndexMut<I> for Value {
     /// bounds or of a non-array.
     fn index_mut(&mut self, index: I) -> &mut Value {
         index.index_or_insert(self)
+    }
+}
+
+impl fmt::Debug for Value {
+    /// As `serde_json::Value` shows itself: `Null`, `Bool(true)`, `Number(1)`,
+    /// `String("s")`, `Array [..]`, `Object {..}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("Null"),
+            Value::Bool(b) => write!(f, "Bool({b})"),
+            Value::Number(n) => fmt::Debug::fmt(n, f),
+            Value::String(s) => write!(f, "String({s:?})"),
+            Value::Array(a) => {
+                f.write_str("Array ")?;
+                fmt::Debug::fmt(a, f)
+            }
+            Value::Object(m) => {
+                f.write_str("Object ")?;
+                fmt::Debug::fmt(m, f)
+            }
+        }
     }
 }
 
@@ -438,7 +471,8 @@ macro_rules! eq_with_number {
 eq_with_number!(
     i8 => as_i64 as i64, i16 => as_i64 as i64, i32 => as_i64 as i64, i64 => as_i64 as i64,
     u8 => as_u64 as u64, u16 => as_u64 as u64, u32 => as_u64 as u64, u64 => as_u64 as u64,
-    f32 => as_f64 as f64, f64 => as_f64 as f64,
+    f64 => as_f64 as f64,
+    f32 => as_f32 as f32,
     bool => as_bool as bool,
 );
 

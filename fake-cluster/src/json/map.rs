@@ -28,6 +28,11 @@ impl Map {
         Self::default()
     }
 
+    /// A map of these members.
+    pub(super) fn from_members(members: BTreeMap<String, Value>) -> Self {
+        Map(Arc::new(members))
+    }
+
     /// The members, for writing: copied first when shared with another map.
     fn members(&mut self) -> &mut BTreeMap<String, Value> {
         Arc::make_mut(&mut self.0)

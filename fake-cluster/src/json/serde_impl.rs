@@ -47,6 +47,14 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Number(n.into()))
     }
 
+    fn visit_i128<E: de::Error>(self, n: i128) -> Result<Value, E> {
+        Number::deserialize(de::value::I128Deserializer::new(n)).map(Value::Number)
+    }
+
+    fn visit_u128<E: de::Error>(self, n: u128) -> Result<Value, E> {
+        Number::deserialize(de::value::U128Deserializer::new(n)).map(Value::Number)
+    }
+
     fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
         Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
     }
@@ -79,12 +87,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Array(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut members = std::collections::BTreeMap::new();
-        while let Some((k, v)) = access.next_entry::<String, Value>()? {
-            members.insert(k, v);
-        }
-        Ok(Value::Object(members.into_iter().collect()))
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Value, A::Error> {
+        read_members(access).map(Value::Object)
     }
 }
 
@@ -94,17 +98,37 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
+/// Reads a [`Map`] as `serde_json::Map` is read: from a map (the last of duplicate keys
+/// kept), or from a unit (`null`) as an empty map; anything else is "expected a map".
+struct MapVisitor;
+
+impl<'de> Visitor<'de> for MapVisitor {
+    type Value = Map;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_unit<E>(self) -> Result<Map, E> {
+        Ok(Map::new())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Map, A::Error> {
+        read_members(access)
+    }
+}
+
+/// The members of a map being read; a later duplicate key replaces the earlier one.
+fn read_members<'de, A: MapAccess<'de>>(mut access: A) -> Result<Map, A::Error> {
+    let mut members = std::collections::BTreeMap::new();
+    while let Some((k, v)) = access.next_entry::<String, Value>()? {
+        members.insert(k, v);
+    }
+    Ok(Map::from_members(members))
+}
+
 impl<'de> Deserialize<'de> for Map {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Map, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Object(m) => Ok(m),
-            other => Err(de::Error::invalid_type(
-                de::Unexpected::Other(match other {
-                    Value::Array(_) => "array",
-                    _ => "a value that is not an object",
-                }),
-                &"a JSON object",
-            )),
-        }
+        d.deserialize_map(MapVisitor)
     }
 }

@@ -25,9 +25,11 @@ impl Controllers {
     pub(super) fn garbage_collect(&mut self, c: &Change) {
         match c.kind {
             ChangeType::Deleted => {
-                let uid = meta_str(&c.object, "uid").unwrap_or_default().to_owned();
-                for (def, ns, name) in self.index.dependents(&uid) {
-                    self.attempt_to_delete(&def, &ns, &name);
+                // Walked in place: nothing below changes the owner index (the deletes come
+                // back as changes, applied to it in turn).
+                let uid = meta_str(&c.object, "uid").unwrap_or_default();
+                for (def, ns, name) in self.index.dependents_of(uid) {
+                    self.attempt_to_delete(def, ns, name);
                 }
                 // A blocking dependent went: its owners in foreground deletion may go now.
                 self.recheck_foreground_owners(c);
@@ -123,8 +125,8 @@ impl Controllers {
         };
         let uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
         if has_finalizer(&obj, ORPHAN) {
-            for (dd, dns, dname) in self.index.dependents(&uid) {
-                let _ = self.api.store.modify(&dd, &dns, &dname, |d| {
+            for (dd, dns, dname) in self.index.dependents_of(&uid) {
+                let _ = self.api.store.modify(dd, dns, dname, |d| {
                     if let Some(refs) = d
                         .get_mut("metadata")
                         .and_then(|m| m.get_mut("ownerReferences"))
@@ -143,8 +145,8 @@ impl Controllers {
             self.remove_finalizer(def, ns, name, ORPHAN);
         } else if has_finalizer(&obj, FOREGROUND) {
             let mut blocking = 0;
-            for (dd, dns, dname) in self.index.dependents(&uid) {
-                let Some(d) = self.api.store.lookup(&dd, &dns, &dname) else {
+            for (dd, dns, dname) in self.index.dependents_of(&uid) {
+                let Some(d) = self.api.store.lookup(dd, dns, dname) else {
                     continue;
                 };
                 if owner_refs(&d)
@@ -152,7 +154,7 @@ impl Controllers {
                 {
                     blocking += 1;
                 }
-                self.attempt_to_delete(&dd, &dns, &dname);
+                self.attempt_to_delete(dd, dns, dname);
             }
             if blocking == 0 {
                 self.remove_finalizer(def, ns, name, FOREGROUND);

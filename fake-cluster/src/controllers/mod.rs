@@ -97,13 +97,6 @@ impl OwnerIndex {
     }
 
     /// The dependents of `uid`: resource, namespace and name.
-    fn dependents(&self, uid: &str) -> Vec<(ResourceRef, String, String)> {
-        self.dependents_of(uid)
-            .map(|(def, ns, name)| (def.clone(), ns.to_owned(), name.to_owned()))
-            .collect()
-    }
-
-    /// [`OwnerIndex::dependents`], borrowed.
     fn dependents_of(&self, uid: &str) -> impl Iterator<Item = (&ResourceRef, &str, &str)> {
         self.by_owner
             .get(uid)

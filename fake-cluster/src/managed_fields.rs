@@ -417,10 +417,19 @@ pub fn update(w: &Write<'_>, live: Option<&Value>, new: &mut Value, manager: &st
 /// The object a create starts from, as the server's empty object of the kind: its
 /// metadata, and the spec and status it always has.
 fn baseline(obj: &Value) -> Value {
-    let mut b = json!({"metadata": {}});
+    // Built member by member (json! would build a serde_json value and convert it).
+    fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
+        Value::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        )
+    }
+    let mut b = object([("metadata", object([]))]);
     for k in ["spec", "status"] {
         if obj.get(k).is_some_and(Value::is_object) {
-            b[k] = json!({});
+            b[k] = object([]);
         }
     }
     // A pod spec always serializes its containers, as null when empty.
@@ -428,7 +437,10 @@ fn baseline(obj: &Value) -> Value {
         b["spec"]["containers"] = Value::Null;
     }
     if at(obj, "/spec/template").is_some_and(Value::is_object) {
-        b["spec"]["template"] = json!({"metadata": {}, "spec": {"containers": null}});
+        b["spec"]["template"] = object([
+            ("metadata", object([])),
+            ("spec", object([("containers", Value::Null)])),
+        ]);
     }
     b
 }

@@ -33,6 +33,13 @@ impl Map {
         Map(Arc::new(members))
     }
 
+    /// Whether no other map shares these members: then a change needs no copy, and a
+    /// change that finds no member (`get_mut`, `remove` of a missing key) looks up once
+    /// instead of checking for the key before copying.
+    fn owns_members(&mut self) -> bool {
+        Arc::get_mut(&mut self.0).is_some()
+    }
+
     /// The members, for writing: copied first when shared with another map.
     fn members(&mut self) -> &mut BTreeMap<String, Value> {
         Arc::make_mut(&mut self.0)
@@ -92,7 +99,7 @@ impl Map {
         String: Borrow<Q>,
         Q: ?Sized + Ord,
     {
-        if !self.0.contains_key(key) {
+        if !self.owns_members() && !self.0.contains_key(key) {
             return None;
         }
         self.members().get_mut(key)
@@ -109,7 +116,7 @@ impl Map {
         String: Borrow<Q>,
         Q: ?Sized + Ord,
     {
-        if !self.0.contains_key(key) {
+        if !self.owns_members() && !self.0.contains_key(key) {
             return None;
         }
         self.members().remove(key)
@@ -121,7 +128,7 @@ impl Map {
         String: Borrow<Q>,
         Q: ?Sized + Ord,
     {
-        if !self.0.contains_key(key) {
+        if !self.owns_members() && !self.0.contains_key(key) {
             return None;
         }
         self.members().remove_entry(key)

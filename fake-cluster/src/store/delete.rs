@@ -30,7 +30,9 @@ pub struct DeleteOptions {
 pub enum Deleted {
     /// The object is gone; its last state at the deletion's resourceVersion (for an
     /// immediate delete, the object as it was stored, without a deletionTimestamp), as the
-    /// real server answers. A dry run answers the stored object at its own version.
+    /// real server answers; for an immediate delete of a resource whose delete answers a
+    /// `Status`, the stored object as it is (only its uid is read). A dry run answers the
+    /// stored object at its own version.
     Gone(Arc<Value>),
     /// The object is terminating (finalizers or a graceful pod delete); its new state.
     Terminating(Arc<Value>),

@@ -318,10 +318,12 @@ impl Store {
     /// deletion's is the change's `rv` (which watches write into the DELETED event, as the
     /// real server's watch sends the last state with the deletion's revision).
     ///
-    /// The answer is the removed object at the deletion's resourceVersion: the real
+    /// For a resource whose delete answers the object (ServiceAccounts, custom resources),
+    /// the answer is the removed object at the deletion's resourceVersion: the real
     /// server's storage decodes the removed object at the delete's revision (since 1.26,
-    /// kubernetes#113369), so a delete answering the object carries that version. The copy
-    /// shares every member but the top level and the metadata.
+    /// kubernetes#113369). The copy shares every member but the top level and the
+    /// metadata. Any other delete answers a `Status` that reads only the uid: `current`
+    /// itself is returned, without the copy (~10 k instructions a run for the three).
     fn commit_removal(
         &self,
         mut inner: MutexGuard<'_, Inner>,
@@ -350,6 +352,9 @@ impl Store {
             self.finalize_namespace_if_empty(&mut inner, ns);
         }
         drop(inner);
+        if !def.delete_returns_object {
+            return current;
+        }
         let mut answer = (*current).clone();
         meta_mut(&mut answer).insert("resourceVersion".into(), Value::String(rv.to_string()));
         Arc::new(answer)

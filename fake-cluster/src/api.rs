@@ -535,16 +535,11 @@ impl ApiServer {
             metadata["continue"] = json!(encode_continue(&item_key(last)));
             metadata["remainingItemCount"] = json!(remaining);
         }
-        let items: Vec<_> = selected
+        let items = selected
             .iter()
-            .map(|i| conversion::to_wire(&t.def, i))
+            .map(|i| conversion::to_wire(&t.def, i).into_owned())
             .collect();
-        let body = json!({
-            "kind": format!("{}List", t.def.kind),
-            "apiVersion": t.def.api_version(),
-            "metadata": metadata,
-            "items": items,
-        });
+        let body = list_body(&t.def, metadata, items);
         if let Some(include) = table {
             let now = self.store.clock().since_epoch();
             return Ok(json_response(
@@ -592,6 +587,22 @@ where
     B: http_body::Body,
 {
     Ok(body.collect().await?.to_bytes())
+}
+
+/// A list of `def`'s objects: `{"apiVersion", "items", "kind": "<Kind>List", "metadata"}`.
+/// Built member by member: `json!` would serialise every item into a `serde_json::Value`
+/// and convert it back, two deep copies of each listed object (which otherwise shares its
+/// members with the stored one).
+pub(crate) fn list_body(def: &ResourceDef, metadata: Value, items: Vec<Value>) -> Value {
+    Value::Object(crate::json::Map::from_iter([
+        ("apiVersion".to_owned(), Value::String(def.api_version())),
+        ("items".to_owned(), Value::Array(items)),
+        (
+            "kind".to_owned(),
+            Value::String(format!("{}List", def.kind)),
+        ),
+        ("metadata".to_owned(), metadata),
+    ]))
 }
 
 #[cfg(test)]
@@ -653,5 +664,19 @@ mod tests {
             route(&Registry::default(), "/openapi/v3/apis/batch/v1"),
             Some(Route::OpenApi(_))
         ));
+    }
+
+    #[test]
+    fn a_list_body_is_what_json_builds_and_shares_its_items() {
+        let def = crate::resources::well_known::configmaps();
+        let item = crate::json::json!({"metadata": {"name": "a"}, "data": {"k": "v"}});
+        let body = list_body(def, json!({"resourceVersion": "3"}), vec![item.clone()]);
+        assert_eq!(
+            body,
+            json!({"kind": "ConfigMapList", "apiVersion": "v1",
+                   "metadata": {"resourceVersion": "3"}, "items": [item.clone()]})
+        );
+        let listed = body["items"][0]["data"].as_object().unwrap();
+        assert!(listed.ptr_eq(item["data"].as_object().unwrap()));
     }
 }

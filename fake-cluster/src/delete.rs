@@ -165,12 +165,11 @@ impl ApiServer {
             }
         }
         deleted.sort_by_key(item_key);
-        let body = json!({
-            "kind": format!("{}List", def.kind),
-            "apiVersion": def.api_version(),
-            "metadata": {"resourceVersion": self.store.resource_version().to_string()},
-            "items": deleted,
-        });
+        let body = crate::api::list_body(
+            def,
+            json!({"resourceVersion": self.store.resource_version().to_string()}),
+            deleted,
+        );
         Ok(with_job_warning(def, &opts, json_response(200, &body)))
     }
 }

@@ -320,28 +320,31 @@ impl Controllers {
     // ---- node glue: start and stop the kubelet's pod runs ----
 
     fn on_pod(&mut self, c: &Change) {
-        let uid = meta_str(&c.object, "uid").unwrap_or_default();
+        // Read where it is used: most changes of a pod (its status writes) need neither
+        // its uid nor whether it was bound before (only reads, in the same order).
+        let uid = || meta_str(&c.object, "uid").unwrap_or_default();
         match c.kind {
             ChangeType::Added => {
                 if field(&c.object, &["spec", "nodeName"]).is_none() {
                     self.schedule(&c.namespace, &c.name);
                 } else {
-                    self.start_pod(uid, &c.object);
+                    self.start_pod(uid(), &c.object);
                 }
             }
             ChangeType::Modified => {
                 let bound = field(&c.object, &["spec", "nodeName"]).is_some();
-                let was_bound = c
-                    .previous
-                    .as_ref()
-                    .is_some_and(|p| field(p, &["spec", "nodeName"]).is_some());
-                if bound && !was_bound {
+                let was_bound = || {
+                    c.previous
+                        .as_ref()
+                        .is_some_and(|p| field(p, &["spec", "nodeName"]).is_some())
+                };
+                if bound && !was_bound() {
                     self.unschedulable
                         .remove(&(c.namespace.clone(), c.name.clone()));
-                    self.start_pod(uid, &c.object);
+                    self.start_pod(uid(), &c.object);
                 }
                 if meta_str(&c.object, "deletionTimestamp").is_some()
-                    && let Some(tx) = self.pods.get(uid)
+                    && let Some(tx) = self.pods.get(uid())
                 {
                     // The kubelet notices the deletion and stops the containers: SIGTERM,
                     // then SIGKILL after the grace period (the runtime's part).
@@ -349,6 +352,7 @@ impl Controllers {
                 }
             }
             ChangeType::Deleted => {
+                let uid = uid();
                 self.unschedulable
                     .remove(&(c.namespace.clone(), c.name.clone()));
                 if let Some(tx) = self.pods.remove(uid) {

@@ -41,56 +41,6 @@ pub(crate) fn framed(prefix: &[&[u8]], value: &Value, suffix: &[u8]) -> Bytes {
     })
 }
 
-/// [`framed`] of an object whose `metadata.resourceVersion` is written as `rv`: the JSON of
-/// the object with that one member replaced, without a copy of the object.
-pub(crate) fn framed_at_version(prefix: &[&[u8]], obj: &Value, rv: &str, suffix: &[u8]) -> Bytes {
-    let with_version = |meta: &Map| {
-        let mut m = meta.clone();
-        m.insert("resourceVersion".into(), Value::String(rv.to_owned()));
-        m
-    };
-    written(|buf| {
-        for p in prefix {
-            buf.extend_from_slice(p);
-        }
-        let Some(map) = obj.as_object() else {
-            write_value(buf, obj);
-            buf.extend_from_slice(suffix);
-            return;
-        };
-        let version = Value::String(rv.to_owned());
-        buf.push(b'{');
-        let mut first = true;
-        for (k, v) in map {
-            if !first {
-                buf.push(b',');
-            }
-            first = false;
-            write_str(buf, k);
-            buf.push(b':');
-            match v {
-                Value::Object(meta) if k == "metadata" && meta.contains_key("resourceVersion") => {
-                    write_entries(
-                        buf,
-                        meta.iter().map(|(k, v)| {
-                            (
-                                k.as_str(),
-                                if k == "resourceVersion" { &version } else { v },
-                            )
-                        }),
-                    );
-                }
-                // Not seen for stored objects (every one has a resourceVersion): the member
-                // is inserted in its place in a copy of the metadata.
-                Value::Object(meta) if k == "metadata" => write_map(buf, &with_version(meta)),
-                _ => write_value(buf, v),
-            }
-        }
-        buf.push(b'}');
-        buf.extend_from_slice(suffix);
-    })
-}
-
 /// What `frame` writes, in one buffer of the exact size.
 fn written(frame: impl Fn(&mut Vec<u8>)) -> Bytes {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
@@ -415,37 +365,6 @@ pub(crate) mod tests {
         ));
         same_as_serde(&json!(""));
         same_as_serde(&json!({"": "", "a\"b": {"\n": []}}));
-    }
-
-    #[test]
-    fn an_object_at_another_version_is_written_as_its_copy_with_that_version() {
-        for obj in [
-            json!({"apiVersion": "v1", "data": {"k": "v"}, "kind": "ConfigMap",
-                   "metadata": {"labels": {"a": "b"}, "name": "c", "resourceVersion": "7", "uid": "u"}}),
-            // No resourceVersion yet: it is inserted in its place.
-            json!({"kind": "ConfigMap", "metadata": {"name": "c", "uid": "u"}, "z": [1]}),
-            json!({"metadata": {}}),
-        ] {
-            let mut expected = obj.clone();
-            expected["metadata"]["resourceVersion"] = json!("12");
-            let ours = framed_at_version(&[b"<"], &obj, "12", b">");
-            let theirs = [
-                b"<".as_slice(),
-                &serde_json::to_vec(&expected).unwrap(),
-                b">",
-            ]
-            .concat();
-            assert_eq!(
-                String::from_utf8_lossy(&ours),
-                String::from_utf8_lossy(&theirs)
-            );
-        }
-        // Nothing to version: written as it is.
-        assert_eq!(&framed_at_version(&[], &json!([1]), "3", b"")[..], b"[1]");
-        assert_eq!(
-            &framed_at_version(&[], &json!({"a": 1}), "3", b"")[..],
-            br#"{"a":1}"#
-        );
     }
 
     #[test]

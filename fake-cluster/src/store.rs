@@ -126,6 +126,11 @@ pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     meta(obj).and_then(|m| m.get(field)).and_then(Value::as_str)
 }
 
+/// Sets `metadata.resourceVersion` (making `metadata` an object first if it is not one).
+pub(crate) fn set_resource_version(obj: &mut Value, rv: String) {
+    meta_mut(obj).insert("resourceVersion".into(), Value::String(rv));
+}
+
 fn meta_mut(obj: &mut Value) -> &mut Map {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, StreamBody};
 
 use crate::api::ResponseBody;
 use crate::clock::Clock;
-use crate::encoding::{framed, framed_at_version};
+use crate::encoding::framed;
 use crate::query::{Query, flag};
 use crate::resources::{ResourceDef, ResourceRef};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -94,32 +94,24 @@ fn event_line(kind: &str, p: &Printer, obj: &Value) -> Bytes {
 }
 
 /// The event line of `obj`, written with `metadata.resourceVersion` `rv` when given and
-/// different from the object's own (a deletion's last state, an object leaving a selector).
+/// different from the object's own (a deletion's last state, an object leaving a selector):
+/// a copy of the object with that version, which shares all but its top level and its
+/// metadata with the stored object.
 fn event_line_at(kind: &str, p: &Printer, obj: &Value, rv: Option<u64>) -> Bytes {
     let prefix: [&[u8]; 3] = [b"{\"type\":\"", kind.as_bytes(), b"\",\"object\":"];
-    let wire = crate::conversion::to_wire(&p.def, obj);
-    let rv = rv
-        .map(|rv| rv.to_string())
-        .filter(|rv| meta_str(&wire, "resourceVersion") != Some(rv.as_str()));
-    match (&p.table, rv) {
-        (Some((include, clock)), rv) => {
-            let mut wire = wire;
-            if let Some(rv) = rv
-                && let Some(m) = wire
-                    .to_mut()
-                    .get_mut("metadata")
-                    .and_then(Value::as_object_mut)
-            {
-                m.insert("resourceVersion".into(), Value::String(rv));
-            }
-            framed(
-                &prefix,
-                &crate::table::of_object(&p.def, &wire, *include, clock.since_epoch()),
-                b"}\n",
-            )
-        }
-        (None, Some(rv)) => framed_at_version(&prefix, &wire, &rv, b"}\n"),
-        (None, None) => framed(&prefix, &wire, b"}\n"),
+    let mut wire = crate::conversion::to_wire(&p.def, obj);
+    if let Some(rv) = rv.map(|rv| rv.to_string())
+        && meta_str(&wire, "resourceVersion") != Some(rv.as_str())
+    {
+        crate::store::set_resource_version(wire.to_mut(), rv);
+    }
+    match &p.table {
+        Some((include, clock)) => framed(
+            &prefix,
+            &crate::table::of_object(&p.def, &wire, *include, clock.since_epoch()),
+            b"}\n",
+        ),
+        None => framed(&prefix, &wire, b"}\n"),
     }
 }
 

@@ -12,6 +12,7 @@
 //! goes) and CustomResourceDefinitions (checked against each other) are written wholly under
 //! the store's lock, as before.
 
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::json::{Value, json};
@@ -133,33 +134,55 @@ impl Store {
         if def == well_known::namespaces() || crd::is_crd(def) {
             let inner = self.lock();
             let current = Self::stored(&inner, def, ns, name)?;
-            return match self.next_or_removal(def, &current, next_of, spec_kept, Some(&inner))? {
-                Next::Same => Ok(current),
-                Next::Remove if dry_run => Ok(current),
-                Next::Write(next, _) if dry_run => Ok(Arc::new(next)),
-                Next::Remove => Ok(self.commit_removal(inner, def, ns, name, current)),
-                Next::Write(next, gone) => {
-                    Ok(self.commit(inner, def, ns, name, current, next, gone))
+            let next = self.next_or_removal(def, &current, next_of, spec_kept, Some(&inner))?;
+            return Ok(match Self::to_commit(next, &current, dry_run) {
+                ControlFlow::Break(answer) => answer,
+                ControlFlow::Continue(next) => {
+                    self.commit_next(inner, def, ns, name, current, next)
                 }
-            };
+            });
         }
         let _writer = self.writers.lock(def.storage_key(), ns, name);
         let current = Self::stored(&self.lock(), def, ns, name)?;
-        let next = match self.next_or_removal(def, &current, next_of, spec_kept, None)? {
-            Next::Same => return Ok(current),
-            Next::Remove if dry_run => return Ok(current),
-            Next::Write(next, _) if dry_run => return Ok(Arc::new(next)),
-            next => next,
+        let next = self.next_or_removal(def, &current, next_of, spec_kept, None)?;
+        let next = match Self::to_commit(next, &current, dry_run) {
+            ControlFlow::Break(answer) => return Ok(answer),
+            ControlFlow::Continue(next) => next,
         };
         let inner = self.lock();
         // Never otherwise: only a writer holding this object's lock replaces or removes it.
         if !Self::stored(&inner, def, ns, name).is_ok_and(|o| Arc::ptr_eq(&o, &current)) {
             return Err(ApiError::stale(def, name));
         }
-        Ok(match next {
+        Ok(self.commit_next(inner, def, ns, name, current, next))
+    }
+
+    /// What a write answers when it stores nothing (nothing changed, or a dry run: the
+    /// object as it would be), or the write to commit.
+    fn to_commit(next: Next, current: &Arc<Value>, dry_run: bool) -> ControlFlow<Arc<Value>, Next> {
+        match next {
+            Next::Same => ControlFlow::Break(current.clone()),
+            Next::Remove if dry_run => ControlFlow::Break(current.clone()),
+            Next::Write(next, _) if dry_run => ControlFlow::Break(Arc::new(next)),
+            next => ControlFlow::Continue(next),
+        }
+    }
+
+    /// Commits a write or a removal (see [`Store::to_commit`] for the rest).
+    fn commit_next(
+        &self,
+        inner: MutexGuard<'_, Inner>,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        current: Arc<Value>,
+        next: Next,
+    ) -> Arc<Value> {
+        match next {
             Next::Write(next, gone) => self.commit(inner, def, ns, name, current, next, gone),
-            _ => self.commit_removal(inner, def, ns, name, current),
-        })
+            Next::Remove => self.commit_removal(inner, def, ns, name, current),
+            Next::Same => current,
+        }
     }
 
     /// [`Store::next_state`] of what `next_of` makes of the stored object, or
@@ -174,7 +197,7 @@ impl Store {
     ) -> Result<Next> {
         match next_of(current)? {
             None => Ok(Next::Remove),
-            Some(next) => self.next_state(def, current, |_| Ok(next), spec_kept, inner),
+            Some(next) => self.next_state(def, current, next, spec_kept, inner),
         }
     }
 
@@ -188,17 +211,16 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(def, name))
     }
 
-    /// The new state of `current` after `next_of`, with the fields the store keeps or
-    /// stamps (all but the resourceVersion); `inner` is the locked store for a definition.
+    /// `next`, the new state of `current`, with the fields the store keeps or stamps (all
+    /// but the resourceVersion); `inner` is the locked store for a definition.
     fn next_state(
         &self,
         def: &ResourceRef,
         current: &Value,
-        next_of: impl FnOnce(&Value) -> Result<Value>,
+        mut next: Value,
         spec_kept: bool,
         inner: Option<&Inner>,
     ) -> Result<Next> {
-        let mut next = next_of(current)?;
         if let Some(inner) = inner
             && crd::is_crd(def)
         {
@@ -279,25 +301,21 @@ impl Store {
         gone: bool,
     ) -> Arc<Value> {
         let rv = Self::next_rv(&mut inner);
-        meta_mut(&mut next).insert("resourceVersion".into(), json!(rv.to_string()));
+        super::set_resource_version(&mut next, rv.to_string());
         let next = Arc::new(next);
-        let kind = if gone {
-            if let Some(m) = inner.objects.get_mut(key(def)) {
-                m.remove(ns, name);
-            }
-            ChangeType::Deleted
-        } else {
-            inner
-                .objects
-                .entry(def.storage_key().clone())
-                .or_default()
-                .insert(ns, name, next.clone());
-            ChangeType::Modified
-        };
+        if gone {
+            self.publish_removal(&mut inner, def, ns, name, next.clone(), current, rv);
+            return next;
+        }
+        inner
+            .objects
+            .entry(def.storage_key().clone())
+            .or_default()
+            .insert(ns, name, next.clone());
         self.publish(
             &mut inner,
             Change {
-                kind,
+                kind: ChangeType::Modified,
                 resource: def.clone(),
                 namespace: ns.to_owned(),
                 name: name.to_owned(),
@@ -306,10 +324,40 @@ impl Store {
                 rv,
             },
         );
-        if gone && def.namespaced {
-            self.finalize_namespace_if_empty(&mut inner, ns);
-        }
         next
+    }
+
+    /// Removes `name` from the stored objects and publishes its deletion at `rv` with
+    /// `object` (its last state) and `previous` (what was stored).
+    #[allow(clippy::too_many_arguments)]
+    fn publish_removal(
+        &self,
+        inner: &mut Inner,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        object: Arc<Value>,
+        previous: Arc<Value>,
+        rv: u64,
+    ) {
+        if let Some(m) = inner.objects.get_mut(key(def)) {
+            m.remove(ns, name);
+        }
+        self.publish(
+            inner,
+            Change {
+                kind: ChangeType::Deleted,
+                resource: def.clone(),
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+                object,
+                previous: Some(previous),
+                rv,
+            },
+        );
+        if def.namespaced {
+            self.finalize_namespace_if_empty(inner, ns);
+        }
     }
 
     /// Removes the stored object `current` as it is under the store's lock, and publishes
@@ -333,30 +381,21 @@ impl Store {
         current: Arc<Value>,
     ) -> Arc<Value> {
         let rv = Self::next_rv(&mut inner);
-        if let Some(m) = inner.objects.get_mut(key(def)) {
-            m.remove(ns, name);
-        }
-        self.publish(
+        self.publish_removal(
             &mut inner,
-            Change {
-                kind: ChangeType::Deleted,
-                resource: def.clone(),
-                namespace: ns.to_owned(),
-                name: name.to_owned(),
-                object: current.clone(),
-                previous: Some(current.clone()),
-                rv,
-            },
+            def,
+            ns,
+            name,
+            current.clone(),
+            current.clone(),
+            rv,
         );
-        if def.namespaced {
-            self.finalize_namespace_if_empty(&mut inner, ns);
-        }
         drop(inner);
         if !def.delete_returns_object {
             return current;
         }
         let mut answer = (*current).clone();
-        meta_mut(&mut answer).insert("resourceVersion".into(), Value::String(rv.to_string()));
+        super::set_resource_version(&mut answer, rv.to_string());
         Arc::new(answer)
     }
 }

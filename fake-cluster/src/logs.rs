@@ -25,11 +25,46 @@ struct ContainerLog {
 }
 
 /// Logs of every container the kubelet ran, until their pod is deleted.
+///
+/// Kept per pod, then per container, so that forgetting a pod and reading a container cost
+/// the same however many pods there are; a follower is woken by its own pod's logs only.
 #[derive(Debug)]
 pub struct LogStore {
-    logs: Mutex<HashMap<(String, String), ContainerLog>>,
+    logs: Mutex<Logs>,
     max_bytes: usize,
-    changed: watch::Sender<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Logs {
+    /// By pod uid, then container name.
+    pods: HashMap<String, HashMap<String, ContainerLog>>,
+    /// By pod uid: what wakes the followers of the pod's logs. Dropped with the pod's logs
+    /// (its followers then end), and pruned of pods nobody follows any more.
+    followers: HashMap<String, watch::Sender<u64>>,
+    /// Followers' entries are pruned when there are this many.
+    prune_at: usize,
+}
+
+impl Logs {
+    /// The log of a container, made empty if it has none yet.
+    fn container(&mut self, pod_uid: &str, container: &str) -> &mut ContainerLog {
+        self.pods
+            .entry(pod_uid.to_owned())
+            .or_default()
+            .entry(container.to_owned())
+            .or_default()
+    }
+
+    fn get(&self, pod_uid: &str, container: &str) -> Option<&ContainerLog> {
+        self.pods.get(pod_uid)?.get(container)
+    }
+
+    /// Wakes the followers of a pod's logs.
+    fn changed(&self, pod_uid: &str) {
+        if let Some(tx) = self.followers.get(pod_uid) {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
 }
 
 /// Where a follower of a log stands: the file (by rotations) and the line in it.
@@ -54,18 +89,15 @@ impl LogStore {
     /// A store rotating each container's log at `max_bytes`.
     pub fn new(max_bytes: usize) -> Arc<Self> {
         Arc::new(Self {
-            logs: Mutex::new(HashMap::new()),
+            logs: Mutex::new(Logs::default()),
             max_bytes,
-            changed: watch::channel(0).0,
         })
     }
 
     /// Appends output of one stream (0 stdout, 1 stderr) of a container.
     pub fn append(&self, pod_uid: &str, container: &str, stream: usize, data: &[u8], now: &str) {
-        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        let log = logs
-            .entry((pod_uid.to_owned(), container.to_owned()))
-            .or_default();
+        let mut logs = self.lock();
+        let log = logs.container(pod_uid, container);
         let mut partial = std::mem::take(&mut log.partial[stream.min(1)]);
         partial.extend_from_slice(data);
         while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
@@ -73,8 +105,7 @@ impl LogStore {
             Self::push_line(log, self.max_bytes, now, line);
         }
         log.partial[stream.min(1)] = partial;
-        drop(logs);
-        self.changed.send_modify(|n| *n += 1);
+        logs.changed(pod_uid);
     }
 
     fn push_line(log: &mut ContainerLog, max_bytes: usize, now: &str, line: Bytes) {
@@ -90,10 +121,8 @@ impl LogStore {
 
     /// Flushes partial lines of a container that ended (they are logged without a newline).
     pub fn finish(&self, pod_uid: &str, container: &str, now: &str) {
-        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        let log = logs
-            .entry((pod_uid.to_owned(), container.to_owned()))
-            .or_default();
+        let mut logs = self.lock();
+        let log = logs.container(pod_uid, container);
         log.finished = true;
         for i in 0..2 {
             if !log.partial[i].is_empty() {
@@ -101,8 +130,7 @@ impl LogStore {
                 Self::push_line(log, self.max_bytes, now, line);
             }
         }
-        drop(logs);
-        self.changed.send_modify(|n| *n += 1);
+        logs.changed(pod_uid);
     }
 
     /// For `follow`: the lines after `cursor` (`None`: the start, honouring `tailLines`), the
@@ -115,8 +143,8 @@ impl LogStore {
         q: &LogQuery,
         cursor: Option<LogCursor>,
     ) -> (Bytes, LogCursor, bool) {
-        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(log) = logs.get(&(pod_uid.to_owned(), container.to_owned())) else {
+        let logs = self.lock();
+        let Some(log) = logs.get(pod_uid, container) else {
             return (Bytes::new(), LogCursor::default(), false);
         };
         let start = match cursor {
@@ -143,8 +171,8 @@ impl LogStore {
 
     /// Reads a container's current log file.
     pub fn read(&self, pod_uid: &str, container: &str, q: &LogQuery) -> Bytes {
-        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(log) = logs.get(&(pod_uid.to_owned(), container.to_owned())) else {
+        let logs = self.lock();
+        let Some(log) = logs.get(pod_uid, container) else {
             return Bytes::new();
         };
         let start = q
@@ -182,24 +210,38 @@ impl LogStore {
         String::from_utf8_lossy(&all[start..]).into_owned()
     }
 
-    /// Forgets the logs of a deleted pod.
+    /// Forgets the logs of a deleted pod. Its followers' receivers see the sender gone.
     pub fn remove_pod(&self, pod_uid: &str) {
-        self.logs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(uid, _), _| uid != pod_uid);
-        // Followers of the pod's logs wake up and see it gone.
-        self.changed.send_modify(|n| *n += 1);
+        let mut logs = self.lock();
+        logs.pods.remove(pod_uid);
+        logs.followers.remove(pod_uid);
     }
 
-    /// A receiver that changes whenever any log grows (for `follow`).
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changed.subscribe()
+    /// A receiver that changes whenever a log of the pod `pod_uid` grows or ends (for
+    /// `follow`), and whose sender is gone once the pod's logs are forgotten.
+    pub fn subscribe(&self, pod_uid: &str) -> watch::Receiver<u64> {
+        let mut logs = self.lock();
+        if let Some(tx) = logs.followers.get(pod_uid) {
+            return tx.subscribe();
+        }
+        // Entries nobody follows any more (their pods ended without being forgotten, or
+        // were forgotten before the follower came) are pruned each time the map doubles.
+        if logs.followers.len() >= logs.prune_at {
+            logs.followers.retain(|_, tx| tx.receiver_count() > 0);
+            logs.prune_at = (2 * logs.followers.len()).max(16);
+        }
+        let (tx, rx) = watch::channel(0);
+        logs.followers.insert(pod_uid.to_owned(), tx);
+        rx
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Logs> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Number of containers whose logs are kept.
     pub fn len(&self) -> usize {
-        self.logs.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().pods.values().map(HashMap::len).sum()
     }
 
     /// Whether no log is kept.
@@ -241,5 +283,43 @@ mod tests {
             timestamps: false,
         };
         assert_eq!(&logs.read("u", "c", &q)[..], b"b\nc");
+    }
+
+    #[test]
+    fn a_follower_wakes_for_its_own_pod_and_ends_with_it() {
+        let logs = LogStore::new(1000);
+        let a = logs.subscribe("a");
+        let mut b = logs.subscribe("b");
+        logs.append("b", "c", 0, b"x\n", "t");
+        logs.finish("b", "c", "t");
+        assert!(
+            !a.has_changed().unwrap(),
+            "pod b's log woke pod a's follower"
+        );
+        assert!(b.has_changed().unwrap());
+        b.borrow_and_update();
+        logs.append("a", "c", 1, b"y\n", "t");
+        assert!(a.has_changed().unwrap());
+        assert!(!b.has_changed().unwrap());
+        // Forgetting a pod ends its followers and keeps the other pod's logs.
+        logs.remove_pod("b");
+        assert!(b.has_changed().is_err());
+        assert!(a.has_changed().is_ok());
+        assert_eq!(logs.len(), 1);
+        assert_eq!(&logs.read("a", "c", &LogQuery::default())[..], b"y\n");
+    }
+
+    #[test]
+    fn followers_of_pods_nobody_follows_any_more_are_pruned() {
+        let logs = LogStore::new(1000);
+        let kept = logs.subscribe("kept");
+        for i in 0..100 {
+            drop(logs.subscribe(&format!("gone-{i}")));
+        }
+        let entries = logs.lock().followers.len();
+        assert!(entries <= 33, "{entries} followers' entries for 1 follower");
+        assert!(logs.lock().followers.contains_key("kept"));
+        logs.append("kept", "c", 0, b"z\n", "t");
+        assert!(kept.has_changed().unwrap());
     }
 }

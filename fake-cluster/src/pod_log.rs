@@ -104,7 +104,7 @@ impl ApiServer {
         let store = self.store.clone();
         let (ns, pod) = (ns.to_owned(), pod.to_owned());
         let (uid, container) = (uid.to_owned(), container.to_owned());
-        let mut changed = logs.subscribe();
+        let mut changed = logs.subscribe(&uid);
         changed.borrow_and_update();
         let stream = futures::stream::unfold(
             (None, 0usize, false, changed),

@@ -80,6 +80,45 @@ async fn follow_streams_until_the_container_ends() {
     assert_eq!(plain, "one\ntwo\n");
 }
 
+/// Two pods followed at once: each follower gets its own pod's lines only, and deleting one
+/// pod ends its follower (the kubelet forgets the pod's logs) while the other goes on.
+#[tokio::test(start_paused = true)]
+async fn followers_of_two_pods_get_their_own_lines_and_end_with_their_pod() {
+    let cluster = cluster_with_talker().await;
+    let pods = running_pod(&cluster).await;
+    let other: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "other"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "talker:1", "command": ["/talk"]}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &other).await.unwrap();
+    let lp = LogParams {
+        follow: true,
+        ..Default::default()
+    };
+    let mut talker = pods.log_stream("talker", &lp).await.unwrap().lines();
+    assert_eq!(talker.next().await.unwrap().unwrap(), "one");
+    let mut others = pods.log_stream("other", &lp).await.unwrap().lines();
+    assert_eq!(others.next().await.unwrap().unwrap(), "one");
+    let started = tokio::time::Instant::now();
+    let dp = kube::api::DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    pods.delete("other", &dp).await.unwrap();
+    assert!(
+        others.next().await.is_none(),
+        "the deleted pod's follower went on"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let rest: Vec<String> = talker.map(Result::unwrap).collect().await;
+    assert_eq!(rest, ["two"]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn follow_applies_limit_bytes_to_the_whole_stream() {
     let cluster = cluster_with_talker().await;

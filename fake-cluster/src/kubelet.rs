@@ -119,15 +119,17 @@ impl Kubelet {
         });
     }
 
-    /// Removes a pod whose containers have all stopped (grace period zero).
+    /// Removes a pod whose containers have all stopped: a delete with a zero grace period
+    /// and the pod's uid as precondition, as the real kubelet's status manager sends it
+    /// (the server writes the zero grace period, then removes the pod unless finalizers
+    /// hold it).
     pub(crate) fn finish_deletion(&self, ns: &str, name: &str, uid: &str) {
-        let _ = self.api.store.modify(well_known::pods(), ns, name, |pod| {
-            if meta_str(pod, "uid") != Some(uid) {
-                return Err(crate::status::ApiError::not_found(well_known::pods(), name));
-            }
-            pod["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            Ok(())
-        });
+        let opts = crate::store::DeleteOptions {
+            uid: Some(uid.to_owned()),
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        let _ = self.api.store.delete(well_known::pods(), ns, name, &opts);
         self.api.logs.remove_pod(uid);
     }
 }

@@ -61,11 +61,11 @@ pub struct Change {
     pub namespace: String,
     /// The object's name.
     pub name: String,
-    /// The object after the change. For a deletion, its last state: after a delete's own
-    /// marking when it wrote one (a pod's grace period, a finalizer's removal), with the
-    /// deletion's resourceVersion; for an immediate delete, the object as it was stored,
-    /// with the resourceVersion of its last write (the deletion's is [`Change::rv`], which
-    /// watches write into the DELETED event).
+    /// The object after the change. For a deletion, the object as it was last stored, with
+    /// the resourceVersion of that write (the deletion's is [`Change::rv`], which watches
+    /// write into the DELETED event): after a pod's marking with a zero grace period, the
+    /// marked pod; after an update that removed the last finalizer, the object before that
+    /// update (which is not written), as the real registry deletes it.
     pub object: Arc<Value>,
     /// The object before the change, if it existed.
     pub previous: Option<Arc<Value>>,

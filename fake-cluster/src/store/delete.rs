@@ -1,10 +1,13 @@
-//! Deletion in the store: preconditions, finalizers added by the propagation policy,
-//! deletionTimestamp, and the graceful deletion of pods bound to a node.
+//! Deletion in the store, as the real registry's `Store.Delete` does it: preconditions,
+//! the garbage collector's finalizers set by the propagation policy, the deletionTimestamp,
+//! and the graceful deletion of pods (written first even with a zero grace period, then
+//! removed when nothing holds them).
 
 use std::sync::Arc;
 
 use crate::json::{Value, json};
 
+use super::write::Write;
 use super::{Result, Store, finalizers, meta_mut, meta_str};
 use crate::resources::{Propagation, ResourceRef, well_known};
 use crate::selector::at;
@@ -56,13 +59,16 @@ impl Store {
                 Deleted::Terminating(ns)
             });
         }
-        let propagation = opts.propagation.unwrap_or(def.default_propagation);
         let is_pod = def == well_known::pods();
         let now = self.clock.now_rfc3339_seconds();
         let mut gone = false;
         // The closure reads the stored object and changes only the metadata of the new one,
         // or answers that it goes as it is.
-        let obj = self.write_or_remove(def, ns, name, opts.dry_run, true, |obj| {
+        let write = Write {
+            spec_kept: true,
+            marking: true,
+        };
+        let obj = self.write_or_remove(def, ns, name, opts.dry_run, write, |obj| {
             if let Some(uid) = &opts.uid
                 && meta_str(obj, "uid") != Some(uid.as_str()) {
                     return Err(ApiError::conflict(
@@ -85,64 +91,58 @@ impl Store {
                         ),
                     ));
                 }
-            let mut fins = finalizers(obj);
-            let add = match propagation {
-                Propagation::Orphan => Some("orphan"),
-                Propagation::Foreground => Some("foregroundDeletion"),
-                Propagation::Background => None,
+            let marked = meta_str(obj, "deletionTimestamp").is_some();
+            // A pod's graceful deletion: its new deletionTimestamp and grace period.
+            let graceful = match is_pod.then(|| pod_grace(obj, opts, &now)) {
+                Some(PodGrace::Pending) => return Ok(Some(obj.clone())),
+                Some(PodGrace::Mark(at, grace)) => Some((at, grace)),
+                Some(PodGrace::AtZero) | None => None,
             };
-            if let Some(f) = add
-                && !fins.iter().any(|x| x == f) {
-                    fins.push(f.to_owned());
-                }
+            let mut fins = gc_finalizers(obj, opts.propagation, def.default_propagation);
             // A definition stays until its objects are gone (see `crate::crd`).
             if crate::crd::is_crd(def) && !fins.iter().any(|x| x == crate::crd::CLEANUP_FINALIZER) {
                 fins.push(crate::crd::CLEANUP_FINALIZER.to_owned());
             }
-            let bound = at(obj, "/spec/nodeName").and_then(Value::as_str).is_some();
-            let grace = if is_pod && bound {
-                let default = at(obj, "/spec/terminationGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(30);
-                let requested = opts.grace_period_seconds.unwrap_or(default).max(0);
-                // A second delete can only shorten the grace period.
-                match at(obj, "/metadata/deletionGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                {
-                    Some(current) => current.min(requested),
-                    None => requested,
-                }
-            } else {
-                0
-            };
-            gone = fins.is_empty() && grace == 0;
-            // Only a pod is deleted gracefully: the real server writes its deletionTimestamp
-            // (and a zero grace period) before it removes it. Any other object that nothing
-            // holds goes as it is stored, without a write first, so its DELETED event shows
-            // no deletionTimestamp.
-            if gone && !is_pod {
+            gone = fins.is_empty() && graceful.as_ref().is_none_or(|(_, g)| *g == 0);
+            // An object that nothing holds and that is not deleted gracefully goes as it is
+            // stored, without a write first, so its DELETED event shows no deletionTimestamp.
+            // A pod's graceful deletion is written first even with a zero grace period
+            // (the store then removes it: two changes, MODIFIED and DELETED).
+            if gone && graceful.is_none() {
                 return Ok(None);
             }
             let mut next = obj.clone();
             let m = meta_mut(&mut next);
-            if !fins.is_empty() {
-                m.insert("finalizers".into(), json!(fins));
-            }
-            if !m.contains_key("deletionTimestamp") {
-                // The first marking of an object that stays (finalizers, a grace period) is
-                // a new generation, as the real server's `markAsDeleting` and
-                // `rest.BeforeDelete` count it (for objects that have a generation).
-                if !gone
-                    && let Some(g) = m
-                        .get("generation")
-                        .and_then(Value::as_i64)
-                        .filter(|&g| g > 0)
-                {
-                    m.insert("generation".into(), json!(g + 1));
+            if fins != finalizers(obj) {
+                if fins.is_empty() {
+                    m.remove("finalizers");
+                } else {
+                    m.insert("finalizers".into(), json!(fins));
                 }
-                m.insert("deletionTimestamp".into(), json!(now));
             }
-            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            // The first marking is a new generation, as the real server's `markAsDeleting`
+            // and `rest.BeforeDelete` count it (for objects that have a generation).
+            if !marked
+                && let Some(g) = m
+                    .get("generation")
+                    .and_then(Value::as_i64)
+                    .filter(|&g| g > 0)
+            {
+                m.insert("generation".into(), json!(g + 1));
+            }
+            match graceful {
+                Some((at, grace)) => {
+                    m.insert("deletionTimestamp".into(), json!(at));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                }
+                // `markAsDeleting`: now, unless already set; a zero grace period.
+                None => {
+                    if !marked {
+                        m.insert("deletionTimestamp".into(), json!(now));
+                    }
+                    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                }
+            }
             Ok(Some(next))
         })?;
         if gone {
@@ -150,5 +150,175 @@ impl Store {
         } else {
             Ok(Deleted::Terminating(obj))
         }
+    }
+}
+
+/// The finalizers of `obj` after a delete with `propagation`, as the real registry's
+/// `deletionFinalizersForGarbageCollection` sets them: `orphan` and `foregroundDeletion`
+/// removed, then the one the policy asks for appended. Without a policy, one of the two
+/// already on the object decides, or else the resource's default.
+fn gc_finalizers(
+    obj: &Value,
+    propagation: Option<Propagation>,
+    default: Propagation,
+) -> Vec<String> {
+    const ORPHAN: &str = "orphan";
+    const FOREGROUND: &str = "foregroundDeletion";
+    let mut fins = finalizers(obj);
+    let policy = propagation.unwrap_or_else(|| {
+        match fins.iter().find(|f| *f == ORPHAN || *f == FOREGROUND) {
+            Some(f) if f == ORPHAN => Propagation::Orphan,
+            Some(_) => Propagation::Foreground,
+            None => default,
+        }
+    });
+    fins.retain(|f| f != ORPHAN && f != FOREGROUND);
+    match policy {
+        Propagation::Orphan => fins.push(ORPHAN.to_owned()),
+        Propagation::Foreground => fins.push(FOREGROUND.to_owned()),
+        Propagation::Background => {}
+    }
+    fins
+}
+
+/// What a delete does to a pod, as the real `rest.BeforeDelete` and the pod strategy's
+/// `CheckGracefulDelete` decide it.
+enum PodGrace {
+    /// A graceful deletion is pending and the request does not shorten it: nothing
+    /// changes, not even the finalizers (`finalizeDelete` of the object as it is).
+    Pending,
+    /// Already marked with a zero grace period (held by finalizers): deleted as an object
+    /// without graceful deletion is (finalizers, then removed once none is left).
+    AtZero,
+    /// The marking to write: deletionTimestamp and grace period.
+    Mark(String, i64),
+}
+
+/// [`PodGrace`] of a delete of `pod` with `opts`:
+///
+/// - A negative requested grace period counts as 1 s.
+/// - First delete: the requested grace period, or the spec's
+///   `terminationGracePeriodSeconds`; zero for a pod not bound to a node and for a pod in
+///   a terminal phase (Succeeded, Failed). The deletionTimestamp is now plus the grace.
+/// - Already marked with a grace period above zero: only a shorter one is taken, and the
+///   deletionTimestamp moves by the difference.
+fn pod_grace(pod: &Value, opts: &DeleteOptions, now: &str) -> PodGrace {
+    let requested = opts.grace_period_seconds.map(|g| if g < 0 { 1 } else { g });
+    let marked_grace = at(pod, "/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+    match meta_str(pod, "deletionTimestamp") {
+        Some(_) if marked_grace.is_none_or(|g| g <= 0) => PodGrace::AtZero,
+        Some(marked_at) => {
+            let current = marked_grace.unwrap_or_default();
+            match requested {
+                Some(r) if r < current => {
+                    let at = shift(marked_at, r - current).unwrap_or_else(|| now.to_owned());
+                    PodGrace::Mark(at, r)
+                }
+                _ => PodGrace::Pending,
+            }
+        }
+        None => {
+            let bound = at(pod, "/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            let terminal = matches!(
+                at(pod, "/status/phase").and_then(Value::as_str),
+                Some("Succeeded" | "Failed")
+            );
+            let grace = if !bound || terminal {
+                0
+            } else {
+                requested
+                    .or_else(|| {
+                        at(pod, "/spec/terminationGracePeriodSeconds").and_then(Value::as_i64)
+                    })
+                    .unwrap_or(0)
+            };
+            let grace = if grace < 0 { 1 } else { grace };
+            PodGrace::Mark(shift(now, grace).unwrap_or_else(|| now.to_owned()), grace)
+        }
+    }
+}
+
+/// An RFC 3339 time moved by `seconds`, in whole seconds.
+fn shift(time: &str, seconds: i64) -> Option<String> {
+    let t: jiff::Timestamp = time.parse().ok()?;
+    let secs = u64::try_from(t.as_second().checked_add(seconds)?).ok()?;
+    Some(crate::clock::format_rfc3339(
+        std::time::Duration::from_secs(secs),
+        false,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_policy_replaces_the_other_gc_finalizer_and_none_keeps_the_one_there() {
+        let with = |f: &[&str]| json!({"metadata": {"finalizers": f}});
+        let held = with(&["example.com/a", "orphan"]);
+        assert_eq!(
+            gc_finalizers(
+                &held,
+                Some(Propagation::Foreground),
+                Propagation::Background
+            ),
+            ["example.com/a", "foregroundDeletion"]
+        );
+        assert_eq!(
+            gc_finalizers(&held, Some(Propagation::Background), Propagation::Orphan),
+            ["example.com/a"]
+        );
+        // No policy: the finalizer already there decides, not the resource's default.
+        let fg = with(&["foregroundDeletion"]);
+        assert_eq!(
+            gc_finalizers(&fg, None, Propagation::Orphan),
+            ["foregroundDeletion"]
+        );
+        assert_eq!(
+            gc_finalizers(&with(&[]), None, Propagation::Orphan),
+            ["orphan"]
+        );
+    }
+
+    #[test]
+    fn a_pod_grace_period_is_shortened_only_and_its_deadline_moves_with_it() {
+        let now = "2026-01-01T00:00:00Z";
+        let opts = |g: Option<i64>| DeleteOptions {
+            grace_period_seconds: g,
+            ..Default::default()
+        };
+        let bound = json!({"spec": {"nodeName": "n", "terminationGracePeriodSeconds": 30},
+            "status": {"phase": "Running"}, "metadata": {}});
+        let PodGrace::Mark(at, 30) = pod_grace(&bound, &opts(None), now) else {
+            panic!("the spec's grace period");
+        };
+        assert_eq!(at, "2026-01-01T00:00:30Z");
+        let PodGrace::Mark(_, 1) = pod_grace(&bound, &opts(Some(-5)), now) else {
+            panic!("a negative grace period counts as 1 s");
+        };
+        let mut marked = bound.clone();
+        marked["metadata"] = json!({"deletionTimestamp": at, "deletionGracePeriodSeconds": 30});
+        assert!(matches!(
+            pod_grace(&marked, &opts(None), now),
+            PodGrace::Pending
+        ));
+        assert!(matches!(
+            pod_grace(&marked, &opts(Some(40)), now),
+            PodGrace::Pending
+        ));
+        let PodGrace::Mark(at, 10) = pod_grace(&marked, &opts(Some(10)), now) else {
+            panic!("a shorter grace period is taken");
+        };
+        assert_eq!(at, "2026-01-01T00:00:10Z");
+        let mut ended = bound.clone();
+        ended["status"]["phase"] = json!("Succeeded");
+        assert!(matches!(
+            pod_grace(&ended, &opts(Some(20)), now),
+            PodGrace::Mark(_, 0)
+        ));
     }
 }

@@ -129,12 +129,12 @@ impl Store {
         if meta_str(&current, "deletionTimestamp").is_none() || !is_empty(inner, ns) {
             return;
         }
-        let mut last = (*current).clone();
-        if let Some(spec) = last.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.insert("finalizers".into(), json!([]));
-        }
+        // The namespace controller's finalize (an update emptying `spec.finalizers`) is
+        // not written: the real registry deletes the stored namespace instead
+        // (`ShouldDeleteNamespaceDuringUpdate`, then `deleteWithoutFinalizers`), so the
+        // DELETED event carries it as stored, `spec.finalizers` still holding
+        // `kubernetes`, at the deletion's resourceVersion (which watches write in).
         let rv = Self::next_rv(inner);
-        meta_mut(&mut last).insert("resourceVersion".into(), json!(rv.to_string()));
         if let Some(m) = inner.objects.get_mut(key(def)) {
             m.remove("", ns);
         }
@@ -145,7 +145,7 @@ impl Store {
                 resource: def.clone(),
                 namespace: String::new(),
                 name: ns.to_owned(),
-                object: Arc::new(last),
+                object: current.clone(),
                 previous: Some(current),
                 rv,
             },

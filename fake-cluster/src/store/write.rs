@@ -25,6 +25,18 @@ use crate::crd;
 use crate::resources::{ResourceRef, well_known};
 use crate::status::ApiError;
 
+/// What kind of write [`Store::write_or_remove`] makes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Write {
+    /// The new object is made from the stored one changing only its `status` and
+    /// `metadata` (a status subresource write, a delete's marking).
+    pub(super) spec_kept: bool,
+    /// A delete's marking: when nothing holds the object after it, it is written and then
+    /// removed (the real registry's graceful deletion of a pod with a zero grace period),
+    /// instead of being removed unwritten as after an update.
+    pub(super) marking: bool,
+}
+
 /// How many locks the writers of objects are spread over.
 const WRITER_LOCKS: usize = 64;
 
@@ -64,6 +76,9 @@ enum Next {
     /// The stored object is removed as it is: an immediate delete of an object that
     /// nothing holds, which (as on the real server) writes no deletionTimestamp first.
     Remove,
+    /// A delete's marking of an object that nothing holds after it (a pod deleted with a
+    /// zero grace period): written, then removed, as two changes.
+    WriteThenRemove(Value),
 }
 
 impl Store {
@@ -113,7 +128,11 @@ impl Store {
         spec_kept: bool,
         next_of: impl FnOnce(&Value) -> Result<Value>,
     ) -> Result<Arc<Value>> {
-        self.write_or_remove(def, ns, name, dry_run, spec_kept, |current| {
+        let write = Write {
+            spec_kept,
+            marking: false,
+        };
+        self.write_or_remove(def, ns, name, dry_run, write, |current| {
             next_of(current).map(Some)
         })
     }
@@ -127,14 +146,14 @@ impl Store {
         ns: &str,
         name: &str,
         dry_run: bool,
-        spec_kept: bool,
+        write: Write,
         next_of: impl FnOnce(&Value) -> Result<Option<Value>>,
     ) -> Result<Arc<Value>> {
         let ns = if def.namespaced { ns } else { "" };
         if def == well_known::namespaces() || crd::is_crd(def) {
             let inner = self.lock();
             let current = Self::stored(&inner, def, ns, name)?;
-            let next = self.next_or_removal(def, &current, next_of, spec_kept, Some(&inner))?;
+            let next = self.next_or_removal(def, &current, next_of, write, Some(&inner))?;
             return Ok(match Self::to_commit(next, &current, dry_run) {
                 ControlFlow::Break(answer) => answer,
                 ControlFlow::Continue(next) => {
@@ -144,7 +163,7 @@ impl Store {
         }
         let _writer = self.writers.lock(def.storage_key(), ns, name);
         let current = Self::stored(&self.lock(), def, ns, name)?;
-        let next = self.next_or_removal(def, &current, next_of, spec_kept, None)?;
+        let next = self.next_or_removal(def, &current, next_of, write, None)?;
         let next = match Self::to_commit(next, &current, dry_run) {
             ControlFlow::Break(answer) => return Ok(answer),
             ControlFlow::Continue(next) => next,
@@ -163,7 +182,9 @@ impl Store {
         match next {
             Next::Same => ControlFlow::Break(current.clone()),
             Next::Remove if dry_run => ControlFlow::Break(current.clone()),
-            Next::Write(next, _) if dry_run => ControlFlow::Break(Arc::new(next)),
+            Next::Write(next, _) | Next::WriteThenRemove(next) if dry_run => {
+                ControlFlow::Break(Arc::new(next))
+            }
             next => ControlFlow::Continue(next),
         }
     }
@@ -181,23 +202,32 @@ impl Store {
         match next {
             Next::Write(next, gone) => self.commit(inner, def, ns, name, current, next, gone),
             Next::Remove => self.commit_removal(inner, def, ns, name, current),
+            Next::WriteThenRemove(next) => {
+                let mut inner = inner;
+                let written = self.store_write(&mut inner, def, ns, name, current, next);
+                self.commit_removal(inner, def, ns, name, written)
+            }
             Next::Same => current,
         }
     }
 
     /// [`Store::next_state`] of what `next_of` makes of the stored object, or
-    /// [`Next::Remove`] when it answers `None`.
+    /// [`Next::Remove`] when it answers `None`; a delete's marking that leaves nothing
+    /// holding the object is [`Next::WriteThenRemove`].
     fn next_or_removal(
         &self,
         def: &ResourceRef,
         current: &Value,
         next_of: impl FnOnce(&Value) -> Result<Option<Value>>,
-        spec_kept: bool,
+        write: Write,
         inner: Option<&Inner>,
     ) -> Result<Next> {
         match next_of(current)? {
             None => Ok(Next::Remove),
-            Some(next) => self.next_state(def, current, next, spec_kept, inner),
+            Some(next) => match self.next_state(def, current, next, write.spec_kept, inner)? {
+                Next::Write(next, true) if write.marking => Ok(Next::WriteThenRemove(next)),
+                next => Ok(next),
+            },
         }
     }
 
@@ -287,8 +317,17 @@ impl Store {
         Ok(Next::Write(next, gone))
     }
 
-    /// Stores (or, when `gone`, removes) the new state of an object under the store's lock,
-    /// with the next resourceVersion, and publishes the change.
+    /// Stores the new state of an object under the store's lock, with the next
+    /// resourceVersion, and publishes the change; or, when `gone` (the write leaves a
+    /// terminating object with nothing that holds it), removes the stored object instead.
+    ///
+    /// The removal is the real registry's: `Store.Update` sees that the update leaves no
+    /// finalizers on an object with a deletionTimestamp (`ShouldDeleteDuringUpdate`), does
+    /// not write it, and deletes the stored object as it is (`deleteWithoutFinalizers`).
+    /// The DELETED event therefore carries the stored state (still holding the finalizers
+    /// the update removed) at the deletion's resourceVersion, and the update answers the
+    /// object it would have written, at the resourceVersion it was read at ("clients are
+    /// expecting an updated object if a PUT succeeded", the real code says).
     #[allow(clippy::too_many_arguments)]
     fn commit(
         &self,
@@ -297,23 +336,38 @@ impl Store {
         ns: &str,
         name: &str,
         current: Arc<Value>,
-        mut next: Value,
+        next: Value,
         gone: bool,
     ) -> Arc<Value> {
-        let rv = Self::next_rv(&mut inner);
+        if gone {
+            let rv = Self::next_rv(&mut inner);
+            self.publish_removal(&mut inner, def, ns, name, current.clone(), current, rv);
+            return Arc::new(next);
+        }
+        self.store_write(&mut inner, def, ns, name, current, next)
+    }
+
+    /// Stores `next`, the new state of `current`, with the next resourceVersion, and
+    /// publishes the change.
+    fn store_write(
+        &self,
+        inner: &mut Inner,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        current: Arc<Value>,
+        mut next: Value,
+    ) -> Arc<Value> {
+        let rv = Self::next_rv(inner);
         super::set_resource_version(&mut next, rv.to_string());
         let next = Arc::new(next);
-        if gone {
-            self.publish_removal(&mut inner, def, ns, name, next.clone(), current, rv);
-            return next;
-        }
         inner
             .objects
             .entry(def.storage_key().clone())
             .or_default()
             .insert(ns, name, next.clone());
         self.publish(
-            &mut inner,
+            inner,
             Change {
                 kind: ChangeType::Modified,
                 resource: def.clone(),
@@ -366,8 +420,8 @@ impl Store {
     /// deletion's is the change's `rv` (which watches write into the DELETED event, as the
     /// real server's watch sends the last state with the deletion's revision).
     ///
-    /// For a resource whose delete answers the object (ServiceAccounts, custom resources),
-    /// the answer is the removed object at the deletion's resourceVersion: the real
+    /// For a resource whose delete answers the object (pods, ServiceAccounts, custom
+    /// resources), the answer is the removed object at the deletion's resourceVersion: the real
     /// server's storage decodes the removed object at the delete's revision (since 1.26,
     /// kubernetes#113369). The copy shares every member but the top level and the
     /// metadata. Any other delete answers a `Status` that reads only the uid: `current`

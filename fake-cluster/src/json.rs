@@ -12,16 +12,19 @@
 //! change. Arrays are plain vectors (their objects are shared).
 //!
 //! Values convert to and from `serde_json::Value` ([`From`]), [`to_value`] and
-//! [`from_value`] go through serde, and [`json!`](crate::json::json) builds a value with
-//! `serde_json::json!`'s syntax.
+//! [`from_value`] go through serde, and [`json!`](crate::json::json) builds a value (directly)
+//! with `serde_json::json!`'s syntax.
 
 mod index;
+mod macros;
 mod map;
 mod serde_impl;
 
 use std::fmt;
 
 pub use index::Index;
+#[doc(hidden)]
+pub use macros::__macro;
 pub use map::Map;
 pub use serde_json::Number;
 
@@ -43,15 +46,6 @@ pub enum Value {
     Object(Map),
 }
 
-/// Builds a [`Value`] with the syntax of `serde_json::json!` (interpolated expressions are
-/// serialised, as there).
-#[macro_export]
-#[doc(hidden)]
-macro_rules! __fake_cluster_json {
-    ($($tt:tt)+) => {
-        $crate::json::Value::from(::serde_json::json!($($tt)+))
-    };
-}
 #[doc(inline)]
 pub use crate::__fake_cluster_json as json;
 
@@ -496,3 +490,6 @@ eq_with_str!(str, &str, String);
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod macro_tests;

@@ -315,8 +315,9 @@ const BUILTIN: &[Builtin] = &[
          prop: Propagation::Background, returns_object: true, generation: false, name_is_label: false),
     def!("", "v1", "events", "event", "Event", true, short: &["ev"], sub: &[],
          prop: Propagation::Background, returns_object: false, generation: false, name_is_label: false),
+    // Pods have a generation since 1.33 (KEP-5067; the API server's part is not gated).
     def!("", "v1", "pods", "pod", "Pod", true, short: &["po"], sub: &["status", "log"],
-         prop: Propagation::Background, returns_object: true, generation: false, name_is_label: false),
+         prop: Propagation::Background, returns_object: true, generation: true, name_is_label: false),
     def!("batch", "v1", "jobs", "job", "Job", true, short: &[], sub: &["status"],
          prop: Propagation::Orphan, returns_object: false, generation: true, name_is_label: true),
     def!("events.k8s.io", "v1", "events", "event", "Event", true, short: &["ev"], sub: &[],

@@ -406,6 +406,9 @@ impl Store {
             m.remove("generation");
         }
         defaults::apply(def, &mut obj);
+        if def == well_known::namespaces() {
+            namespace::prepare_for_create(&mut obj);
+        }
         crd::prepare_create(def, &mut obj);
         let is_crd = crd::is_crd(def);
         if !is_crd {
@@ -623,6 +626,9 @@ impl Store {
                     }
                     if !causes.is_empty() {
                         return Err(ApiError::invalid(def, name, causes));
+                    }
+                    if def == well_known::namespaces() {
+                        namespace::keep_spec_finalizers(current, &mut next);
                     }
                     match current.get("status") {
                         Some(status) if def.has_subresource("status") => {

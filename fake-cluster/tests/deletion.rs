@@ -494,10 +494,8 @@ async fn a_graceful_pod_delete_sets_the_deadline_and_the_kubelet_ends_it_at_zero
 async fn a_namespace_goes_as_stored_with_its_spec_finalizer() {
     let c = scripted().await;
     let nss: Api<Namespace> = Api::all(c.client());
-    // `spec.finalizers` given: the fake does not add `kubernetes` at creation (a real
-    // server's namespace strategy does).
-    let ns: Namespace = from(json!({"metadata": {"name": "gone"},
-        "spec": {"finalizers": ["kubernetes"]}}));
+    // No `spec.finalizers` given: the namespace strategy adds `kubernetes` at creation.
+    let ns: Namespace = from(json!({"metadata": {"name": "gone"}}));
     let created = nss.create(&PostParams::default(), &ns).await.unwrap();
     let mut w = nss
         .watch(

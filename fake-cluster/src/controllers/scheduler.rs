@@ -169,7 +169,8 @@ impl Controllers {
         match place(&pod, &nodes) {
             Ok(node) => {
                 self.unschedulable.remove(&(ns.to_owned(), name.to_owned()));
-                let _ = self.api.store.modify(well_known::pods(), ns, name, |p| {
+                // As the scheduler's binding: no new generation for the nodeName.
+                let _ = self.api.store.modify_as_binding(well_known::pods(), ns, name, |p| {
                     p["spec"]["nodeName"] = json!(node);
                     if !p["status"].is_object() {
                         p["status"] = json!({});

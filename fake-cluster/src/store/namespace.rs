@@ -1,8 +1,10 @@
-//! Namespace deletion as the API server and the namespace controller do it: the namespace
-//! turns `Terminating` (its `spec.finalizers` hold it), nothing new may be created in it
-//! (403), its content is deleted with Background propagation, and the namespace goes once
-//! the last object in it is gone (objects held by finalizers or a pod's grace period keep
-//! it `Terminating` until then).
+//! Namespaces as the API server's namespace strategy makes them (`Active`, held by the
+//! `kubernetes` finalizer, which updates of the namespace keep), and namespace deletion as
+//! the API server and the namespace controller do it: the namespace turns `Terminating`
+//! (its `spec.finalizers` hold it), nothing new may be created in it (403), its content is
+//! deleted with Background propagation, and the namespace goes once the last object in it
+//! is gone (objects held by finalizers or a pod's grace period keep it `Terminating` until
+//! then).
 
 use std::sync::Arc;
 
@@ -11,6 +13,51 @@ use crate::json::{Value, json};
 use super::{Change, ChangeType, DeleteOptions, Inner, Result, Store, key, meta_mut, meta_str};
 use crate::resources::{Propagation, ResourceDef, well_known};
 use crate::status::ApiError;
+
+/// The finalizer the namespace controller removes once a namespace's content is gone.
+const KUBERNETES: &str = "kubernetes";
+
+/// A new namespace as the real namespace strategy's `PrepareForCreate` makes it: the status
+/// is `{phase: Active}` whatever the request gave, and `spec.finalizers` ends with
+/// `kubernetes` unless it holds it already.
+pub(super) fn prepare_for_create(obj: &mut Value) {
+    let Some(m) = obj.as_object_mut() else {
+        return;
+    };
+    m.insert("status".into(), json!({"phase": "Active"}));
+    let spec = m.entry("spec").or_insert(Value::Null);
+    if spec.is_null() {
+        *spec = json!({});
+    }
+    let Some(spec) = spec.as_object_mut() else {
+        return;
+    };
+    match spec.get_mut("finalizers").and_then(Value::as_array_mut) {
+        Some(f) if f.iter().any(|x| x.as_str() == Some(KUBERNETES)) => {}
+        Some(f) => f.push(json!(KUBERNETES)),
+        None => {
+            spec.insert("finalizers".into(), json!([KUBERNETES]));
+        }
+    }
+}
+
+/// An update of the main resource keeps the stored `spec.finalizers`, as the namespace
+/// strategy's `PrepareForUpdate` does (only the `finalize` subresource changes them; the
+/// store keeps the status itself, as for every resource with a status subresource).
+pub(super) fn keep_spec_finalizers(current: &Value, next: &mut Value) {
+    match current.pointer("/spec/finalizers") {
+        Some(f) => {
+            if next.pointer("/spec/finalizers") != Some(f) {
+                next["spec"]["finalizers"] = f.clone();
+            }
+        }
+        None => {
+            if let Some(spec) = next.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("finalizers");
+            }
+        }
+    }
+}
 
 /// Whether a namespace object still holds its `spec.finalizers` (`kubernetes`).
 pub(super) fn held_by_spec_finalizers(def: &ResourceDef, obj: &Value) -> bool {
@@ -72,10 +119,11 @@ impl Store {
                     ),
                 ));
             }
+            // The namespace registry's `Delete` sets the deletionTimestamp alone (no
+            // deletionGracePeriodSeconds, unlike the generic store's `markAsDeleting`).
             let m = meta_mut(ns);
             if !m.contains_key("deletionTimestamp") {
                 m.insert("deletionTimestamp".into(), json!(now));
-                m.insert("deletionGracePeriodSeconds".into(), json!(0));
             }
             ns["status"]["phase"] = json!("Terminating");
             Ok(())

@@ -103,6 +103,25 @@ impl Store {
         })
     }
 
+    /// [`Store::modify`] as the real `pods/binding` subresource writes: a storage-level
+    /// read-modify-write that runs no update strategy, so a change of `spec` (the
+    /// `nodeName` it sets) is no new generation (`BindingREST.setPodNodeAndMetadata`
+    /// updates the stored pod with `GuaranteedUpdate`, never through `PrepareForUpdate`).
+    pub fn modify_as_binding(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value) -> Result<()>,
+    ) -> Result<Arc<Value>> {
+        // `spec_kept` skips the generation's comparison of the specs, its only effect.
+        self.write_scoped(def, ns, name, false, true, |current| {
+            let mut next = current.clone();
+            f(&mut next)?;
+            Ok(next)
+        })
+    }
+
     /// The write under [`Store::modify_inner`] and [`Store::update_with`]: `next_of` makes
     /// the new object from the stored one, and the store stamps and stores it.
     pub(super) fn write_inner(
@@ -118,7 +137,8 @@ impl Store {
 
     /// [`Store::write_inner`]; `spec_kept` when `next_of` makes the new object from the
     /// stored one changing only its `status` and `metadata` (a status subresource write, a
-    /// delete's marking).
+    /// delete's marking), or when the write must not move a built-in resource's
+    /// generation ([`Store::modify_as_binding`]).
     pub(super) fn write_scoped(
         &self,
         def: &ResourceRef,

@@ -46,13 +46,14 @@ struct Logs {
 }
 
 impl Logs {
-    /// The log of a container, made empty if it has none yet.
-    fn container(&mut self, pod_uid: &str, container: &str) -> &mut ContainerLog {
-        self.pods
-            .entry(pod_uid.to_owned())
-            .or_default()
-            .entry(container.to_owned())
-            .or_default()
+    /// The log of a container, made empty if it has none yet; `None` when the pod's logs
+    /// are not kept (never opened, or already forgotten).
+    fn container(&mut self, pod_uid: &str, container: &str) -> Option<&mut ContainerLog> {
+        let pod = self.pods.get_mut(pod_uid)?;
+        if !pod.contains_key(container) {
+            pod.insert(container.to_owned(), ContainerLog::default());
+        }
+        pod.get_mut(container)
     }
 
     fn get(&self, pod_uid: &str, container: &str) -> Option<&ContainerLog> {
@@ -94,10 +95,19 @@ impl LogStore {
         })
     }
 
-    /// Appends output of one stream (0 stdout, 1 stderr) of a container.
+    /// Starts keeping the logs of a pod (the kubelet does it before it runs the pod's
+    /// containers): output of a pod that was never opened, or written after
+    /// [`LogStore::remove_pod`] (a container still stopping when its pod went), is dropped.
+    pub fn open_pod(&self, pod_uid: &str) {
+        self.lock().pods.entry(pod_uid.to_owned()).or_default();
+    }
+
+    /// Appends output of one stream (0 stdout, 1 stderr) of a container of an open pod.
     pub fn append(&self, pod_uid: &str, container: &str, stream: usize, data: &[u8], now: &str) {
         let mut logs = self.lock();
-        let log = logs.container(pod_uid, container);
+        let Some(log) = logs.container(pod_uid, container) else {
+            return;
+        };
         let mut partial = std::mem::take(&mut log.partial[stream.min(1)]);
         partial.extend_from_slice(data);
         while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
@@ -122,7 +132,9 @@ impl LogStore {
     /// Flushes partial lines of a container that ended (they are logged without a newline).
     pub fn finish(&self, pod_uid: &str, container: &str, now: &str) {
         let mut logs = self.lock();
-        let log = logs.container(pod_uid, container);
+        let Some(log) = logs.container(pod_uid, container) else {
+            return;
+        };
         log.finished = true;
         for i in 0..2 {
             if !log.partial[i].is_empty() {
@@ -134,8 +146,9 @@ impl LogStore {
     }
 
     /// For `follow`: the lines after `cursor` (`None`: the start, honouring `tailLines`), the
-    /// cursor after them, and whether the container has ended. A rotation since the cursor
-    /// continues at the start of the new file, as the kubelet's follower does.
+    /// cursor after them, and whether the log will not grow: the container has ended, or
+    /// its pod's logs are not kept (forgotten, its containers gone). A rotation since the
+    /// cursor continues at the start of the new file, as the kubelet's follower does.
     pub fn read_since(
         &self,
         pod_uid: &str,
@@ -145,7 +158,9 @@ impl LogStore {
     ) -> (Bytes, LogCursor, bool) {
         let logs = self.lock();
         let Some(log) = logs.get(pod_uid, container) else {
-            return (Bytes::new(), LogCursor::default(), false);
+            // A container of an open pod that has written nothing yet may still write.
+            let open = logs.pods.contains_key(pod_uid);
+            return (Bytes::new(), LogCursor::default(), !open);
         };
         let start = match cursor {
             Some(c) if c.rotations == log.rotations => c.line.min(log.lines.len()),
@@ -257,6 +272,7 @@ mod tests {
     #[test]
     fn lines_interleave_and_rotate() {
         let logs = LogStore::new(12);
+        logs.open_pod("u");
         logs.append("u", "c", 0, b"hello\nwor", "t1");
         logs.append("u", "c", 1, b"oops\n", "t2");
         assert_eq!(
@@ -276,6 +292,7 @@ mod tests {
     #[test]
     fn tail_and_limit() {
         let logs = LogStore::new(1000);
+        logs.open_pod("u");
         logs.append("u", "c", 0, b"a\nb\nc\n", "t");
         let q = LogQuery {
             tail_lines: Some(2),
@@ -288,6 +305,8 @@ mod tests {
     #[test]
     fn a_follower_wakes_for_its_own_pod_and_ends_with_it() {
         let logs = LogStore::new(1000);
+        logs.open_pod("a");
+        logs.open_pod("b");
         let a = logs.subscribe("a");
         let mut b = logs.subscribe("b");
         logs.append("b", "c", 0, b"x\n", "t");
@@ -312,6 +331,7 @@ mod tests {
     #[test]
     fn followers_of_pods_nobody_follows_any_more_are_pruned() {
         let logs = LogStore::new(1000);
+        logs.open_pod("kept");
         let kept = logs.subscribe("kept");
         for i in 0..100 {
             drop(logs.subscribe(&format!("gone-{i}")));
@@ -321,5 +341,28 @@ mod tests {
         assert!(logs.lock().followers.contains_key("kept"));
         logs.append("kept", "c", 0, b"z\n", "t");
         assert!(kept.has_changed().unwrap());
+    }
+
+    #[test]
+    fn output_of_a_forgotten_pod_is_not_kept_and_its_followers_see_the_end() {
+        let logs = LogStore::new(1000);
+        logs.open_pod("u");
+        logs.append("u", "c", 0, b"a\n", "t");
+        // A container of an open pod that has written nothing yet may still write.
+        let (_, _, ended) = logs.read_since("u", "quiet", &LogQuery::default(), None);
+        assert!(!ended);
+        logs.remove_pod("u");
+        // A container still stopping when its pod went writes and ends after that.
+        logs.append("u", "c", 0, b"late\n", "t");
+        logs.finish("u", "c", "t");
+        assert!(logs.is_empty(), "{} containers' logs kept", logs.len());
+        assert!(logs.lock().pods.is_empty());
+        // Output of a pod never opened is not kept either.
+        logs.append("never", "c", 0, b"x\n", "t");
+        assert!(logs.lock().pods.is_empty());
+        // A follower that comes after the pod's logs went ends at once.
+        let (bytes, _, ended) = logs.read_since("u", "c", &LogQuery::default(), None);
+        assert!(bytes.is_empty());
+        assert!(ended, "a follower of forgotten logs would wait for ever");
     }
 }

@@ -119,6 +119,56 @@ async fn followers_of_two_pods_get_their_own_lines_and_end_with_their_pod() {
     assert_eq!(rest, ["two"]);
 }
 
+/// A pod held by a finalizer after the kubelet ended it: its logs are gone (the kubelet
+/// removed its containers), so a follower that comes then gets what there is (nothing) and
+/// ends, as on a real node, instead of waiting until the finalizer goes.
+#[tokio::test(start_paused = true)]
+async fn a_follower_of_an_ended_pod_held_by_a_finalizer_ends_at_once() {
+    let cluster = cluster_with_talker().await;
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client());
+    let held: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "talker:1", "command": ["/talk"]}]}
+    }))
+    .unwrap();
+    let created = pods.create(&PostParams::default(), &held).await.unwrap();
+    let wp = WatchParams::default().fields("metadata.name=held");
+    let mut events = pods
+        .watch(&wp, created.metadata.resource_version.as_deref().unwrap())
+        .await
+        .unwrap()
+        .boxed();
+    let lp = LogParams {
+        follow: true,
+        ..Default::default()
+    };
+    let mut first = pods.log_stream("held", &lp).await;
+    while first.is_err() {
+        // Not started yet: wait for the next change of the pod.
+        events.try_next().await.unwrap();
+        first = pods.log_stream("held", &lp).await;
+    }
+    assert_eq!(first.unwrap().lines().next().await.unwrap().unwrap(), "one");
+    // SIGTERM ends the container; the kubelet then deletes the pod with a zero grace
+    // period, which the finalizer holds.
+    pods.delete("held", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    while let Some(ev) = events.try_next().await.unwrap() {
+        if let WatchEvent::Modified(p) = ev
+            && p.metadata.deletion_grace_period_seconds == Some(0)
+        {
+            break;
+        }
+    }
+    let late = pods.log_stream("held", &lp).await.unwrap();
+    let rest = tokio::time::timeout(Duration::from_secs(3600), late.lines().collect::<Vec<_>>())
+        .await
+        .expect("the follower of a pod whose logs are gone waited");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(pods.get_opt("held").await.unwrap().is_some());
+}
+
 #[tokio::test(start_paused = true)]
 async fn follow_applies_limit_bytes_to_the_whole_stream() {
     let cluster = cluster_with_talker().await;

@@ -371,6 +371,9 @@ impl Controllers {
         }
         let (tx, rx) = watch::channel(false);
         self.pods.insert(uid.to_owned(), tx);
+        // Before the pod's DELETED can be handled (it comes later on this same stream), so
+        // that output written after it is dropped rather than kept for ever.
+        self.api.logs.open_pod(uid);
         tokio::spawn(self.kubelet.clone().run_pod(pod.clone(), rx));
     }
 

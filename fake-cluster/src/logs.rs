@@ -84,6 +84,29 @@ pub struct LogQuery {
     pub limit_bytes: Option<usize>,
     /// Prefix each line with its RFC 3339 timestamp and a space.
     pub timestamps: bool,
+    /// Keep only the lines written at or after this time since the Unix epoch
+    /// (`sinceSeconds`, `sinceTime`); applied after `tail_lines`, as the kubelet does.
+    pub since: Option<std::time::Duration>,
+}
+
+/// The first line of `log` that `q` serves: the last `tail_lines`, then none written before
+/// `since` (a log's lines are in time order).
+fn first_line(log: &ContainerLog, q: &LogQuery) -> usize {
+    let tail = q
+        .tail_lines
+        .map_or(0, |n| log.lines.len().saturating_sub(n));
+    let Some(since) = q.since else {
+        return tail;
+    };
+    let before = |ts: &str| {
+        ts.parse::<jiff::Timestamp>()
+            .ok()
+            .and_then(|t| {
+                std::time::Duration::try_from(t.duration_since(jiff::Timestamp::UNIX_EPOCH)).ok()
+            })
+            .is_some_and(|t| t < since)
+    };
+    tail + log.lines[tail..].partition_point(|(ts, _)| before(ts))
 }
 
 impl LogStore {
@@ -165,9 +188,7 @@ impl LogStore {
         let start = match cursor {
             Some(c) if c.rotations == log.rotations => c.line.min(log.lines.len()),
             Some(_) => 0,
-            None => q
-                .tail_lines
-                .map_or(0, |n| log.lines.len().saturating_sub(n)),
+            None => first_line(log, q),
         };
         let mut out = BytesMut::new();
         for (ts, line) in &log.lines[start..] {
@@ -190,9 +211,7 @@ impl LogStore {
         let Some(log) = logs.get(pod_uid, container) else {
             return Bytes::new();
         };
-        let start = q
-            .tail_lines
-            .map_or(0, |n| log.lines.len().saturating_sub(n));
+        let start = first_line(log, q);
         let mut out = BytesMut::new();
         for (ts, line) in &log.lines[start..] {
             if q.timestamps {
@@ -297,7 +316,7 @@ mod tests {
         let q = LogQuery {
             tail_lines: Some(2),
             limit_bytes: Some(3),
-            timestamps: false,
+            ..Default::default()
         };
         assert_eq!(&logs.read("u", "c", &q)[..], b"b\nc");
     }
@@ -364,5 +383,28 @@ mod tests {
         let (bytes, _, ended) = logs.read_since("u", "c", &LogQuery::default(), None);
         assert!(bytes.is_empty());
         assert!(ended, "a follower of forgotten logs would wait for ever");
+    }
+
+    #[test]
+    fn since_keeps_the_lines_written_from_then_after_the_tail() {
+        let logs = LogStore::new(1000);
+        logs.open_pod("u");
+        logs.append("u", "c", 0, b"a\n", "1970-01-01T00:00:10.000000000Z");
+        logs.append("u", "c", 0, b"b\n", "1970-01-01T00:00:20.000000000Z");
+        logs.append("u", "c", 0, b"c\n", "1970-01-01T00:00:30.500000000Z");
+        let since = |secs: u64, tail: Option<usize>| LogQuery {
+            since: Some(std::time::Duration::from_secs(secs)),
+            tail_lines: tail,
+            ..Default::default()
+        };
+        // A line written at `since` exactly is kept.
+        assert_eq!(&logs.read("u", "c", &since(20, None))[..], b"b\nc\n");
+        assert_eq!(&logs.read("u", "c", &since(31, None))[..], b"");
+        assert_eq!(&logs.read("u", "c", &since(0, None))[..], b"a\nb\nc\n");
+        // The tail first, then `since`.
+        assert_eq!(&logs.read("u", "c", &since(5, Some(1)))[..], b"c\n");
+        assert_eq!(&logs.read("u", "c", &since(25, Some(3)))[..], b"c\n");
+        let (first, _, _) = logs.read_since("u", "c", &since(15, None), None);
+        assert_eq!(&first[..], b"b\nc\n");
     }
 }

@@ -77,6 +77,7 @@ impl ApiServer {
             tail_lines: q.get("tailLines").and_then(|v| v.parse().ok()),
             limit_bytes: q.get("limitBytes").and_then(|v| v.parse().ok()),
             timestamps: matches!(q.get("timestamps").map(String::as_str), Some("true" | "1")),
+            since: self.log_since(q),
         };
         let uid = meta_str(&pod, "uid").unwrap_or_default();
         if matches!(q.get("follow").map(String::as_str), Some("true" | "1")) {
@@ -87,6 +88,18 @@ impl ApiServer {
             "text/plain",
             self.logs.read(uid, &container, &query),
         ))
+    }
+
+    /// From when the lines are served: `sinceSeconds` before now, or `sinceTime` (RFC 3339),
+    /// as time since the Unix epoch.
+    fn log_since(&self, q: &Query) -> Option<std::time::Duration> {
+        if let Some(secs) = q.get("sinceSeconds").and_then(|v| v.parse::<u64>().ok()) {
+            let now = self.store.clock().since_epoch();
+            return Some(now.saturating_sub(std::time::Duration::from_secs(secs)));
+        }
+        let t: jiff::Timestamp = q.get("sinceTime")?.parse().ok()?;
+        let since = t.duration_since(jiff::Timestamp::UNIX_EPOCH);
+        Some(std::time::Duration::try_from(since).unwrap_or_default())
     }
 
     /// `follow=true`: what the log holds, then each line as it comes, until the container

@@ -78,6 +78,13 @@ async fn follow_streams_until_the_container_ends() {
     );
     let plain = pods.logs("talker", &LogParams::default()).await.unwrap();
     assert_eq!(plain, "one\ntwo\n");
+    // `sinceSeconds`: only what was written in the last 3 s (the second line, 5 s after
+    // the first).
+    let recent = LogParams {
+        since_seconds: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(pods.logs("talker", &recent).await.unwrap(), "two\n");
 }
 
 /// Two pods followed at once: each follower gets its own pod's lines only, and deleting one

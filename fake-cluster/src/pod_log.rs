@@ -1,6 +1,6 @@
 //! The `log` subresource of pods, answered as the kubelet would through the API server.
 
-use crate::json::Value;
+use crate::json::{Value, json};
 use http::Response;
 
 use crate::api::{ApiServer, ResponseBody, bytes_response};
@@ -10,6 +10,51 @@ use crate::resources::well_known;
 use crate::status::ApiError;
 use crate::store::meta_str;
 
+/// 422 for log options out of range, as the real `ValidatePodLogOptions` (run before the
+/// pod is read): negative `tailLines`, `limitBytes` or `sinceSeconds` below 1, or both
+/// `sinceSeconds` and `sinceTime`.
+fn validate_options(name: &str, q: &Query) -> Result<(), ApiError> {
+    let int = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
+    // (field, reason, message) of each cause.
+    let mut causes: Vec<(&str, &str, String)> = Vec::new();
+    let mut below = |field: &'static str, min: i64, detail: &str| {
+        if let Some(v) = int(field).filter(|v| *v < min) {
+            causes.push((
+                field,
+                "FieldValueInvalid",
+                format!("Invalid value: {v}: {detail}"),
+            ));
+        }
+    };
+    below("tailLines", 0, "must be greater than or equal to 0");
+    below("limitBytes", 1, "must be greater than 0");
+    if q.contains_key("sinceSeconds") && q.contains_key("sinceTime") {
+        let detail = "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified";
+        causes.push(("", "FieldValueForbidden", detail.to_owned()));
+    } else {
+        below("sinceSeconds", 1, "must be greater than 0");
+    }
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let summary: Vec<String> = causes.iter().map(|(f, _, m)| format!("{f}: {m}")).collect();
+    let summary = match summary.as_slice() {
+        [one] => one.clone(),
+        all => format!("[{}]", all.join(", ")),
+    };
+    let mut e = ApiError::new(
+        422,
+        "Invalid",
+        format!("PodLogOptions \"{name}\" is invalid: {summary}"),
+    );
+    let causes: Vec<Value> = causes
+        .into_iter()
+        .map(|(field, reason, message)| json!({"reason": reason, "message": message, "field": field}))
+        .collect();
+    e.details = Some(json!({"name": name, "kind": "PodLogOptions", "causes": causes}));
+    Err(e)
+}
+
 impl ApiServer {
     /// `GET .../pods/<name>/log`: the container's log as text, with the kubelet's errors.
     pub(crate) fn pod_log(
@@ -18,6 +63,7 @@ impl ApiServer {
         name: &str,
         q: &Query,
     ) -> Result<Response<ResponseBody>, ApiError> {
+        validate_options(name, q)?;
         let pod = self.store.get(well_known::pods(), ns, name)?;
         let names = |list: &str| -> Vec<String> {
             pod.pointer(&format!("/spec/{list}"))

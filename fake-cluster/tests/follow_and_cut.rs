@@ -225,3 +225,51 @@ async fn a_cut_watch_ends_after_n_events() {
     // Other requests are not affected by a watch rule.
     assert_eq!(cms.list(&Default::default()).await.unwrap().items.len(), 4);
 }
+
+/// Log options out of range: 422 `Invalid` for the kind `PodLogOptions`, with the real
+/// `ValidatePodLogOptions` messages, checked before the pod is read (so even for a pod that
+/// does not exist).
+#[tokio::test(start_paused = true)]
+async fn log_options_out_of_range_are_invalid_before_the_pod_is_read() {
+    let cluster = cluster_with_talker().await;
+    let status = |query: &'static str| {
+        let client = cluster.client();
+        async move {
+            let uri = format!("/api/v1/namespaces/default/pods/nowhere/log?{query}");
+            let req = http::Request::get(uri).body(Vec::new()).unwrap();
+            let resp = client.send(req.map(Into::into)).await.unwrap();
+            let code = resp.status().as_u16();
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            (code, status)
+        }
+    };
+    let (code, s) = status("sinceSeconds=0").await;
+    assert_eq!(code, 422, "{s}");
+    assert_eq!(s["reason"], "Invalid");
+    assert_eq!(
+        s["message"],
+        "PodLogOptions \"nowhere\" is invalid: sinceSeconds: Invalid value: 0: must be greater than 0"
+    );
+    assert_eq!(s["details"]["kind"], "PodLogOptions");
+    assert!(s["details"].get("group").is_none(), "{s}");
+    assert_eq!(s["details"]["causes"][0]["field"], "sinceSeconds");
+    let (code, s) = status("tailLines=-1&limitBytes=0").await;
+    assert_eq!(code, 422, "{s}");
+    assert_eq!(
+        s["message"],
+        "PodLogOptions \"nowhere\" is invalid: [tailLines: Invalid value: -1: must be greater than or equal to 0, limitBytes: Invalid value: 0: must be greater than 0]"
+    );
+    let (code, s) = status("sinceSeconds=5&sinceTime=2026-01-01T00:00:00Z").await;
+    assert_eq!(code, 422, "{s}");
+    assert_eq!(
+        s["message"],
+        "PodLogOptions \"nowhere\" is invalid: : Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified"
+    );
+    // Valid options: the pod is read (and is not there).
+    let (code, _) = status("sinceSeconds=5&tailLines=0").await;
+    assert_eq!(code, 404);
+}

@@ -166,7 +166,7 @@ fn set_default(obj: &mut Value, key: &str, value: impl FnOnce() -> Value) {
     if let Some(m) = obj.as_object_mut()
         && !m.contains_key(key)
     {
-        m.insert(key.to_owned(), value());
+        m.insert(key.into(), value());
     }
 }
 

@@ -102,7 +102,7 @@ pub fn openapi_v3_root(registry: &Registry) -> Value {
     for r in registry.all() {
         let p = gv_path(&r.group, &r.version);
         paths.insert(
-            p.clone(),
+            p.clone().into(),
             json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={OPENAPI_HASH}")}),
         );
     }
@@ -210,11 +210,11 @@ pub fn openapi_v3_group_version(registry: &Registry, path: &str) -> Option<Value
             format!("{base}/{}", def.plural)
         };
         paths.insert(
-            collection.clone(),
+            collection.clone().into(),
             json!({"get": operation(def, "list", false), "post": operation(def, "post", true)}),
         );
         paths.insert(
-            format!("{collection}/{{name}}"),
+            format!("{collection}/{{name}}").into(),
             json!({
                 "get": operation(def, "get", false),
                 "put": operation(def, "put", true),
@@ -222,7 +222,7 @@ pub fn openapi_v3_group_version(registry: &Registry, path: &str) -> Option<Value
                 "delete": operation(def, "delete", true),
             }),
         );
-        schemas.insert(schema_name(def), object_schema(def));
+        schemas.insert(schema_name(def).into(), object_schema(def));
     }
     let (major, minor) = SERVER_VERSION;
     Some(json!({

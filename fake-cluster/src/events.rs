@@ -49,7 +49,7 @@ fn rename(obj: &Map, from_wire: bool) -> Map {
                 }
             })
             .unwrap_or(k);
-        out.insert(key.to_owned(), v.clone());
+        out.insert(key.into(), v.clone());
     }
     out
 }

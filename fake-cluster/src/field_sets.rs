@@ -121,7 +121,7 @@ fn walk_set(
     match v {
         Value::Object(m) => {
             for (k, cv) in m {
-                let pe = PathElement::Field(k.clone());
+                let pe = PathElement::Field(String::from(k));
                 path.push(pe);
                 let mut sub = FieldSet::new();
                 let itself = walk_set(cv, shape.field(k), path, &mut sub);

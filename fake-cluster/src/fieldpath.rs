@@ -121,7 +121,9 @@ impl PathElement {
         match kind {
             "f" => Ok(Self::Field(rest.to_owned())),
             "k" => match json()? {
-                Value::Object(m) => Ok(Self::Key(m.into_iter().collect())),
+                Value::Object(m) => Ok(Self::Key(
+                    m.into_iter().map(|(k, v)| (String::from(k), v)).collect(),
+                )),
                 _ => Err(format!("invalid key in {s:?}")),
             },
             "v" => Ok(Self::Value(json()?)),
@@ -449,7 +451,7 @@ impl FieldSet {
                 }
             };
             if let Some(pe) = pe {
-                out.insert(pe.fields_v1_key(), Value::Object(body));
+                out.insert(pe.fields_v1_key().into(), Value::Object(body));
             }
         }
         out

@@ -9,13 +9,15 @@
 //! member; here an object's members sit behind an [`Arc`](std::sync::Arc), so a copy is a
 //! reference count, a change copies only the maps on the path to what it changes
 //! ([`Map`]'s mutators copy a shared map first), and versions share what they did not
-//! change. Arrays are plain vectors (their objects are shared).
+//! change. Arrays are plain vectors (their objects are shared). An object's keys are
+//! [`Key`]s: they read as `str`, and a copy of a map copies them without allocating.
 //!
 //! Values convert to and from `serde_json::Value` ([`From`]), [`to_value`] and
 //! [`from_value`] go through serde, and [`json!`](crate::json::json) builds a value (directly)
 //! with `serde_json::json!`'s syntax.
 
 mod index;
+mod key;
 mod macros;
 mod map;
 mod serde_impl;
@@ -23,6 +25,7 @@ mod serde_impl;
 use std::fmt;
 
 pub use index::Index;
+pub use key::Key;
 #[doc(hidden)]
 pub use macros::__macro;
 pub use map::Map;
@@ -298,7 +301,7 @@ impl From<Value> for serde_json::Value {
             Value::Array(a) => serde_json::Value::Array(a.into_iter().map(Into::into).collect()),
             Value::Object(m) => serde_json::Value::Object(
                 m.into_iter()
-                    .map(|(k, v)| (k, serde_json::Value::from(v)))
+                    .map(|(k, v)| (String::from(k), serde_json::Value::from(v)))
                     .collect(),
             ),
         }
@@ -426,7 +429,7 @@ impl<T: Into<Value>> FromIterator<T> for Value {
     }
 }
 
-impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Value {
+impl<K: Into<Key>, V: Into<Value>> FromIterator<(K, V)> for Value {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Value::Object(
             iter.into_iter()

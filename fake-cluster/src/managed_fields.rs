@@ -164,7 +164,7 @@ impl Manager {
 /// map, not with `json!`, which would copy the fields through a serializer.
 fn entry_json(m: &Manager, fields_v1: Value) -> Value {
     let mut e = Map::new();
-    let mut put = |k: &str, v: Value| e.insert(k.to_owned(), v);
+    let mut put = |k: &str, v: Value| e.insert(k.into(), v);
     if !m.name.is_empty() {
         put("manager", Value::String(m.name.clone()));
     }

@@ -54,7 +54,7 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
     })?;
     match target {
         Value::Object(m) => {
-            m.insert(last, value);
+            m.insert(last.into(), value);
             Ok(())
         }
         Value::Array(a) => {

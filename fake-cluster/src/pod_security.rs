@@ -203,7 +203,7 @@ pub fn violations(spec: &Value, restricted: bool) -> Vec<(String, String)> {
         .collect();
     let volume_type = |v: &Value| {
         v.as_object()
-            .and_then(|o| o.keys().find(|k| *k != "name").cloned())
+            .and_then(|o| o.keys().find(|k| *k != "name").map(String::from))
             .unwrap_or_default()
     };
     let mut out: Vec<(String, String)> = Vec::new();

@@ -147,9 +147,7 @@ fn same_object(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Object(a), Value::Object(b)) => {
             a.len() == b.len()
-                && ["status", "metadata"]
-                    .iter()
-                    .all(|k| a.get(*k) == b.get(*k))
+                && ["status", "metadata"].iter().all(|k| a.get(k) == b.get(k))
                 && a.iter().all(|(k, v)| {
                     matches!(k.as_str(), "status" | "metadata") || b.get(k) == Some(v)
                 })

@@ -16,7 +16,7 @@
 //! adds to a merging list come before the server's items they are not ordered against,
 //! as on the real server.
 
-use crate::json::{Map, Value};
+use crate::json::{Key, Map, Value};
 
 use crate::status::ApiError;
 use crate::type_schema::{PatchStrategy, Shape};
@@ -86,7 +86,7 @@ fn merge_map(mut original: Map, mut patch: Map, shape: Shape<'_>) -> Result<Map,
     set_element_order(&mut original, &mut patch, shape)?;
     for (k, pv) in patch {
         let (key, delete_list) = match k.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
-            Some(field) => (field.to_owned(), true),
+            Some(field) => (Key::new(field), true),
             None => (k, false),
         };
         let field_shape = shape.field(&key);
@@ -172,7 +172,7 @@ fn set_element_order(
     patch: &mut Map,
     shape: Shape<'_>,
 ) -> Result<(), ApiError> {
-    let keys: Vec<String> = patch
+    let keys: Vec<Key> = patch
         .keys()
         .filter(|k| k.starts_with(SET_ELEMENT_ORDER))
         .cloned()
@@ -222,7 +222,7 @@ fn set_element_order(
         let (in_order, server_only) = partition(merged, &order, merge_key);
         let server_order = orig_list.unwrap_or_default();
         let both = normalize_order(in_order, server_only, &order, &server_order, merge_key);
-        original.insert(field, Value::Array(both));
+        original.insert(field.into(), Value::Array(both));
     }
     Ok(())
 }

@@ -39,7 +39,7 @@ fn state(pod: &Value, list: &str, name: &str) -> Option<String> {
         .as_object()?
         .keys()
         .next()
-        .cloned()
+        .map(String::from)
 }
 
 fn condition<'a>(pod: &'a Value, kind: &str) -> Option<&'a Value> {

@@ -155,7 +155,7 @@ pub(crate) struct Controllers {
 /// a few fixed paths of every object on every change; this walks them without splitting a
 /// JSON pointer string (`selector::at`), with the same result for object keys.
 pub(crate) fn field<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(obj, |v, key| v.as_object()?.get(*key))
+    path.iter().try_fold(obj, |v, key| v.as_object()?.get(key))
 }
 
 /// `metadata.ownerReferences[*].uid` of `obj`.

@@ -136,7 +136,7 @@ fn set_pointer(obj: &mut Value, pointer: &str, value: Value) {
             return;
         };
         if i + 1 == segs.len() {
-            map.insert((*seg).to_owned(), value);
+            map.insert((*seg).into(), value);
             return;
         }
         at = map.entry((*seg).to_owned()).or_insert_with(|| json!({}));

@@ -292,7 +292,7 @@ fn prune_at(schema: &Value, value: &mut Value, path: &str, root: bool, removed: 
             let embedded = root || flag(schema, "x-kubernetes-embedded-resource");
             let properties = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties");
-            let keys: Vec<String> = map.keys().cloned().collect();
+            let keys: Vec<_> = map.keys().cloned().collect();
             for k in keys {
                 if embedded && ROOT_FIELDS.contains(&k.as_str()) {
                     continue;

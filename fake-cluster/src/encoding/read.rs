@@ -10,7 +10,9 @@
 //! their closing quote (and the bytes that end a plain run: `\` and controls below 0x20),
 //! as the writer scans them; an object's members go into its map as serde_json puts them.
 
-use crate::json::{Map, Number, Value};
+use std::borrow::Cow;
+
+use crate::json::{Key, Map, Number, Value};
 
 use super::{HIGHS, hits, word};
 
@@ -38,7 +40,7 @@ struct Reader<'a> {
     i: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
             self.i += 1;
@@ -55,7 +57,7 @@ impl Reader<'_> {
 
     fn value(&mut self, depth: usize) -> Option<Value> {
         match self.next_token()? {
-            b'"' => self.string().map(Value::String),
+            b'"' => self.text().map(|t| Value::String(t.into_owned())),
             b'{' => self.object(depth + 1),
             b'[' => self.array(depth + 1),
             b't' => self.literal(b"rue", Value::Bool(true)),
@@ -85,7 +87,7 @@ impl Reader<'_> {
             _ => return None,
         }
         loop {
-            let key = self.string()?;
+            let key = Key::from(self.text()?);
             if self.next_token()? != b':' {
                 return None;
             }
@@ -149,26 +151,29 @@ impl Reader<'_> {
         Some((at + n, high))
     }
 
-    /// The rest of a string whose opening quote was read, up to its closing quote.
-    fn string(&mut self) -> Option<String> {
+    /// The rest of a string whose opening quote was read, up to its closing quote: the
+    /// body's own bytes when it has no escape (a key is then made without a `String`).
+    fn text(&mut self) -> Option<Cow<'a, str>> {
         let start = self.i;
         let (len, high) = self.scan(start)?;
         let end = start + len;
         if self.b.get(end) != Some(&b'"') {
-            return self.escaped_string(start);
+            return self.escaped_string(start).map(Cow::Owned);
         }
         let bytes = &self.b[start..end];
         self.i = end + 1;
         if high & HIGHS == 0 {
             // SAFETY: every byte is below 0x80 (`high` has the bits of all of them), so
             // the bytes are ASCII, which is UTF-8.
-            Some(unsafe { std::str::from_utf8_unchecked(bytes) }.to_owned())
+            Some(Cow::Borrowed(unsafe {
+                std::str::from_utf8_unchecked(bytes)
+            }))
         } else {
-            std::str::from_utf8(bytes).ok().map(str::to_owned)
+            std::str::from_utf8(bytes).ok().map(Cow::Borrowed)
         }
     }
 
-    /// [`Reader::string`] of a string with an escape (or a control byte, which stops the
+    /// [`Reader::text`] of a string with an escape (or a control byte, which stops the
     /// reader): the escapes serde_json reads, except `\u` of a UTF-16 surrogate.
     #[cold]
     fn escaped_string(&mut self, start: usize) -> Option<String> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use crate::json::{Map, Value};
+use crate::json::{Key, Map, Value};
 
 use super::{granular_list, is_empty_container, item_element};
 use crate::fieldpath::{FieldSet, PathElement};
@@ -147,7 +147,7 @@ impl Level for Sets {
 /// A level's members are gathered in a plain B-tree (nothing allocated while it is empty)
 /// and become an object when the level is added to its parent.
 struct FieldsV1 {
-    map: BTreeMap<String, Value>,
+    map: BTreeMap<Key, Value>,
     /// False once an element was met whose text may not say whether it equals another.
     exact: bool,
 }
@@ -210,7 +210,7 @@ impl Level for FieldsV1 {
             Value::Object(Map::from(map))
         };
         // Two children with one key would be merged in a set: leave that to the set.
-        if self.map.insert(key, level).is_some() {
+        if self.map.insert(key.into(), level).is_some() {
             self.exact = false;
         }
     }

@@ -91,7 +91,7 @@ fn compare_by_paths(
         let empty = Map::new();
         let om = old.and_then(Value::as_object);
         let nm = new.and_then(Value::as_object);
-        let keys: std::collections::BTreeSet<&String> = om
+        let keys: std::collections::BTreeSet<&crate::json::Key> = om
             .unwrap_or(&empty)
             .keys()
             .chain(nm.unwrap_or(&empty).keys())
@@ -185,7 +185,7 @@ fn value(rng: &mut ChaCha8Rng, depth: u32) -> Value {
             let mut m = Map::new();
             for _ in 0..rng.random_range(0..5) {
                 let k = KEYS[rng.random_range(0..KEYS.len())];
-                m.insert(k.to_owned(), value(rng, depth - 1));
+                m.insert(k.into(), value(rng, depth - 1));
             }
             Value::Object(m)
         }
@@ -213,7 +213,7 @@ fn mutate(rng: &mut ChaCha8Rng, v: &Value, depth: u32) -> Value {
             }
             if rng.random_range(0..4) == 0 {
                 let k = KEYS[rng.random_range(0..KEYS.len())];
-                out.insert(k.to_owned(), value(rng, depth.saturating_sub(1)));
+                out.insert(k.into(), value(rng, depth.saturating_sub(1)));
             }
             Value::Object(out)
         }

@@ -1,8 +1,8 @@
 //! Indexing a [`Value`] by key or position, and JSON Pointers, as `serde_json` does.
 
-use super::{Map, Value};
+use super::{Key, Map, Value};
 
-/// What a [`Value`] can be indexed with: a key of an object (`str`, `String`) or a position
+/// What a [`Value`] can be indexed with: a key of an object (`str`, `String`, [`Key`]) or a position
 /// in an array (`usize`).
 pub trait Index {
     /// The member or element, if there is one.
@@ -70,6 +70,24 @@ impl Index for String {
 
     fn index_or_insert<'v>(&self, v: &'v mut Value) -> &'v mut Value {
         self.as_str().index_or_insert(v)
+    }
+}
+
+impl Index for Key {
+    fn index_into<'v>(&self, v: &'v Value) -> Option<&'v Value> {
+        self.as_str().index_into(v)
+    }
+
+    fn index_into_mut<'v>(&self, v: &'v mut Value) -> Option<&'v mut Value> {
+        self.as_str().index_into_mut(v)
+    }
+
+    fn index_or_insert<'v>(&self, v: &'v mut Value) -> &'v mut Value {
+        match v {
+            // The key itself (a copy without allocating) rather than one made from its text.
+            Value::Object(m) => m.entry(self).or_insert(Value::Null),
+            _ => self.as_str().index_or_insert(v),
+        }
     }
 }
 

@@ -210,7 +210,7 @@ fn a_map_with_keys_that_are_not_strings_panics_as_in_serde_json() {
 #[test]
 fn a_built_object_is_an_ordinary_map() {
     let mut v = json!({"b": 1, "a": {"c": 2}});
-    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
     assert_eq!(keys, ["a", "b"]);
     let copy = v.clone();
     v["a"]["c"] = json!(3);

@@ -10,15 +10,16 @@ use super::{Map, Number, Value};
 /// `serde_json::json!` and the value it would give.
 ///
 /// `null`, `true`, `false`, arrays `[..]` and objects `{..}` nest freely, with trailing
-/// commas allowed. An object key is a string literal or any expression that converts
-/// `Into<String>` (every token up to the `:`, so `name: 1` takes the variable `name`). Any
-/// other value is a Rust expression, interpolated by reference, that becomes what
-/// `serde_json::to_value(&it)` would make of it: strings, numbers, booleans,
-/// [`Value`](crate::json::Value)s (a copy shares its objects), [`Map`](crate::json::Map)s,
-/// and `Option`s, arrays, vectors, slices and string-keyed `BTreeMap`s of these are
-/// converted directly; any other type goes through its `Serialize`
-/// ([`to_value`](crate::json::to_value)) and, as with `serde_json`, a serialisation error
-/// (such as a map with keys that are not strings) panics.
+/// commas allowed. An object key is a string literal or any expression that converts into
+/// a [`Key`](crate::json::Key) (every token up to the `:`, so `name: 1` takes the variable
+/// `name`): `&str`, `String`, `char`, `Cow<str>`, as `serde_json` takes `Into<String>`.
+/// Any other value is a
+/// Rust expression, interpolated by reference, that becomes what `serde_json::to_value(&it)`
+/// would make of it: strings, numbers, booleans, [`Value`](crate::json::Value)s (a copy
+/// shares its objects), [`Map`](crate::json::Map)s, and `Option`s, arrays, vectors, slices
+/// and string-keyed `BTreeMap`s of these are converted directly; any other type goes
+/// through its `Serialize` ([`to_value`](crate::json::to_value)) and, as with `serde_json`,
+/// a serialisation error (such as a map with keys that are not strings) panics.
 ///
 /// ```
 /// use cmdreporter_fake_cluster::json::{Value, json};
@@ -140,12 +141,14 @@ macro_rules! __fake_cluster_json {
 pub mod __macro {
     pub use super::AsValue;
     use super::Value;
+    use crate::json::Key;
 
     /// An object's members while `json!` builds it.
-    pub type Members = super::BTreeMap<String, Value>;
+    pub type Members = super::BTreeMap<Key, Value>;
 
-    /// An object key: what `serde_json::json!` accepts (`Into<String>`).
-    pub fn key(key: impl Into<String>) -> String {
+    /// An object key: a `&str`, `String`, `char`, `Cow<str>`, [`Key`]... (what
+    /// `serde_json::json!` accepts, `Into<String>`, for every such type in use).
+    pub fn key(key: impl Into<Key>) -> Key {
         key.into()
     }
 
@@ -274,11 +277,7 @@ impl<T: AsValue> AsValue for Vec<T> {
 
 impl<V: AsValue> AsValue for BTreeMap<String, V> {
     fn as_value(&self) -> Value {
-        Value::Object(
-            self.iter()
-                .map(|(k, v)| (k.clone(), v.as_value()))
-                .collect(),
-        )
+        Value::Object(self.iter().map(|(k, v)| (k, v.as_value())).collect())
     }
 }
 

@@ -1,21 +1,21 @@
 //! The members of a JSON object, shared between copies until one of them changes.
 
-use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::collections::btree_map;
 use std::sync::Arc;
 
-use super::Value;
+use super::key::KeyStr;
+use super::{Key, Value};
 
-/// An object's members in key order, as `serde_json::Map` (without `preserve_order`). A
-/// clone shares the members; every method that changes them first copies them when they
-/// are shared (that copy clones the members of this one object: nested objects stay
-/// shared).
+/// An object's members in key order, as `serde_json::Map` (without `preserve_order`), with
+/// [`Key`]s for keys (they read as `str`). A clone shares the members; every method that
+/// changes them first copies them when they are shared (that copy clones the members of
+/// this one object: nested objects stay shared, keys are copied without allocating).
 #[derive(Clone, Default)]
-pub struct Map(Arc<BTreeMap<String, Value>>);
+pub struct Map(Arc<BTreeMap<Key, Value>>);
 
 /// A member of a [`Map`] looked up for [`Map::entry`].
-pub type Entry<'a> = btree_map::Entry<'a, String, Value>;
+pub type Entry<'a> = btree_map::Entry<'a, Key, Value>;
 
 impl Map {
     /// An empty map.
@@ -29,7 +29,7 @@ impl Map {
     }
 
     /// A map of these members.
-    pub(super) fn from_members(members: BTreeMap<String, Value>) -> Self {
+    pub(super) fn from_members(members: BTreeMap<Key, Value>) -> Self {
         Map(Arc::new(members))
     }
 
@@ -41,7 +41,7 @@ impl Map {
     }
 
     /// The members, for writing: copied first when shared with another map.
-    fn members(&mut self) -> &mut BTreeMap<String, Value> {
+    fn members(&mut self) -> &mut BTreeMap<Key, Value> {
         Arc::make_mut(&mut self.0)
     }
 
@@ -67,71 +67,47 @@ impl Map {
     }
 
     /// The member `key`.
-    pub fn get<Q>(&self, key: &Q) -> Option<&Value>
-    where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord,
-    {
-        self.0.get(key)
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(KeyStr::new(key))
     }
 
     /// The member `key` and its key.
-    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&String, &Value)>
-    where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord,
-    {
-        self.0.get_key_value(key)
+    pub fn get_key_value(&self, key: &str) -> Option<(&Key, &Value)> {
+        self.0.get_key_value(KeyStr::new(key))
     }
 
     /// Whether there is a member `key`.
-    pub fn contains_key<Q>(&self, key: &Q) -> bool
-    where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord,
-    {
-        self.0.contains_key(key)
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.0.contains_key(KeyStr::new(key))
     }
 
     /// The member `key`, mutable.
-    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut Value>
-    where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord,
-    {
-        if !self.owns_members() && !self.0.contains_key(key) {
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        if !self.owns_members() && !self.0.contains_key(KeyStr::new(key)) {
             return None;
         }
-        self.members().get_mut(key)
+        self.members().get_mut(KeyStr::new(key))
     }
 
     /// Sets the member `key`; the value it had.
-    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+    pub fn insert(&mut self, key: Key, value: Value) -> Option<Value> {
         self.members().insert(key, value)
     }
 
     /// Removes the member `key`; its value.
-    pub fn remove<Q>(&mut self, key: &Q) -> Option<Value>
-    where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord,
-    {
-        if !self.owns_members() && !self.0.contains_key(key) {
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        if !self.owns_members() && !self.0.contains_key(KeyStr::new(key)) {
             return None;
         }
-        self.members().remove(key)
+        self.members().remove(KeyStr::new(key))
     }
 
     /// Removes the member `key`; its key and value.
-    pub fn remove_entry<Q>(&mut self, key: &Q) -> Option<(String, Value)>
-    where
-        String: Borrow<Q>,
-        Q: ?Sized + Ord,
-    {
-        if !self.owns_members() && !self.0.contains_key(key) {
+    pub fn remove_entry(&mut self, key: &str) -> Option<(Key, Value)> {
+        if !self.owns_members() && !self.0.contains_key(KeyStr::new(key)) {
             return None;
         }
-        self.members().remove_entry(key)
+        self.members().remove_entry(KeyStr::new(key))
     }
 
     /// Moves every member of `other` into this map.
@@ -144,42 +120,42 @@ impl Map {
     }
 
     /// The member `key`, to read, insert or change in place.
-    pub fn entry<S: Into<String>>(&mut self, key: S) -> Entry<'_> {
+    pub fn entry<S: Into<Key>>(&mut self, key: S) -> Entry<'_> {
         self.members().entry(key.into())
     }
 
     /// Keeps the members for which `keep` is true.
-    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut Value) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&Key, &mut Value) -> bool) {
         self.members().retain(|k, v| keep(k, v));
     }
 
     /// The members in key order.
-    pub fn iter(&self) -> btree_map::Iter<'_, String, Value> {
+    pub fn iter(&self) -> btree_map::Iter<'_, Key, Value> {
         self.0.iter()
     }
 
     /// The members in key order, their values mutable.
-    pub fn iter_mut(&mut self) -> btree_map::IterMut<'_, String, Value> {
+    pub fn iter_mut(&mut self) -> btree_map::IterMut<'_, Key, Value> {
         self.members().iter_mut()
     }
 
     /// The keys in order.
-    pub fn keys(&self) -> btree_map::Keys<'_, String, Value> {
+    pub fn keys(&self) -> btree_map::Keys<'_, Key, Value> {
         self.0.keys()
     }
 
     /// The values in key order.
-    pub fn values(&self) -> btree_map::Values<'_, String, Value> {
+    pub fn values(&self) -> btree_map::Values<'_, Key, Value> {
         self.0.values()
     }
 
     /// The values in key order, mutable.
-    pub fn values_mut(&mut self) -> btree_map::ValuesMut<'_, String, Value> {
+    pub fn values_mut(&mut self) -> btree_map::ValuesMut<'_, Key, Value> {
         self.members().values_mut()
     }
 
     /// The members, owned: taken when not shared, else copied.
-    fn into_members(self) -> BTreeMap<String, Value> {
+    fn into_members(self) -> BTreeMap<Key, Value> {
         Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
     }
 
@@ -203,53 +179,48 @@ impl std::fmt::Debug for Map {
     }
 }
 
-impl<Q> std::ops::Index<&Q> for Map
-where
-    String: Borrow<Q>,
-    Q: ?Sized + Ord,
-{
+impl std::ops::Index<&str> for Map {
     type Output = Value;
 
     /// The member `key`; panics when there is none, as `serde_json::Map`.
-    fn index(&self, key: &Q) -> &Value {
-        &self.0[key]
+    fn index(&self, key: &str) -> &Value {
+        &self.0[KeyStr::new(key)]
     }
 }
 
-impl<Q> std::ops::IndexMut<&Q> for Map
-where
-    String: Borrow<Q>,
-    Q: ?Sized + Ord,
-{
+impl std::ops::IndexMut<&str> for Map {
     /// The member `key`, mutable; panics when there is none, as `serde_json::Map`.
     #[allow(clippy::expect_used)]
-    fn index_mut(&mut self, key: &Q) -> &mut Value {
+    fn index_mut(&mut self, key: &str) -> &mut Value {
         self.get_mut(key).expect("no entry found for key")
     }
 }
 
-impl FromIterator<(String, Value)> for Map {
-    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
-        Map(Arc::new(iter.into_iter().collect()))
+impl<K: Into<Key>> FromIterator<(K, Value)> for Map {
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
+        Map(Arc::new(
+            iter.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        ))
     }
 }
 
-impl From<BTreeMap<String, Value>> for Map {
+impl From<BTreeMap<Key, Value>> for Map {
     /// A map of these members (no copy of them).
-    fn from(members: BTreeMap<String, Value>) -> Self {
+    fn from(members: BTreeMap<Key, Value>) -> Self {
         Map(Arc::new(members))
     }
 }
 
-impl Extend<(String, Value)> for Map {
-    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, iter: I) {
-        self.members().extend(iter);
+impl<K: Into<Key>> Extend<(K, Value)> for Map {
+    fn extend<I: IntoIterator<Item = (K, Value)>>(&mut self, iter: I) {
+        self.members()
+            .extend(iter.into_iter().map(|(k, v)| (k.into(), v)));
     }
 }
 
 impl IntoIterator for Map {
-    type Item = (String, Value);
-    type IntoIter = btree_map::IntoIter<String, Value>;
+    type Item = (Key, Value);
+    type IntoIter = btree_map::IntoIter<Key, Value>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.into_members().into_iter()
@@ -257,8 +228,8 @@ impl IntoIterator for Map {
 }
 
 impl<'a> IntoIterator for &'a Map {
-    type Item = (&'a String, &'a Value);
-    type IntoIter = btree_map::Iter<'a, String, Value>;
+    type Item = (&'a Key, &'a Value);
+    type IntoIter = btree_map::Iter<'a, Key, Value>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
@@ -266,8 +237,8 @@ impl<'a> IntoIterator for &'a Map {
 }
 
 impl<'a> IntoIterator for &'a mut Map {
-    type Item = (&'a String, &'a mut Value);
-    type IntoIter = btree_map::IterMut<'a, String, Value>;
+    type Item = (&'a Key, &'a mut Value);
+    type IntoIter = btree_map::IterMut<'a, Key, Value>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter_mut()

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
 
-use super::{Map, Number, Value};
+use super::{Key, Map, Number, Value};
 
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -121,7 +121,7 @@ impl<'de> Visitor<'de> for MapVisitor {
 /// The members of a map being read; a later duplicate key replaces the earlier one.
 fn read_members<'de, A: MapAccess<'de>>(mut access: A) -> Result<Map, A::Error> {
     let mut members = std::collections::BTreeMap::new();
-    while let Some((k, v)) = access.next_entry::<String, Value>()? {
+    while let Some((k, v)) = access.next_entry::<Key, Value>()? {
         members.insert(k, v);
     }
     Ok(Map::from_members(members))

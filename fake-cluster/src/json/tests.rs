@@ -290,7 +290,10 @@ fn step(rng: &mut impl Rng, ours: &mut Value, theirs: &mut Theirs) -> &'static s
         (Theirs::Object(tm), 0) => {
             let k = some_key(rng, Some(tm));
             let om = o.as_object_mut().unwrap();
-            assert_eq!(om.insert(k.clone(), vo).map(Theirs::from), tm.insert(k, vt));
+            assert_eq!(
+                om.insert(k.clone().into(), vo).map(Theirs::from),
+                tm.insert(k, vt)
+            );
             "insert"
         }
         (Theirs::Object(tm), 1) => {
@@ -300,7 +303,8 @@ fn step(rng: &mut impl Rng, ours: &mut Value, theirs: &mut Theirs) -> &'static s
                 assert_eq!(om.remove(&k).map(Theirs::from), tm.remove(&k));
             } else {
                 assert_eq!(
-                    om.remove_entry(&k).map(|(k, v)| (k, Theirs::from(v))),
+                    om.remove_entry(&k)
+                        .map(|(k, v)| (String::from(k), Theirs::from(v))),
                     tm.remove_entry(&k)
                 );
             }
@@ -382,7 +386,7 @@ fn step(rng: &mut impl Rng, ours: &mut Value, theirs: &mut Theirs) -> &'static s
             for _ in 0..rng.random_range(0..4) {
                 let k = some_key(rng, Some(tm));
                 let (vo, vt) = some_value(rng);
-                more_o.insert(k.clone(), vo);
+                more_o.insert(k.clone().into(), vo);
                 more_t.insert(k, vt);
             }
             o.as_object_mut().unwrap().append(&mut more_o);
@@ -414,7 +418,7 @@ fn step(rng: &mut impl Rng, ours: &mut Value, theirs: &mut Theirs) -> &'static s
                 .unwrap()
                 .as_object_mut()
                 .unwrap()
-                .insert(k.clone(), copy_o);
+                .insert(k.clone().into(), copy_o);
             theirs
                 .pointer_mut(&at)
                 .unwrap()
@@ -428,14 +432,14 @@ fn step(rng: &mut impl Rng, ours: &mut Value, theirs: &mut Theirs) -> &'static s
             let shared = o.as_object().unwrap().clone();
             let pairs: Vec<(String, Theirs)> = shared
                 .into_iter()
-                .map(|(k, v)| (k, Theirs::from(v)))
+                .map(|(k, v)| (String::from(k), Theirs::from(v)))
                 .collect();
             assert_eq!(pairs, tm.clone().into_iter().collect::<Vec<_>>());
             let k = some_key(rng, Some(tm));
             let om = o.as_object_mut().unwrap();
             assert_eq!(
                 om.get_key_value(&k)
-                    .map(|(k, v)| (k.clone(), Theirs::from(v))),
+                    .map(|(k, v)| (String::from(k), Theirs::from(v))),
                 tm.get_key_value(&k).map(|(k, v)| (k.clone(), v.clone()))
             );
             if let (Some(a), Some(b)) = (om.get_mut(&k), tm.get_mut(&k)) {

@@ -40,7 +40,7 @@ fn source_keys(
     {
         let s = v.as_str().unwrap_or_default();
         out.push((
-            k.clone(),
+            String::from(k),
             if secret {
                 decode(s)
             } else {
@@ -55,7 +55,7 @@ fn source_keys(
             .into_iter()
             .flatten()
         {
-            out.push((k.clone(), decode(v.as_str().unwrap_or_default())));
+            out.push((String::from(k), decode(v.as_str().unwrap_or_default())));
         }
     }
     Some(out)

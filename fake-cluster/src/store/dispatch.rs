@@ -446,11 +446,11 @@ mod tests {
                 } else {
                     format!("k{}", rng.random_range(0..40))
                 };
-                labels.insert(k, json!(format!("v{}", rng.random_range(0..3))));
+                labels.insert(k.into(), json!(format!("v{}", rng.random_range(0..3))));
             }
             let mut meta = crate::json::Map::new();
             for i in 0..rng.random_range(0..25) {
-                meta.insert(format!("f{i}"), json!(i));
+                meta.insert(format!("f{i}").into(), json!(i));
             }
             if rng.random_bool(0.9) {
                 meta.insert("labels".into(), Value::Object(labels));

@@ -593,8 +593,20 @@ async fn a_deleted_namespace_terminates_then_goes_with_its_content() {
         e.message,
         "configmaps \"late\" is forbidden: unable to create new content in namespace doomed because it is being terminated"
     );
-    // The namespace waits for the object its finalizer holds, then goes.
+    // The namespace waits for the object its finalizer holds, then goes; deleting it again
+    // meanwhile is refused, as by the real namespace registry.
     assert!(namespaces.get("doomed").await.is_ok());
+    let again = api_error(
+        namespaces
+            .delete("doomed", &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((again.code, again.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        again.message,
+        "Operation cannot be fulfilled on namespaces \"doomed\": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system."
+    );
     cms.patch(
         "held",
         &PatchParams::default(),

@@ -119,6 +119,15 @@ impl Store {
                     ),
                 ));
             }
+            // A namespace already terminating that its `spec.finalizers` hold: the namespace
+            // registry's `Delete` refuses (the controller removes it once it is empty).
+            if meta_str(ns, "deletionTimestamp").is_some() && held_by_spec_finalizers(def, ns) {
+                return Err(ApiError::conflict(
+                    def,
+                    name,
+                    "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+                ));
+            }
             // The namespace registry's `Delete` sets the deletionTimestamp alone (no
             // deletionGracePeriodSeconds, unlike the generic store's `markAsDeleting`).
             let m = meta_mut(ns);

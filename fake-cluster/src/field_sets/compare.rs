@@ -185,12 +185,7 @@ impl Level for FieldsV1 {
             return;
         }
         let key = match pe {
-            Elem::Field(name) => {
-                let mut k = String::with_capacity(name.len() + 2);
-                k.push_str("f:");
-                k.push_str(name);
-                k
-            }
+            Elem::Field(name) => Key::prefixed("f:", name),
             Elem::Item(pe) => {
                 let plain = match pe {
                     PathElement::Key(fields) => fields.iter().all(|(_, v)| plain_numbers(v)),
@@ -198,7 +193,7 @@ impl Level for FieldsV1 {
                     _ => true,
                 };
                 self.exact &= plain;
-                pe.fields_v1_key()
+                pe.fields_v1_key().into()
             }
         };
         let level = if map.is_empty() {
@@ -210,7 +205,7 @@ impl Level for FieldsV1 {
             Value::Object(Map::from(map))
         };
         // Two children with one key would be merged in a set: leave that to the set.
-        if self.map.insert(key.into(), level).is_some() {
+        if self.map.insert(key, level).is_some() {
             self.exact = false;
         }
     }

@@ -44,6 +44,27 @@ impl Key {
         }
     }
 
+    /// The key `prefix` followed by `text` (`f:name`), without a `String` on the way when
+    /// it is short enough to be kept in place.
+    pub fn prefixed(prefix: &str, text: &str) -> Key {
+        let len = prefix.len() + text.len();
+        if len <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..prefix.len()].copy_from_slice(prefix.as_bytes());
+            bytes[prefix.len()..len].copy_from_slice(text.as_bytes());
+            #[allow(clippy::cast_possible_truncation)] // at most INLINE
+            Key(Repr::Inline {
+                len: len as u8,
+                bytes,
+            })
+        } else {
+            let mut joined = String::with_capacity(len);
+            joined.push_str(prefix);
+            joined.push_str(text);
+            Key(Repr::Shared(Arc::from(joined)))
+        }
+    }
+
     /// The key's text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -336,6 +357,20 @@ mod tests {
             }
         }
         assert_eq!(Key::from('ü'), "ü");
+        for (p, t) in [
+            ("f:", "name"),
+            ("f:", "terminationGracePeriodSeconds"),
+            ("", ""),
+            ("k:", ""),
+        ] {
+            let k = Key::prefixed(p, t);
+            assert_eq!(k, format!("{p}{t}"));
+            assert_eq!(k, Key::new(&format!("{p}{t}")));
+        }
+        assert_eq!(
+            Key::prefixed("f:", "exactly_twenty_by"),
+            "f:exactly_twenty_by"
+        );
         assert_eq!(std::mem::size_of::<Key>(), std::mem::size_of::<String>());
         let read: Key = serde_json::from_str(r#""a\"b""#).unwrap();
         assert_eq!(read, "a\"b");

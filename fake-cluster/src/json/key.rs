@@ -70,8 +70,9 @@ impl Key {
         match &self.0 {
             Repr::Inline { len, bytes } => {
                 let bytes = &bytes[..usize::from(*len)];
-                // SAFETY: `Key::new` copied these bytes from a `&str` (all of its bytes, so
-                // the run ends on a character boundary), and they never change.
+                // SAFETY: `Key::new` copied these bytes from one `&str`, and `Key::prefixed`
+                // from two placed one after the other (all of their bytes, so the run is
+                // valid UTF-8 and ends on a character boundary); they never change.
                 unsafe { std::str::from_utf8_unchecked(bytes) }
             }
             Repr::Shared(text) => text,

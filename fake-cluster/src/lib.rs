@@ -326,8 +326,9 @@ fn create_namespace(api: &ApiServer, ns: &str, root_ca: &str) {
     let _ = api.store.create(
         well_known::namespaces(),
         "",
-        json!({"metadata": {"name": ns},
-        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
+        // The store makes it Active with the `kubernetes` finalizer, as the namespace
+        // strategy does.
+        json!({"metadata": {"name": ns}}),
     );
     controllers::namespace_defaults::ensure(&api.store, ns, root_ca);
 }

@@ -51,6 +51,10 @@ async fn a_namespace_created_through_the_api_is_active_and_held_by_the_kubernete
         .unwrap();
     assert_eq!(finalizers(&plain), ["kubernetes"]);
     assert_eq!(phase(&plain).as_deref(), Some("Active"));
+    // The cluster's own namespaces are made the same way.
+    let default = nss.get("default").await.unwrap();
+    assert_eq!(finalizers(&default), ["kubernetes"]);
+    assert_eq!(phase(&default).as_deref(), Some("Active"));
     // A finalizer given stays, `kubernetes` after it; a status given is replaced.
     let given = nss
         .create(

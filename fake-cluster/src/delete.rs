@@ -22,7 +22,7 @@ struct Options {
     orphan_dependents: Option<bool>,
 }
 
-fn options(def: &ResourceDef, name: &str, q: &Query, body: &[u8]) -> Result<Options, ApiError> {
+fn options(q: &Query, body: &[u8]) -> Result<Options, ApiError> {
     let body = if body.is_empty() {
         json!({})
     } else {
@@ -33,24 +33,31 @@ fn options(def: &ResourceDef, name: &str, q: &Query, body: &[u8]) -> Result<Opti
         .and_then(Value::as_str)
         .map(str::to_owned)
         .or_else(|| q.get("propagationPolicy").cloned());
-    let propagation = match policy.as_deref() {
-        None | Some("") => None,
-        Some(p) => Some(Propagation::parse(p).ok_or_else(|| {
-            ApiError::invalid(
-                def,
-                name,
-                vec![FieldError::not_supported(
-                    "propagationPolicy",
-                    p,
-                    &["Foreground", "Background", "Orphan"],
-                )],
-            )
-        })?),
-    };
     let orphan_dependents = body
         .get("orphanDependents")
         .and_then(Value::as_bool)
         .or_else(|| q.get("orphanDependents").and_then(|v| v.parse().ok()));
+    // As the real handler's `ValidateDeleteOptions`, before anything is read.
+    let policy = policy.filter(|p| !p.is_empty());
+    let mut causes = Vec::new();
+    if let (Some(_), Some(p)) = (orphan_dependents, &policy) {
+        causes.push(FieldError::invalid(
+            "propagationPolicy",
+            p,
+            "orphanDependents and deletionPropagation cannot be both set",
+        ));
+    }
+    let propagation = policy.as_deref().and_then(Propagation::parse);
+    if let (Some(p), None) = (&policy, propagation) {
+        causes.push(FieldError::not_supported(
+            "propagationPolicy",
+            p,
+            &["Foreground", "Background", "Orphan"],
+        ));
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid_options("DeleteOptions", causes));
+    }
     let propagation = propagation.or(match orphan_dependents {
         Some(true) => Some(Propagation::Orphan),
         Some(false) => Some(Propagation::Background),
@@ -103,7 +110,7 @@ impl ApiServer {
         q: &Query,
         body: &[u8],
     ) -> Result<Response<ResponseBody>, ApiError> {
-        let opts = options(def, name, q, body)?;
+        let opts = options(q, body)?;
         let deleted = self.store.delete(
             &self.store.resources().storage_of(def),
             ns,
@@ -145,7 +152,7 @@ impl ApiServer {
         q: &Query,
         body: &[u8],
     ) -> Result<Response<ResponseBody>, ApiError> {
-        let opts = options(def, "", q, body)?;
+        let opts = options(q, body)?;
         let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
         let fields = FieldSelector::parse(def, q.get("fieldSelector").map_or("", String::as_str))?;
         let sdef = self.store.resources().storage_of(def);

@@ -105,6 +105,25 @@ impl ApiError {
         Self::new(422, "Invalid", message).with_details(details)
     }
 
+    /// 422 Invalid of request options (`DeleteOptions`, ...): the real server names them
+    /// as `DeleteOptions.meta.k8s.io ""`, with one cause per field.
+    pub fn invalid_options(kind: &str, causes: Vec<FieldError>) -> Self {
+        let summary: Vec<String> = causes.iter().map(FieldError::to_string).collect();
+        let message = format!(
+            "{kind}.meta.k8s.io \"\" is invalid: {}",
+            if summary.len() == 1 {
+                summary[0].clone()
+            } else {
+                format!("[{}]", summary.join(", "))
+            }
+        );
+        let details = json!({"group": "meta.k8s.io", "kind": kind, "causes": causes
+            .iter()
+            .map(|c| json!({"reason": c.reason, "message": c.detail_message(), "field": c.field}))
+            .collect::<Vec<_>>()});
+        Self::new(422, "Invalid", message).with_details(details)
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

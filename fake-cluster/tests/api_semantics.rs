@@ -374,6 +374,56 @@ async fn jobs_orphan_their_pods_by_default_with_the_warning() {
     assert!(resp.headers().get("warning").is_none());
 }
 
+/// DeleteOptions are validated as the real handler's `ValidateDeleteOptions` does, before
+/// anything is deleted: both `orphanDependents` and `propagationPolicy`, or a policy that is
+/// none of the three, is 422 naming `DeleteOptions.meta.k8s.io ""`.
+#[tokio::test]
+async fn delete_options_that_contradict_or_are_unknown_are_invalid() {
+    let c = cluster().await;
+    let jobs: Api<Job> = Api::default_namespaced(c.client());
+    jobs.create(&PostParams::default(), &job("j"))
+        .await
+        .unwrap();
+    let client = c.client();
+    let delete = |body: serde_json::Value| {
+        let req = http::Request::delete("/apis/batch/v1/namespaces/default/jobs/j")
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        client.request_text(req)
+    };
+    let e = api_error(
+        delete(json!({"orphanDependents": true, "propagationPolicy": "Foreground"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+    assert_eq!(
+        e.message,
+        "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Invalid value: \"Foreground\": orphanDependents and deletionPropagation cannot be both set"
+    );
+    let details = e.details.unwrap();
+    assert_eq!(
+        (details.group.as_str(), details.kind.as_str()),
+        ("meta.k8s.io", "DeleteOptions")
+    );
+    assert_eq!(details.causes[0].field, "propagationPolicy");
+    let e = api_error(
+        delete(json!({"orphanDependents": false, "propagationPolicy": "Sideways"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        "DeleteOptions.meta.k8s.io \"\" is invalid: [propagationPolicy: Invalid value: \"Sideways\": orphanDependents and deletionPropagation cannot be both set, propagationPolicy: Unsupported value: \"Sideways\": supported values: \"Foreground\", \"Background\", \"Orphan\"]"
+    );
+    // Nothing was deleted; either option alone is taken.
+    let kept = jobs.get("j").await.unwrap();
+    assert!(kept.metadata.deletion_timestamp.is_none());
+    delete(json!({"orphanDependents": false})).await.unwrap();
+    assert_eq!(api_error(jobs.get("j").await.unwrap_err()).code, 404);
+}
+
 #[tokio::test]
 async fn lists_page_with_limit_and_continue() {
     let c = cluster().await;

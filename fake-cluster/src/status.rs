@@ -84,44 +84,33 @@ impl ApiError {
 
     /// 422 Invalid with one cause per field.
     pub fn invalid(def: &ResourceDef, name: &str, causes: Vec<FieldError>) -> Self {
-        let summary: Vec<String> = causes.iter().map(FieldError::to_string).collect();
-        let message = format!(
-            "{} \"{name}\" is invalid: {}",
-            def.kind,
-            if summary.len() == 1 {
-                summary[0].clone()
-            } else {
-                format!("[{}]", summary.join(", "))
-            }
-        );
         let mut details = def.details(name);
         details["kind"] = json!(def.kind);
+        Self::invalid_as(&format!("{} \"{name}\"", def.kind), details, &causes)
+    }
+
+    /// 422 Invalid of request options (`DeleteOptions`, ...): the real server names them
+    /// as `DeleteOptions.meta.k8s.io ""`, with one cause per field.
+    pub fn invalid_options(kind: &str, causes: Vec<FieldError>) -> Self {
+        let details = json!({"group": "meta.k8s.io", "kind": kind});
+        Self::invalid_as(&format!("{kind}.meta.k8s.io \"\""), details, &causes)
+    }
+
+    /// 422 Invalid of `subject` (the kind and name as the message writes them): the
+    /// message lists the causes (in brackets when there are several), `details` gets them.
+    fn invalid_as(subject: &str, mut details: Value, causes: &[FieldError]) -> Self {
+        let summary: Vec<String> = causes.iter().map(FieldError::to_string).collect();
+        let summary = match summary.as_slice() {
+            [one] => one.clone(),
+            _ => format!("[{}]", summary.join(", ")),
+        };
         details["causes"] = Value::Array(
             causes
                 .iter()
                 .map(|c| json!({"reason": c.reason, "message": c.detail_message(), "field": c.field}))
                 .collect(),
         );
-        Self::new(422, "Invalid", message).with_details(details)
-    }
-
-    /// 422 Invalid of request options (`DeleteOptions`, ...): the real server names them
-    /// as `DeleteOptions.meta.k8s.io ""`, with one cause per field.
-    pub fn invalid_options(kind: &str, causes: Vec<FieldError>) -> Self {
-        let summary: Vec<String> = causes.iter().map(FieldError::to_string).collect();
-        let message = format!(
-            "{kind}.meta.k8s.io \"\" is invalid: {}",
-            if summary.len() == 1 {
-                summary[0].clone()
-            } else {
-                format!("[{}]", summary.join(", "))
-            }
-        );
-        let details = json!({"group": "meta.k8s.io", "kind": kind, "causes": causes
-            .iter()
-            .map(|c| json!({"reason": c.reason, "message": c.detail_message(), "field": c.field}))
-            .collect::<Vec<_>>()});
-        Self::new(422, "Invalid", message).with_details(details)
+        Self::new(422, "Invalid", format!("{subject} is invalid: {summary}")).with_details(details)
     }
 
     /// 400 BadRequest.

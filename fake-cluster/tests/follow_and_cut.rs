@@ -17,10 +17,12 @@ async fn cluster_with_talker() -> FakeCluster {
     let rt = ScriptedRuntime::new();
     rt.image(
         "talker:1",
+        // `/talk [PREFIX]`: "one", then 5 s later "two" (on stderr), each after PREFIX.
         ScriptedImage::new().program("/talk", |ctx: ProgramContext| async move {
-            ctx.write_stdout(b"one\n").await;
+            let prefix = ctx.argv.get(1).cloned().unwrap_or_default();
+            ctx.write_stdout(format!("{prefix}one\n").as_bytes()).await;
             tokio::time::sleep(Duration::from_secs(5)).await;
-            ctx.write_stderr(b"two\n").await;
+            ctx.write_stderr(format!("{prefix}two\n").as_bytes()).await;
             Exit::Code(0)
         }),
     );
@@ -95,7 +97,7 @@ async fn followers_of_two_pods_get_their_own_lines_and_end_with_their_pod() {
     let pods = running_pod(&cluster).await;
     let other: Pod = serde_json::from_value(json!({
         "metadata": {"name": "other"},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "talker:1", "command": ["/talk"]}]}
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "talker:1", "command": ["/talk", "b-"]}]}
     }))
     .unwrap();
     pods.create(&PostParams::default(), &other).await.unwrap();
@@ -106,7 +108,7 @@ async fn followers_of_two_pods_get_their_own_lines_and_end_with_their_pod() {
     let mut talker = pods.log_stream("talker", &lp).await.unwrap().lines();
     assert_eq!(talker.next().await.unwrap().unwrap(), "one");
     let mut others = pods.log_stream("other", &lp).await.unwrap().lines();
-    assert_eq!(others.next().await.unwrap().unwrap(), "one");
+    assert_eq!(others.next().await.unwrap().unwrap(), "b-one");
     let started = tokio::time::Instant::now();
     let dp = kube::api::DeleteParams {
         grace_period_seconds: Some(0),

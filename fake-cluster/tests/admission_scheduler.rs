@@ -272,3 +272,54 @@ async fn a_namespace_created_through_the_api_gets_its_service_account_and_root_c
     assert!(!present(well_known::serviceaccounts(), "default"));
     assert!(!present(well_known::configmaps(), "kube-root-ca.crt"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_for_another_scheduler_is_left_unbound_without_conditions() {
+    let rt = ScriptedRuntime::new();
+    rt.image("app:1", app_image());
+    let cluster = cluster_on(rt).await;
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client());
+    let other = pods
+        .create(
+            &PostParams::default(),
+            &pod("other", json!({"schedulerName": "my-scheduler"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        other.spec.unwrap().scheduler_name.as_deref(),
+        Some("my-scheduler")
+    );
+    // The API server fills in the default scheduler's name, and that one binds the pod.
+    let mine = pods
+        .create(&PostParams::default(), &pod("mine", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.spec.unwrap().scheduler_name.as_deref(),
+        Some("default-scheduler")
+    );
+    // The controllers see changes in order: once the later pod is bound, the earlier one
+    // has been looked at.
+    wait_until(&cluster, LIMIT, || node_of(&cluster, "mine").is_some()).await;
+    // A node arriving retries unschedulable pods; this one was never the scheduler's.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client());
+    nodes
+        .create(
+            &PostParams::default(),
+            &cmdreporter_fake_cluster::json::from_value(json!({"metadata": {"name": "n-2"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    wait_until(&cluster, LIMIT, || phase(&cluster, "mine") == "Succeeded").await;
+    let stuck = pods.get("other").await.unwrap();
+    assert!(stuck.spec.unwrap().node_name.is_none());
+    let status = stuck.status.unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Pending"));
+    assert!(
+        status.conditions.unwrap_or_default().is_empty(),
+        "no PodScheduled condition"
+    );
+    assert!(events_of(&cluster, "other").await.is_empty());
+}

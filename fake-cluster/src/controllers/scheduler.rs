@@ -3,7 +3,9 @@
 //! taints the pod tolerates. Otherwise the pod gets `PodScheduled=False`, reason
 //! `Unschedulable`, with the message the real scheduler writes
 //! (`0/N nodes are available: <counted reasons>. preemption: ...`), and a `FailedScheduling`
-//! Event; it is tried again whenever a node is added or changes.
+//! Event; it is tried again whenever a node is added or changes. Only pods whose
+//! `spec.schedulerName` is `default-scheduler` (the API server's default) are its own; the
+//! others wait, unbound and without a PodScheduled condition, for a scheduler of that name.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,9 @@ use super::{Controllers, field};
 use crate::resources::well_known;
 use crate::selector::at;
 use crate::store::meta_str;
+
+/// The name of the one profile this scheduler runs, as the real default scheduler's.
+const DEFAULT_SCHEDULER: &str = "default-scheduler";
 
 const AFFINITY_MISMATCH: &str = "node(s) didn't match Pod's node affinity/selector";
 
@@ -133,6 +138,16 @@ fn unfit(pod: &Value, node: &Value) -> Option<String> {
         })
 }
 
+/// Whether this scheduler is the one the pod asked for, as `responsibleForPod` in
+/// `pkg/scheduler/eventhandlers.go` (`profiles.HandlesSchedulerName(pod.Spec.SchedulerName)`)
+/// decides before a pod enters the scheduling queue. A pod stored without the field counts as
+/// asking for the default, which the API server would have filled in.
+fn responsible_for(pod: &Value) -> bool {
+    at(pod, "/spec/schedulerName")
+        .and_then(Value::as_str)
+        .is_none_or(|name| name == DEFAULT_SCHEDULER)
+}
+
 /// The scheduler's decision: a node name, or the Unschedulable message.
 pub(crate) fn place(pod: &Value, nodes: &[std::sync::Arc<Value>]) -> Result<String, String> {
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
@@ -161,6 +176,7 @@ impl Controllers {
         };
         if field(&pod, &["spec", "nodeName"]).is_some()
             || meta_str(&pod, "deletionTimestamp").is_some()
+            || !responsible_for(&pod)
         {
             return;
         }
@@ -200,7 +216,7 @@ impl Controllers {
                 if first && let Ok(p) = updated {
                     self.event(
                         &p,
-                        "default-scheduler",
+                        DEFAULT_SCHEDULER,
                         "Warning",
                         "FailedScheduling",
                         &message,

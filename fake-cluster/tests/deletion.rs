@@ -521,3 +521,41 @@ async fn a_namespace_goes_as_stored_with_its_spec_finalizer() {
     );
     assert_eq!(rv(&last), c.store().resource_version());
 }
+
+/// The garbage collector's finalizers are compared as sets (`deletionFinalizersForGarbageCollection`
+/// in the registry's store.go): a repeated `orphan` is the same set as one, so the delete
+/// marks the object and leaves its finalizers as they are; the garbage collector then
+/// orphans the dependents and removes every `orphan` (`removeFinalizer`).
+#[tokio::test]
+async fn a_repeated_gc_finalizer_is_the_same_set_and_is_kept_as_stored() {
+    let c = scripted().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let fins = ["example.com/hold", "orphan", "orphan"];
+    let created = cms
+        .create(
+            &PostParams::default(),
+            &from(json!({"metadata": {"name": "twice", "finalizers": fins}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.finalizers(), fins);
+    // No policy: the `orphan` already there decides.
+    let marked = cms
+        .delete("twice", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("held by its finalizers");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.finalizers(), fins);
+    wait_until(&c, LIMIT, || {
+        c.store()
+            .get(
+                cmdreporter_fake_cluster::resources::well_known::configmaps(),
+                "default",
+                "twice",
+            )
+            .is_ok_and(|o| o.pointer("/metadata/finalizers") == Some(&json!(["example.com/hold"])))
+    })
+    .await;
+}

@@ -157,8 +157,10 @@ impl Store {
 /// The finalizers of `obj` after a delete with `propagation`, as the real registry's
 /// `deletionFinalizersForGarbageCollection` sets them: `orphan` and `foregroundDeletion`
 /// removed, then the one the policy asks for appended. Without a policy, one of the two
-/// already on the object decides, or else the resource's default. The same set as before
-/// keeps its order (no write).
+/// already on the object decides, or else the resource's default. The old and new lists
+/// are compared as sets, as that function does (`sets.NewString(...).Equal`): the same set
+/// keeps the stored list as it is, order and repeats included (no write); a different one
+/// is the new list, with the repeats of the other finalizers kept.
 fn gc_finalizers(
     stored: &[String],
     propagation: Option<Propagation>,
@@ -180,7 +182,8 @@ fn gc_finalizers(
         Propagation::Foreground => fins.push(FOREGROUND.to_owned()),
         Propagation::Background => {}
     }
-    let same_set = fins.len() == stored.len() && fins.iter().all(|f| stored.contains(f));
+    let same_set =
+        fins.iter().all(|f| stored.contains(f)) && stored.iter().all(|f| fins.contains(f));
     if same_set { stored.to_vec() } else { fins }
 }
 
@@ -292,6 +295,30 @@ mod tests {
         // The same set keeps the stored order: nothing to write.
         let first = with(&["orphan", "example.com/a"]);
         assert_eq!(gc_finalizers(&first, None, Propagation::Background), first);
+        // Sets, not counts: a repeated finalizer is the same set, kept as stored.
+        let repeated = with(&["orphan", "example.com/a", "orphan"]);
+        assert_eq!(
+            gc_finalizers(&repeated, None, Propagation::Background),
+            repeated
+        );
+        assert_eq!(
+            gc_finalizers(
+                &repeated,
+                Some(Propagation::Orphan),
+                Propagation::Background
+            ),
+            repeated
+        );
+        // A different set: the new list, the other finalizers' repeats kept.
+        let twice = with(&["example.com/a", "example.com/a"]);
+        assert_eq!(
+            gc_finalizers(
+                &twice,
+                Some(Propagation::Foreground),
+                Propagation::Background
+            ),
+            ["example.com/a", "example.com/a", "foregroundDeletion"]
+        );
     }
 
     #[test]

@@ -4,26 +4,32 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::json::{Map, Value, json};
-use rand::{Rng, SeedableRng};
+use crate::json::Value;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::Clock;
+use crate::crd;
 use crate::resources::{Registry, ResourceDef, ResourceRef, well_known};
-use crate::status::{ApiError, FieldError};
-use crate::{crd, defaults, validation};
+use crate::status::ApiError;
 
+mod create;
 mod delete;
 mod dispatch;
 mod history;
+mod meta;
 mod namespace;
 mod objects;
+mod update;
 mod write;
 
 pub use delete::{DeleteOptions, Deleted};
 pub use dispatch::{Interest, Requirement};
 pub use history::{Wants, WatchReceiver, WatchRecvError, WatchStart};
+pub use meta::meta_str;
+pub(crate) use meta::set_resource_version;
+use meta::{finalizers, meta, meta_mut};
 
 /// Result of store operations.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -111,83 +117,8 @@ pub struct Store {
 /// error.
 pub const WATCH_BUFFER: usize = 8192;
 
-const GENERATE_NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
 fn key(def: &ResourceDef) -> &str {
     def.storage_key()
-}
-
-fn meta(obj: &Value) -> Option<&Map> {
-    obj.get("metadata").and_then(Value::as_object)
-}
-
-/// `metadata.<field>` as a string, if set.
-pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    meta(obj).and_then(|m| m.get(field)).and_then(Value::as_str)
-}
-
-/// Sets `metadata.resourceVersion` (making `metadata` an object first if it is not one).
-pub(crate) fn set_resource_version(obj: &mut Value, rv: String) {
-    meta_mut(obj).insert("resourceVersion".into(), Value::String(rv));
-}
-
-fn meta_mut(obj: &mut Value) -> &mut Map {
-    if !obj.get("metadata").is_some_and(Value::is_object) {
-        obj["metadata"] = json!({});
-    }
-    match obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        Some(m) => m,
-        None => unreachable!("metadata was just made an object"),
-    }
-}
-
-/// `a == b`, comparing `status` and then `metadata` first: what a write changes is
-/// nearly always there, so a real change is found before the (equal) spec is walked.
-fn same_object(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len()
-                && ["status", "metadata"].iter().all(|k| a.get(k) == b.get(k))
-                && a.iter().all(|(k, v)| {
-                    matches!(k.as_str(), "status" | "metadata") || b.get(k) == Some(v)
-                })
-        }
-        _ => a == b,
-    }
-}
-
-/// `obj` with its `status` replaced by `status`, without copying the old status.
-fn with_status(obj: &Value, status: Value) -> Value {
-    let Value::Object(m) = obj else {
-        let mut next = obj.clone();
-        next["status"] = status;
-        return next;
-    };
-    let mut status = Some(status);
-    let mut next: Map = m
-        .iter()
-        .map(|(k, v)| match k.as_str() {
-            "status" => (k.clone(), status.take().unwrap_or_default()),
-            _ => (k.clone(), v.clone()),
-        })
-        .collect();
-    if let Some(status) = status {
-        next.insert("status".into(), status);
-    }
-    Value::Object(next)
-}
-
-fn finalizers(obj: &Value) -> Vec<String> {
-    meta(obj)
-        .and_then(|m| m.get("finalizers"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl Store {
@@ -333,186 +264,11 @@ impl Store {
         inner.rv
     }
 
-    fn uid(inner: &mut Inner) -> String {
-        let b: [u8; 16] = inner.rng.random();
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            u16::from_be_bytes([b[4], b[5]]),
-            u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
-            (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
-            u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]]),
-        )
-    }
-
     fn namespace_exists(inner: &Inner, ns: &str) -> bool {
         inner
             .objects
             .get(key(well_known::namespaces()))
             .is_some_and(|m| m.contains("", ns))
-    }
-
-    /// Creates an object. Fills name (from generateName), namespace, uid, resourceVersion,
-    /// creationTimestamp and generation.
-    pub fn create(&self, def: &ResourceRef, ns: &str, obj: Value) -> Result<Arc<Value>> {
-        self.create_inner(def, ns, obj, false)
-    }
-
-    /// What [`Store::create`] would store, after every check, without storing it
-    /// (`dryRun=All`): no resourceVersion, nothing published.
-    pub fn create_dry_run(&self, def: &ResourceRef, ns: &str, obj: Value) -> Result<Arc<Value>> {
-        self.create_inner(def, ns, obj, true)
-    }
-
-    /// A create in three steps: the checks and the draws from the seeded generator (name,
-    /// uid) under the store's lock; the new object filled, defaulted and validated outside
-    /// it; the checks again (the namespace may have gone, the name been taken meanwhile),
-    /// the creationTimestamp, the resourceVersion and the publication under the lock. For a
-    /// sequence of creates, the same errors in the same order and the same objects as when
-    /// all of it ran under the lock. A definition is prepared and validated under the lock
-    /// (it is checked against the stored ones).
-    fn create_inner(
-        &self,
-        def: &ResourceRef,
-        ns: &str,
-        mut obj: Value,
-        dry_run: bool,
-    ) -> Result<Arc<Value>> {
-        let ns = if def.namespaced { ns } else { "" };
-        let (name, uid) = {
-            let mut inner = self.lock();
-            let name = self.admit_create(&mut inner, def, ns, &obj)?;
-            (name, Self::uid(&mut inner))
-        };
-        obj["apiVersion"] = json!(def.storage_api_version());
-        obj["kind"] = json!(def.kind);
-        let m = meta_mut(&mut obj);
-        m.insert("name".into(), json!(name));
-        if def.namespaced {
-            m.insert("namespace".into(), json!(ns));
-        } else {
-            m.remove("namespace");
-        }
-        m.insert("uid".into(), json!(uid));
-        m.remove("resourceVersion");
-        m.remove("creationTimestamp");
-        m.remove("deletionTimestamp");
-        m.remove("deletionGracePeriodSeconds");
-        if def.has_generation {
-            m.insert("generation".into(), json!(1));
-        } else {
-            m.remove("generation");
-        }
-        defaults::apply(def, &mut obj);
-        if def == well_known::namespaces() {
-            namespace::prepare_for_create(&mut obj);
-        }
-        crd::prepare_create(def, &mut obj);
-        let is_crd = crd::is_crd(def);
-        if !is_crd {
-            Self::check_new(def, &name, &obj)?;
-        }
-        let mut inner = self.lock();
-        Self::admit_name(&inner, def, ns, &name)?;
-        let now = self.clock.now_rfc3339_seconds();
-        meta_mut(&mut obj).insert("creationTimestamp".into(), json!(now));
-        if is_crd {
-            crd::prepare(def, &mut obj, &now, &Self::definitions(&inner, def));
-            Self::check_new(def, &name, &obj)?;
-        }
-        if dry_run {
-            return Ok(Arc::new(obj));
-        }
-        let rv = Self::next_rv(&mut inner);
-        meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
-        let obj = Arc::new(obj);
-        inner
-            .objects
-            .entry(def.storage_key().clone())
-            .or_default()
-            .insert(ns, &name, obj.clone());
-        self.publish(
-            &mut inner,
-            Change {
-                kind: ChangeType::Added,
-                resource: def.clone(),
-                namespace: ns.to_owned(),
-                name,
-                object: obj.clone(),
-                previous: None,
-                rv,
-            },
-        );
-        Ok(obj)
-    }
-
-    /// The checks of a create before the object is made, in the order the server makes
-    /// them, and its name (drawn for a generateName).
-    fn admit_create(
-        &self,
-        inner: &mut Inner,
-        def: &ResourceRef,
-        ns: &str,
-        obj: &Value,
-    ) -> Result<String> {
-        if def.namespaced && !Self::namespace_exists(inner, ns) {
-            return Err(ApiError::namespace_not_found(ns));
-        }
-        let name = match meta_str(obj, "name").filter(|n| !n.is_empty()) {
-            Some(n) => n.to_owned(),
-            None => match meta_str(obj, "generateName").filter(|n| !n.is_empty()) {
-                Some(prefix) => {
-                    let mut name = String::with_capacity(prefix.len() + 5);
-                    name.push_str(prefix);
-                    for _ in 0..5 {
-                        let i = inner.rng.random_range(0..GENERATE_NAME_ALPHABET.len());
-                        name.push(GENERATE_NAME_ALPHABET[i] as char);
-                    }
-                    name
-                }
-                None => {
-                    return Err(ApiError::invalid(
-                        def,
-                        "",
-                        vec![FieldError::required(
-                            "metadata.name",
-                            "name or generateName is required",
-                        )],
-                    ));
-                }
-            },
-        };
-        validation::validate_name(def, &name)?;
-        Self::admit_name(inner, def, ns, &name)?;
-        Ok(name)
-    }
-
-    /// The namespace exists, is not terminating, and holds no object `name` of `def`.
-    fn admit_name(inner: &Inner, def: &ResourceRef, ns: &str, name: &str) -> Result<()> {
-        if def.namespaced {
-            if !Self::namespace_exists(inner, ns) {
-                return Err(ApiError::namespace_not_found(ns));
-            }
-            namespace::check_not_terminating(inner, def, ns, name)?;
-        }
-        if inner
-            .objects
-            .get(key(def))
-            .is_some_and(|m| m.contains(ns, name))
-        {
-            return Err(ApiError::already_exists(def, name));
-        }
-        Ok(())
-    }
-
-    /// 422 for a new object that does not validate.
-    fn check_new(def: &ResourceRef, name: &str, obj: &Value) -> Result<()> {
-        let causes = defaults::validate(def, obj);
-        if causes.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::invalid(def, name, causes))
-        }
     }
 
     /// Gets one object.
@@ -546,178 +302,6 @@ impl Store {
         (items, inner.rv)
     }
 
-    /// Replaces an object (the main resource, or its `status` subresource).
-    ///
-    /// A resourceVersion in the new object must match the stored one (409 Conflict otherwise).
-    pub fn update(
-        &self,
-        def: &ResourceRef,
-        ns: &str,
-        name: &str,
-        new: Value,
-        subresource: Option<&str>,
-    ) -> Result<Arc<Value>> {
-        self.update_with(def, ns, name, new, subresource, false)
-    }
-
-    /// [`Store::update`], or with `dry_run` every check and the object it would store,
-    /// without storing it.
-    pub fn update_with(
-        &self,
-        def: &ResourceRef,
-        ns: &str,
-        name: &str,
-        new: Value,
-        subresource: Option<&str>,
-        dry_run: bool,
-    ) -> Result<Arc<Value>> {
-        if meta_str(&new, "name").is_some_and(|n| n != name) {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                meta_str(&new, "name").unwrap_or_default()
-            )));
-        }
-        let precondition = meta_str(&new, "resourceVersion").map(str::to_owned);
-        // A replacement builds the new object from the request, not from a copy of the
-        // stored one (which `modify` would make and this would throw away).
-        let spec_kept = subresource == Some("status");
-        self.write_scoped(def, ns, name, dry_run, spec_kept, |current| {
-            if let Some(rv) = &precondition
-                && meta_str(current, "resourceVersion") != Some(rv.as_str())
-            {
-                return Err(ApiError::stale(def, name));
-            }
-            let mut next = new;
-            match subresource {
-                Some("status") => {
-                    let status = next.get_mut("status").map_or(Value::Null, Value::take);
-                    // The field manager's bookkeeping of this write (see `managed_fields`).
-                    let managed = crate::selector::at(&next, "/metadata/managedFields").cloned();
-                    next = with_status(current, status);
-                    match managed {
-                        Some(Value::Array(a)) if a.is_empty() => {
-                            meta_mut(&mut next).remove("managedFields");
-                        }
-                        Some(mf) => {
-                            meta_mut(&mut next).insert("managedFields".into(), mf);
-                        }
-                        None => {}
-                    }
-                    if def.custom.is_some() {
-                        if next["status"].is_null()
-                            && let Some(m) = next.as_object_mut()
-                        {
-                            m.remove("status");
-                        }
-                        crd::normalize(def, &mut next);
-                        let causes = defaults::validate(def, &next);
-                        if !causes.is_empty() {
-                            return Err(ApiError::invalid(def, name, causes));
-                        }
-                    }
-                }
-                _ => {
-                    crd::normalize(def, &mut next);
-                    let mut causes = defaults::validate(def, &next);
-                    if crd::is_crd(def) {
-                        causes.extend(crd::validate_definition_update(current, &next));
-                    }
-                    if !causes.is_empty() {
-                        return Err(ApiError::invalid(def, name, causes));
-                    }
-                    if def == well_known::namespaces() {
-                        namespace::keep_spec_finalizers(current, &mut next);
-                    }
-                    match current.get("status") {
-                        Some(status) if def.has_subresource("status") => {
-                            next["status"] = status.clone();
-                        }
-                        // A custom resource's main endpoint never writes status.
-                        None if def.custom.is_some() && def.has_subresource("status") => {
-                            if let Some(m) = next.as_object_mut() {
-                                m.remove("status");
-                            }
-                        }
-                        _ => {}
-                    }
-                    if meta_str(current, "deletionTimestamp").is_some() {
-                        let old = finalizers(current);
-                        let added: Vec<String> = finalizers(&next)
-                            .into_iter()
-                            .filter(|f| !old.contains(f))
-                            .collect();
-                        if !added.is_empty() {
-                            let quoted: Vec<String> =
-                                added.iter().map(|f| format!("{f:?}")).collect();
-                            return Err(ApiError::invalid(
-                                def,
-                                name,
-                                vec![FieldError::forbidden(
-                                    "metadata.finalizers",
-                                    format!(
-                                        "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
-                                        quoted.join(", ")
-                                    ),
-                                )],
-                            ));
-                        }
-                    }
-                    let keep = [
-                        "uid",
-                        "creationTimestamp",
-                        "deletionTimestamp",
-                        "deletionGracePeriodSeconds",
-                        "generation",
-                    ];
-                    let cur_meta = meta(current);
-                    let m = meta_mut(&mut next);
-                    for k in keep {
-                        match cur_meta.and_then(|c| c.get(k)) {
-                            Some(v) => m.insert(k.into(), v.clone()),
-                            None => m.remove(k),
-                        };
-                    }
-                }
-            }
-            Ok(next)
-        })
-    }
-
-    /// Read-modify-write of one object: the closure changes the object and the store stamps
-    /// the new resourceVersion (and generation on a spec change). An object that is
-    /// terminating and has no finalizers left is removed. Writes of the same object are
-    /// serialised; the closure runs outside the store's lock (it must not write through the
-    /// store), except for a Namespace or a CustomResourceDefinition, whose closure runs under
-    /// the store's lock and so must not call the store at all, not even to read.
-    pub fn modify(
-        &self,
-        def: &ResourceRef,
-        ns: &str,
-        name: &str,
-        f: impl FnOnce(&mut Value) -> Result<()>,
-    ) -> Result<Arc<Value>> {
-        self.modify_inner(def, ns, name, false, f)
-    }
-
-    /// [`Store::modify`]; with `dry_run`, the new state is computed and returned (with the
-    /// current resourceVersion) but neither stored nor published.
-    pub(crate) fn modify_inner(
-        &self,
-        def: &ResourceRef,
-        ns: &str,
-        name: &str,
-        dry_run: bool,
-        f: impl FnOnce(&mut Value) -> Result<()>,
-    ) -> Result<Arc<Value>> {
-        // The copy is needed: the stored object stays as it is for the change's
-        // `previous`, the history and whoever holds it, and `f` may fail half-way.
-        self.write_inner(def, ns, name, dry_run, |current| {
-            let mut next = current.clone();
-            f(&mut next)?;
-            Ok(next)
-        })
-    }
-
     /// The stored CustomResourceDefinitions, when `def` is theirs (for name conflicts).
     fn definitions(inner: &Inner, def: &ResourceDef) -> Vec<Arc<Value>> {
         if !crd::is_crd(def) {
@@ -740,20 +324,6 @@ impl Store {
             && crate::selector::at(obj, "/metadata/deletionGracePeriodSeconds")
                 .and_then(Value::as_i64)
                 .is_some_and(|g| g > 0)
-    }
-}
-
-impl Store {
-    /// Five characters from the generateName alphabet, drawn from the store's seeded
-    /// generator (for names the server makes up, such as `kube-api-access-xxxxx`).
-    pub fn random_suffix(&self) -> String {
-        let mut inner = self.lock();
-        (0..5)
-            .map(|_| {
-                let i = inner.rng.random_range(0..GENERATE_NAME_ALPHABET.len());
-                GENERATE_NAME_ALPHABET[i] as char
-            })
-            .collect()
     }
 }
 

@@ -1,0 +1,208 @@
+//! Writing an existing object through the store's entry points: [`Store::update`] (a
+//! replacement of the main resource or of its `status` subresource, with the checks of a
+//! replacement) and [`Store::modify`] (read-modify-write); both go down the write path of
+//! [`write`](super::write).
+
+use std::sync::Arc;
+
+use crate::json::{Map, Value};
+
+use super::{Result, Store, finalizers, meta, meta_mut, meta_str, namespace};
+use crate::resources::{ResourceRef, well_known};
+use crate::status::{ApiError, FieldError};
+use crate::{crd, defaults};
+
+impl Store {
+    /// Replaces an object (the main resource, or its `status` subresource).
+    ///
+    /// A resourceVersion in the new object must match the stored one (409 Conflict otherwise).
+    pub fn update(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        new: Value,
+        subresource: Option<&str>,
+    ) -> Result<Arc<Value>> {
+        self.update_with(def, ns, name, new, subresource, false)
+    }
+
+    /// [`Store::update`], or with `dry_run` every check and the object it would store,
+    /// without storing it.
+    pub fn update_with(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        new: Value,
+        subresource: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Arc<Value>> {
+        if meta_str(&new, "name").is_some_and(|n| n != name) {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta_str(&new, "name").unwrap_or_default()
+            )));
+        }
+        let precondition = meta_str(&new, "resourceVersion").map(str::to_owned);
+        // A replacement builds the new object from the request, not from a copy of the
+        // stored one (which `modify` would make and this would throw away).
+        let spec_kept = subresource == Some("status");
+        self.write_scoped(def, ns, name, dry_run, spec_kept, |current| {
+            if let Some(rv) = &precondition
+                && meta_str(current, "resourceVersion") != Some(rv.as_str())
+            {
+                return Err(ApiError::stale(def, name));
+            }
+            let mut next = new;
+            match subresource {
+                Some("status") => {
+                    let status = next.get_mut("status").map_or(Value::Null, Value::take);
+                    // The field manager's bookkeeping of this write (see `managed_fields`).
+                    let managed = crate::selector::at(&next, "/metadata/managedFields").cloned();
+                    next = with_status(current, status);
+                    match managed {
+                        Some(Value::Array(a)) if a.is_empty() => {
+                            meta_mut(&mut next).remove("managedFields");
+                        }
+                        Some(mf) => {
+                            meta_mut(&mut next).insert("managedFields".into(), mf);
+                        }
+                        None => {}
+                    }
+                    if def.custom.is_some() {
+                        if next["status"].is_null()
+                            && let Some(m) = next.as_object_mut()
+                        {
+                            m.remove("status");
+                        }
+                        crd::normalize(def, &mut next);
+                        let causes = defaults::validate(def, &next);
+                        if !causes.is_empty() {
+                            return Err(ApiError::invalid(def, name, causes));
+                        }
+                    }
+                }
+                _ => {
+                    crd::normalize(def, &mut next);
+                    let mut causes = defaults::validate(def, &next);
+                    if crd::is_crd(def) {
+                        causes.extend(crd::validate_definition_update(current, &next));
+                    }
+                    if !causes.is_empty() {
+                        return Err(ApiError::invalid(def, name, causes));
+                    }
+                    if def == well_known::namespaces() {
+                        namespace::keep_spec_finalizers(current, &mut next);
+                    }
+                    match current.get("status") {
+                        Some(status) if def.has_subresource("status") => {
+                            next["status"] = status.clone();
+                        }
+                        // A custom resource's main endpoint never writes status.
+                        None if def.custom.is_some() && def.has_subresource("status") => {
+                            if let Some(m) = next.as_object_mut() {
+                                m.remove("status");
+                            }
+                        }
+                        _ => {}
+                    }
+                    if meta_str(current, "deletionTimestamp").is_some() {
+                        let old = finalizers(current);
+                        let added: Vec<String> = finalizers(&next)
+                            .into_iter()
+                            .filter(|f| !old.contains(f))
+                            .collect();
+                        if !added.is_empty() {
+                            let quoted: Vec<String> =
+                                added.iter().map(|f| format!("{f:?}")).collect();
+                            return Err(ApiError::invalid(
+                                def,
+                                name,
+                                vec![FieldError::forbidden(
+                                    "metadata.finalizers",
+                                    format!(
+                                        "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                                        quoted.join(", ")
+                                    ),
+                                )],
+                            ));
+                        }
+                    }
+                    let keep = [
+                        "uid",
+                        "creationTimestamp",
+                        "deletionTimestamp",
+                        "deletionGracePeriodSeconds",
+                        "generation",
+                    ];
+                    let cur_meta = meta(current);
+                    let m = meta_mut(&mut next);
+                    for k in keep {
+                        match cur_meta.and_then(|c| c.get(k)) {
+                            Some(v) => m.insert(k.into(), v.clone()),
+                            None => m.remove(k),
+                        };
+                    }
+                }
+            }
+            Ok(next)
+        })
+    }
+
+    /// Read-modify-write of one object: the closure changes the object and the store stamps
+    /// the new resourceVersion (and generation on a spec change). An object that is
+    /// terminating and has no finalizers left is removed. Writes of the same object are
+    /// serialised; the closure runs outside the store's lock (it must not write through the
+    /// store), except for a Namespace or a CustomResourceDefinition, whose closure runs under
+    /// the store's lock and so must not call the store at all, not even to read.
+    pub fn modify(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value) -> Result<()>,
+    ) -> Result<Arc<Value>> {
+        self.modify_inner(def, ns, name, false, f)
+    }
+
+    /// [`Store::modify`]; with `dry_run`, the new state is computed and returned (with the
+    /// current resourceVersion) but neither stored nor published.
+    pub(crate) fn modify_inner(
+        &self,
+        def: &ResourceRef,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+        f: impl FnOnce(&mut Value) -> Result<()>,
+    ) -> Result<Arc<Value>> {
+        // The copy is needed: the stored object stays as it is for the change's
+        // `previous`, the history and whoever holds it, and `f` may fail half-way.
+        self.write_inner(def, ns, name, dry_run, |current| {
+            let mut next = current.clone();
+            f(&mut next)?;
+            Ok(next)
+        })
+    }
+}
+
+/// `obj` with its `status` replaced by `status`, without copying the old status.
+fn with_status(obj: &Value, status: Value) -> Value {
+    let Value::Object(m) = obj else {
+        let mut next = obj.clone();
+        next["status"] = status;
+        return next;
+    };
+    let mut status = Some(status);
+    let mut next: Map = m
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "status" => (k.clone(), status.take().unwrap_or_default()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    if let Some(status) = status {
+        next.insert("status".into(), status);
+    }
+    Value::Object(next)
+}

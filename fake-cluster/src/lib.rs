@@ -54,6 +54,7 @@ pub mod selector;
 pub mod server;
 pub mod service;
 pub mod status;
+mod status_strategy;
 pub mod store;
 pub mod strategic;
 pub mod table;

@@ -148,10 +148,9 @@ impl ApiServer {
             let stored = self.store.get(&sdef, ns, name)?;
             let live = conversion::to_wire(def, &stored).into_owned();
             let mut new = obj.clone();
+            // What the write stores, as the resource's status strategy decides it.
             let mut view = if subresource == Some("status") {
-                let mut v = live.clone();
-                v["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-                v
+                crate::status_strategy::prepare(def, &live, &new)
             } else {
                 new.clone()
             };
@@ -286,9 +285,7 @@ impl ApiServer {
                     };
                     warnings = field_validation::check(def, &obj, directive)?;
                     let mut view = if subresource == Some("status") {
-                        let mut v = live.clone();
-                        v["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
-                        v
+                        crate::status_strategy::prepare(def, &live, &obj)
                     } else {
                         obj.clone()
                     };

@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use crate::json::{Map, Value};
+use crate::json::Value;
 
-use super::{Result, Store, finalizers, meta, meta_mut, meta_str, namespace};
+use super::{Result, Store, meta, meta_mut, meta_str, namespace};
 use crate::resources::{ResourceRef, well_known};
-use crate::status::{ApiError, FieldError};
+use crate::status::ApiError;
 use crate::{crd, defaults};
 
 impl Store {
@@ -57,10 +57,10 @@ impl Store {
             let mut next = new;
             match subresource {
                 Some("status") => {
-                    let status = next.get_mut("status").map_or(Value::Null, Value::take);
                     // The field manager's bookkeeping of this write (see `managed_fields`).
                     let managed = crate::selector::at(&next, "/metadata/managedFields").cloned();
-                    next = with_status(current, status);
+                    // The status, and the metadata the resource's status strategy lets through.
+                    next = crate::status_strategy::prepare(def, current, &next);
                     match managed {
                         Some(Value::Array(a)) if a.is_empty() => {
                             meta_mut(&mut next).remove("managedFields");
@@ -70,17 +70,13 @@ impl Store {
                         }
                         None => {}
                     }
+                    crate::status_strategy::forbid_new_finalizers(def, name, current, &next)?;
                     if def.custom.is_some() {
-                        if next["status"].is_null()
-                            && let Some(m) = next.as_object_mut()
-                        {
-                            m.remove("status");
-                        }
                         crd::normalize(def, &mut next);
-                        let causes = defaults::validate(def, &next);
-                        if !causes.is_empty() {
-                            return Err(ApiError::invalid(def, name, causes));
-                        }
+                    }
+                    let causes = defaults::validate(def, &next);
+                    if !causes.is_empty() {
+                        return Err(ApiError::invalid(def, name, causes));
                     }
                 }
                 _ => {
@@ -107,38 +103,10 @@ impl Store {
                         }
                         _ => {}
                     }
-                    if meta_str(current, "deletionTimestamp").is_some() {
-                        let old = finalizers(current);
-                        let added: Vec<String> = finalizers(&next)
-                            .into_iter()
-                            .filter(|f| !old.contains(f))
-                            .collect();
-                        if !added.is_empty() {
-                            let quoted: Vec<String> =
-                                added.iter().map(|f| format!("{f:?}")).collect();
-                            return Err(ApiError::invalid(
-                                def,
-                                name,
-                                vec![FieldError::forbidden(
-                                    "metadata.finalizers",
-                                    format!(
-                                        "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
-                                        quoted.join(", ")
-                                    ),
-                                )],
-                            ));
-                        }
-                    }
-                    let keep = [
-                        "uid",
-                        "creationTimestamp",
-                        "deletionTimestamp",
-                        "deletionGracePeriodSeconds",
-                        "generation",
-                    ];
+                    crate::status_strategy::forbid_new_finalizers(def, name, current, &next)?;
                     let cur_meta = meta(current);
                     let m = meta_mut(&mut next);
-                    for k in keep {
+                    for k in crate::status_strategy::KEPT_BY_EVERY_UPDATE {
                         match cur_meta.and_then(|c| c.get(k)) {
                             Some(v) => m.insert(k.into(), v.clone()),
                             None => m.remove(k),
@@ -184,25 +152,4 @@ impl Store {
             Ok(next)
         })
     }
-}
-
-/// `obj` with its `status` replaced by `status`, without copying the old status.
-fn with_status(obj: &Value, status: Value) -> Value {
-    let Value::Object(m) = obj else {
-        let mut next = obj.clone();
-        next["status"] = status;
-        return next;
-    };
-    let mut status = Some(status);
-    let mut next: Map = m
-        .iter()
-        .map(|(k, v)| match k.as_str() {
-            "status" => (k.clone(), status.take().unwrap_or_default()),
-            _ => (k.clone(), v.clone()),
-        })
-        .collect();
-    if let Some(status) = status {
-        next.insert("status".into(), status);
-    }
-    Value::Object(next)
 }

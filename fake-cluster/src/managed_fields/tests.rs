@@ -1,6 +1,8 @@
 //! Unit tests of the field manager.
 
 use super::*;
+use crate::fieldpath::path_string;
+use crate::json::json;
 use crate::type_schema::root;
 
 fn write() -> Write<'static> {

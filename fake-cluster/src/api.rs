@@ -204,6 +204,10 @@ impl ApiServer {
         let body = req.into_body();
         let name = t.name.as_deref().unwrap_or_default();
         // events.k8s.io/v1 Events live in the core Events' storage.
+        // A namespace's `finalize` takes a PUT alone (`FinalizeREST` is an Updater only).
+        if t.subresource.as_deref() == Some("finalize") && verb != "update" {
+            return (verb.into(), error_response(&ApiError::method_not_allowed()));
+        }
         if t.subresource.as_deref() == Some("scale") {
             let r = self.scale(&t.def, &ns, name, verb, &content_type, &body);
             return (verb.into(), r.unwrap_or_else(|e| error_response(&e)));

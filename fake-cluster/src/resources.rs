@@ -242,10 +242,11 @@ impl ResourceDef {
         }
         let mut out = vec![main];
         for sub in &self.subresources {
-            let verbs: &[&str] = if sub == "log" {
-                &["get"]
-            } else {
-                &["get", "patch", "update"]
+            let verbs: &[&str] = match sub.as_str() {
+                "log" => &["get"],
+                // The namespace registry's `FinalizeREST` implements Update alone.
+                "finalize" => &["update"],
+                _ => &["get", "patch", "update"],
             };
             let mut entry = json!({
                 "name": format!("{}/{sub}", self.plural),
@@ -303,7 +304,7 @@ macro_rules! def {
 
 /// The built-in resources the fake serves.
 const BUILTIN: &[Builtin] = &[
-    def!("", "v1", "namespaces", "namespace", "Namespace", false, short: &["ns"], sub: &["status"],
+    def!("", "v1", "namespaces", "namespace", "Namespace", false, short: &["ns"], sub: &["status", "finalize"],
          prop: Propagation::Background, returns_object: true, generation: false, name_is_label: true),
     def!("", "v1", "nodes", "node", "Node", false, short: &["no"], sub: &["status"],
          prop: Propagation::Background, returns_object: false, generation: false, name_is_label: false),

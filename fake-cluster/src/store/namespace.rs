@@ -12,7 +12,7 @@ use crate::json::{Value, json};
 
 use super::{Change, ChangeType, DeleteOptions, Inner, Result, Store, key, meta_mut, meta_str};
 use crate::resources::{Propagation, ResourceDef, well_known};
-use crate::status::ApiError;
+use crate::status::{ApiError, FieldError};
 
 /// The finalizer the namespace controller removes once a namespace's content is gone.
 const KUBERNETES: &str = "kubernetes";
@@ -57,6 +57,50 @@ pub(super) fn keep_spec_finalizers(current: &Value, next: &mut Value) {
             }
         }
     }
+}
+
+/// Finalizer names without a domain that validation accepts (`IsStandardFinalizerName`).
+const STANDARD_FINALIZERS: [&str; 3] = [KUBERNETES, "orphan", "foregroundDeletion"];
+
+/// A write to the `finalize` subresource, as the namespace registry's
+/// `namespaceFinalizeStrategy.PrepareForUpdate` and `ValidateNamespaceFinalizeUpdate` make
+/// it: the request's spec (its `finalizers`) and metadata, the stored status; every
+/// `spec.finalizers` entry without a domain must be a standard finalizer name
+/// (`validateKubeFinalizerName`). The caller keeps what every update keeps (uid, deletion
+/// fields, ...).
+pub(super) fn prepare_for_finalize(
+    current: &Value,
+    mut next: Value,
+) -> std::result::Result<Value, Vec<FieldError>> {
+    let causes: Vec<FieldError> = next
+        .pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let f = f.as_str().unwrap_or_default();
+            (!f.contains('/') && !STANDARD_FINALIZERS.contains(&f)).then(|| {
+                FieldError::invalid(
+                    &format!("spec.finalizers[{i}]"),
+                    f,
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                )
+            })
+        })
+        .collect();
+    if !causes.is_empty() {
+        return Err(causes);
+    }
+    match current.get("status") {
+        Some(status) => next["status"] = status.clone(),
+        None => {
+            if let Some(m) = next.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+    Ok(next)
 }
 
 /// Whether a namespace object still holds its `spec.finalizers` (`kubernetes`).

@@ -79,6 +79,17 @@ impl Store {
                         return Err(ApiError::invalid(def, name, causes));
                     }
                 }
+                // Only namespaces serve it (the router refuses it for others).
+                Some("finalize") => {
+                    next = namespace::prepare_for_finalize(current, next)
+                        .map_err(|causes| ApiError::invalid(def, name, causes))?;
+                    let causes = defaults::validate(def, &next);
+                    if !causes.is_empty() {
+                        return Err(ApiError::invalid(def, name, causes));
+                    }
+                    crate::status_strategy::forbid_new_finalizers(def, name, current, &next)?;
+                    keep_identity(current, &mut next);
+                }
                 _ => {
                     crd::normalize(def, &mut next);
                     let mut causes = defaults::validate(def, &next);
@@ -104,14 +115,7 @@ impl Store {
                         _ => {}
                     }
                     crate::status_strategy::forbid_new_finalizers(def, name, current, &next)?;
-                    let cur_meta = meta(current);
-                    let m = meta_mut(&mut next);
-                    for k in crate::status_strategy::KEPT_BY_EVERY_UPDATE {
-                        match cur_meta.and_then(|c| c.get(k)) {
-                            Some(v) => m.insert(k.into(), v.clone()),
-                            None => m.remove(k),
-                        };
-                    }
+                    keep_identity(current, &mut next);
                 }
             }
             Ok(next)
@@ -151,5 +155,17 @@ impl Store {
             f(&mut next)?;
             Ok(next)
         })
+    }
+}
+
+/// What every update keeps from the stored object (`rest.BeforeUpdate`).
+fn keep_identity(current: &Value, next: &mut Value) {
+    let cur_meta = meta(current);
+    let m = meta_mut(next);
+    for k in crate::status_strategy::KEPT_BY_EVERY_UPDATE {
+        match cur_meta.and_then(|c| c.get(k)) {
+            Some(v) => m.insert(k.into(), v.clone()),
+            None => m.remove(k),
+        };
     }
 }

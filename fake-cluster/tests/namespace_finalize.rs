@@ -161,3 +161,119 @@ async fn finalize_changes_an_active_namespace_and_takes_only_a_put() {
         .map(|(_, c)| c.operations.clone());
     assert_eq!(sub, Some(vec!["update".to_owned()]));
 }
+
+/// The namespace controller's conditions on a Terminating namespace
+/// (`ProcessContentTotals`, `updateConditions`): what is left and which finalizers hold it,
+/// updated as content goes.
+#[tokio::test]
+async fn a_terminating_namespace_says_what_content_and_finalizers_remain() {
+    let c = FakeCluster::builder().build().await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(c.client());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &cmdreporter_fake_cluster::json::from_value(json!({"metadata": {"name": "held"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "held");
+    for (name, fin) in [
+        ("a", "example.com/a"),
+        ("b", "example.com/a"),
+        ("c", "example.com/c"),
+    ] {
+        cms.create(
+            &PostParams::default(),
+            &cmdreporter_fake_cluster::json::from_value(
+                json!({"metadata": {"name": name, "finalizers": [fin]}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    namespaces
+        .delete("held", &DeleteParams::default())
+        .await
+        .unwrap();
+    let conditions = |ns: &Namespace| -> Vec<(String, String, String, String)> {
+        ns.status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                (
+                    c.type_,
+                    c.status,
+                    c.reason.unwrap_or_default(),
+                    c.message.unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let ok =
+        |t: &str, r: &str, m: &str| (t.to_owned(), "False".to_owned(), r.to_owned(), m.to_owned());
+    let first = namespaces.get("held").await.unwrap();
+    let head = vec![
+        ok(
+            "NamespaceDeletionDiscoveryFailure",
+            "ResourcesDiscovered",
+            "All resources successfully discovered",
+        ),
+        ok(
+            "NamespaceDeletionGroupVersionParsingFailure",
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed",
+        ),
+        ok(
+            "NamespaceDeletionContentFailure",
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization",
+        ),
+    ];
+    let mut want = head.clone();
+    want.push((
+        "NamespaceContentRemaining".into(),
+        "True".into(),
+        "SomeResourcesRemain".into(),
+        "Some resources are remaining: configmaps. has 3 resource instances".into(),
+    ));
+    want.push((
+        "NamespaceFinalizersRemaining".into(),
+        "True".into(),
+        "SomeFinalizersRemain".into(),
+        "Some content in the namespace has finalizers remaining: example.com/a in 2 resource instances, example.com/c in 1 resource instances".into(),
+    ));
+    assert_eq!(conditions(&first), want);
+    // One object goes: the counts follow.
+    cms.patch(
+        "c",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    let second = namespaces.get("held").await.unwrap();
+    let now = conditions(&second);
+    assert_eq!(
+        now[3].3,
+        "Some resources are remaining: configmaps. has 2 resource instances"
+    );
+    assert_eq!(
+        now[4].3,
+        "Some content in the namespace has finalizers remaining: example.com/a in 2 resource instances"
+    );
+    // The last ones go: so does the namespace.
+    for name in ["a", "b"] {
+        cms.patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(namespaces.get_opt("held").await.unwrap().is_none());
+}

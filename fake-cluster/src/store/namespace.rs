@@ -227,7 +227,19 @@ impl Store {
         else {
             return;
         };
-        if meta_str(&current, "deletionTimestamp").is_none() || !is_empty(inner, ns) {
+        if meta_str(&current, "deletionTimestamp").is_none() {
+            return;
+        }
+        if !is_empty(inner, ns) {
+            // The namespace controller's pass found content left: it says so in the
+            // namespace's conditions (written only when they change).
+            let now = self.clock.now_rfc3339_seconds();
+            let conditions = deletion_conditions(inner, ns, &current, &now);
+            if current.pointer("/status/conditions") != Some(&conditions) {
+                let mut next = (*current).clone();
+                next["status"]["conditions"] = conditions;
+                self.store_write(inner, def, "", ns, current, next);
+            }
             return;
         }
         // The namespace controller's finalize (an update emptying `spec.finalizers`) is
@@ -252,4 +264,112 @@ impl Store {
             },
         );
     }
+}
+
+/// The conditions the namespace controller writes on a Terminating namespace that still
+/// holds content, as `ProcessContentTotals` and `updateConditions`
+/// (pkg/controller/namespace/deletion/status_condition_utils.go) make them: the five types
+/// in their order, each `False` with its "ok" reason unless content or finalizers remain;
+/// a condition keeps its lastTransitionTime unless its status changes. Discovery, parsing
+/// and deletion never fail here.
+fn deletion_conditions(inner: &Inner, ns: &str, current: &Value, now: &str) -> Value {
+    use std::collections::BTreeMap;
+    let mut resources: Vec<String> = Vec::new();
+    let mut finalizers: BTreeMap<String, usize> = BTreeMap::new();
+    for (key, objects) in &inner.objects {
+        let mut count = 0;
+        for obj in objects.in_namespace(ns) {
+            count += 1;
+            for f in super::finalizers(obj) {
+                *finalizers.entry(f).or_default() += 1;
+            }
+        }
+        if count > 0 {
+            let (group, plural) = key.split_once('/').unwrap_or(("", key));
+            resources.push(format!("{plural}.{group} has {count} resource instances"));
+        }
+    }
+    resources.sort();
+    let mut held: Vec<String> = finalizers
+        .iter()
+        .map(|(f, n)| format!("{f} in {n} resource instances"))
+        .collect();
+    held.sort();
+    let remaining = |items: &[String], reason: &str, prefix: &str, ok: (&str, &str)| {
+        if items.is_empty() {
+            ("False", ok.0.to_owned(), ok.1.to_owned())
+        } else {
+            (
+                "True",
+                reason.to_owned(),
+                format!("{prefix}{}", items.join(", ")),
+            )
+        }
+    };
+    let wanted = [
+        (
+            "NamespaceDeletionDiscoveryFailure",
+            (
+                "False",
+                "ResourcesDiscovered".to_owned(),
+                "All resources successfully discovered".to_owned(),
+            ),
+        ),
+        (
+            "NamespaceDeletionGroupVersionParsingFailure",
+            (
+                "False",
+                "ParsedGroupVersions".to_owned(),
+                "All legacy kube types successfully parsed".to_owned(),
+            ),
+        ),
+        (
+            "NamespaceDeletionContentFailure",
+            (
+                "False",
+                "ContentDeleted".to_owned(),
+                "All content successfully deleted, may be waiting on finalization".to_owned(),
+            ),
+        ),
+        (
+            "NamespaceContentRemaining",
+            remaining(
+                &resources,
+                "SomeResourcesRemain",
+                "Some resources are remaining: ",
+                ("ContentRemoved", "All content successfully removed"),
+            ),
+        ),
+        (
+            "NamespaceFinalizersRemaining",
+            remaining(
+                &held,
+                "SomeFinalizersRemain",
+                "Some content in the namespace has finalizers remaining: ",
+                (
+                    "ContentHasNoFinalizers",
+                    "All content-preserving finalizers finished",
+                ),
+            ),
+        ),
+    ];
+    let old: Vec<&Value> = current
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    let conditions: Vec<Value> = wanted
+        .into_iter()
+        .map(|(kind, (status, reason, message))| {
+            let before = old.iter().find(|c| c["type"] == kind);
+            let since = before
+                .filter(|c| c["status"] == status)
+                .and_then(|c| c.get("lastTransitionTime").cloned())
+                .unwrap_or_else(|| json!(now));
+            json!({"type": kind, "status": status, "lastTransitionTime": since,
+                "reason": reason, "message": message})
+        })
+        .collect();
+    Value::Array(conditions)
 }

@@ -368,7 +368,7 @@ impl Store {
 
     /// Stores `next`, the new state of `current`, with the next resourceVersion, and
     /// publishes the change.
-    fn store_write(
+    pub(super) fn store_write(
         &self,
         inner: &mut Inner,
         def: &ResourceRef,

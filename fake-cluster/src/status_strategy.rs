@@ -16,7 +16,7 @@
 //! request's `managedFields` (the field manager's bookkeeping of the write) are set by the
 //! caller. Finalizers that pass are checked as on every update ([`forbid_new_finalizers`]),
 //! and removing the last one of a terminating object deletes it, as the store does for any
-//! update.
+//! update. A namespace's phase must match its deletionTimestamp ([`validate`]).
 
 use crate::json::{Map, Value};
 use crate::resources::{ResourceDef, well_known};
@@ -114,6 +114,35 @@ pub(crate) fn prepare(def: &ResourceDef, current: &Value, request: &Value) -> Va
         backfill_qos_class(current, &mut next);
     }
     next
+}
+
+/// What a resource's status validation refuses in the object a status write would store:
+/// for a namespace, a phase out of step with its deletionTimestamp
+/// (`ValidateNamespaceStatusUpdate`).
+pub(crate) fn validate(def: &ResourceDef, next: &Value) -> Vec<FieldError> {
+    if def != well_known::namespaces() {
+        return Vec::new();
+    }
+    let phase = next
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (wanted, detail) = if next.pointer("/metadata/deletionTimestamp").is_some() {
+        (
+            "Terminating",
+            "may only be 'Terminating' if `deletionTimestamp` is not empty",
+        )
+    } else {
+        (
+            "Active",
+            "may only be 'Active' if `deletionTimestamp` is empty",
+        )
+    };
+    if phase == wanted {
+        Vec::new()
+    } else {
+        vec![FieldError::invalid("status.Phase", phase, detail)]
+    }
 }
 
 fn finalizers(obj: &Value) -> Vec<&str> {

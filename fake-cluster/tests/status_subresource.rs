@@ -238,6 +238,23 @@ async fn namespace_and_node_status_writes_change_their_labels() {
         .unwrap();
     assert_eq!(put.labels().get("tier").map(String::as_str), Some("gold"));
     assert_eq!(put.spec, created.spec, "spec.finalizers stay");
+    // The phase follows the deletionTimestamp (ValidateNamespaceStatusUpdate).
+    let mut terminating = put.clone();
+    terminating.status.as_mut().unwrap().phase = Some("Terminating".into());
+    let err = namespaces
+        .replace_status("team", &PostParams::default(), &terminating)
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (
+            422,
+            "Namespace \"team\" is invalid: status.Phase: Invalid value: \"Terminating\": may only be 'Active' if `deletionTimestamp` is empty"
+        )
+    );
     let nodes: Api<Node> = Api::all(c.client());
     let node = nodes.list(&Default::default()).await.unwrap().items[0].name_any();
     let patched = nodes

@@ -74,7 +74,8 @@ impl Store {
                     if def.custom.is_some() {
                         crd::normalize(def, &mut next);
                     }
-                    let causes = defaults::validate(def, &next);
+                    let mut causes = defaults::validate(def, &next);
+                    causes.extend(crate::status_strategy::validate(def, &next));
                     if !causes.is_empty() {
                         return Err(ApiError::invalid(def, name, causes));
                     }

@@ -317,6 +317,26 @@ pub(crate) fn deleted_or(pod: &Pod, signal: PodSignal) -> PodSignal {
     }
 }
 
+/// `api.create(&PostParams::default(), job)`, the same request, errors and value, with the
+/// response read by [`crate::lean_json::read_job`] (its managedFields and spec skipped
+/// without serde).
+async fn create_job(
+    client: &kube::Client,
+    api: &Api<Lean<Job>>,
+    job: &Lean<Job>,
+) -> Result<Lean<Job>, kube::Error> {
+    let bytes = serde_json::to_vec(job).map_err(kube::Error::SerdeError)?;
+    let mut req = kube::core::Request::new(api.resource_url())
+        .create(&PostParams::default(), bytes)
+        .map_err(kube::Error::BuildRequest)?;
+    req.extensions_mut().insert("create");
+    let text = client.request_text(req).await?;
+    crate::lean_json::read_job(&text).map(Lean).map_err(|e| {
+        tracing::warn!("{}, {:?}", text, e);
+        kube::Error::SerdeError(e)
+    })
+}
+
 #[async_trait]
 impl Dispatcher for JobDispatcher {
     async fn dispatch(
@@ -331,8 +351,9 @@ impl Dispatcher for JobDispatcher {
         crate::reporter_image::warn_if_unpinned_default(&req.reporter_image);
         let job = Lean(build_job(req, &run.run_id, courier));
         let (api, job) = (&api, &job);
+        let client = &self.client;
         let created = retry(RETRY_ATTEMPTS, |attempt| async move {
-            match api.create(&PostParams::default(), job).await {
+            match create_job(client, api, job).await {
                 // A retry after a lost response: the Job is ours if it carries our run id.
                 Err(e) if attempt > 0 && api_code(&e) == Some(409) => {
                     let existing = api.get(&run.job_name).await?;

@@ -21,6 +21,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
+use k8s_openapi::api::batch::v1::{Job, JobStatus};
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::api::WatchEvent;
 
@@ -181,4 +182,50 @@ impl PodReader {
             status: status.flatten(),
         })
     }
+}
+
+/// Reads a Job's text as `Lean<Job>`'s `Deserialize` reads it (the response to its create):
+/// the metadata with this module's reader, the spec skipped, the status by serde_json from
+/// its own text (a value is read the same wherever its text is); anything unexpected by
+/// serde_json whole.
+pub(crate) fn read_job(json: &str) -> serde_json::Result<Job> {
+    if fields::readers_know_every_member()
+        && let Some(job) = job_members(json)
+    {
+        return Ok(job);
+    }
+    serde_json::from_str::<Lean<Job>>(json).map(|l| l.0)
+}
+
+/// The Job read member by member, or `None` for anything unexpected.
+fn job_members(json: &str) -> Option<Job> {
+    let mut s = Scan::new(json);
+    let mut times = Times::default();
+    let mut metadata = None;
+    let mut status = None;
+    s.object(|s, key| {
+        match key {
+            "metadata" if metadata.is_none() => metadata = Some(meta::meta(s, &mut times)?),
+            "status" if status.is_none() => {
+                s.ws();
+                let (start, text) = (s.at(), s.rest());
+                s.skip()?;
+                let text = text.get(..s.at() - start)?;
+                status = Some(serde_json::from_str::<Option<JobStatus>>(text).ok()?);
+            }
+            // A duplicate: serde's error.
+            "metadata" | "status" => return None,
+            _ => s.skip()?,
+        }
+        Some(())
+    })?;
+    s.ws();
+    if s.at() != json.len() {
+        return None;
+    }
+    Some(Job {
+        metadata: metadata.unwrap_or_default(),
+        spec: None,
+        status: status.flatten(),
+    })
 }

@@ -439,3 +439,49 @@ fn a_timestamp_read_again_is_the_same_value() {
     }
     assert_eq!(times.time(&mut Scan::new("\"yesterday\"")), None);
 }
+
+/// A Job as the API server answers its create (managedFields of the whole spec).
+fn job_json() -> serde_json::Value {
+    json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "j", "namespace": "default", "uid": "ju", "resourceVersion": "7",
+            "generation": 1, "creationTimestamp": "2026-12-02T00:47:29Z",
+            "labels": {"cmdreporter.io/run-id": "r1", "app.kubernetes.io/managed-by": "cmdreporter"},
+            "managedFields": [{"manager": "cmdreporter", "operation": "Update", "apiVersion": "batch/v1",
+                "time": "2026-12-02T00:47:29Z", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers":
+                    {"k:{\"name\":\"cmd\"}": {".": {}, "f:image": {}}}}}}}}]},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"containers": [{"name": "cmd",
+            "image": "bench:1", "command": ["/x", "--", "a \"b\""]}], "restartPolicy": "Never"}}},
+        "status": {"active": 1, "startTime": "2026-12-02T00:47:29Z",
+            "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": null}]}})
+}
+
+/// A Job's text, and seeded changes of it, read as serde_json reads `Lean<Job>`.
+#[test]
+fn jobs_read_as_serde_reads_them() {
+    let text = job_json().to_string();
+    let job = read_job(&text).unwrap();
+    assert_eq!(job.metadata.uid.as_deref(), Some("ju"));
+    assert!(job.metadata.managed_fields.is_none() && job.spec.is_none());
+    assert_eq!(job.status.as_ref().and_then(|s| s.active), Some(1));
+    assert!(job_members(&text).is_some());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x51_7cc1_b727_220a);
+    let mut next = |n: usize| rng.random_range(0..n);
+    let (mut errors, mut here) = (0, 0);
+    for _ in 0..2_000 {
+        let changed = mutate(&text, &mut next);
+        let serde = serde_json::from_str::<Lean<Job>>(&changed).map(|l| l.0);
+        let ours = read_job(&changed);
+        match (&serde, &ours) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{changed}"),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{changed}"),
+            _ => panic!("serde {serde:?}, ours {ours:?}: {changed}"),
+        }
+        errors += usize::from(serde.is_err());
+        here += usize::from(job_members(&changed).is_some());
+    }
+    assert!(
+        errors > 100 && here > 1_000,
+        "{errors} errors, {here} read here"
+    );
+}

@@ -203,7 +203,6 @@ impl ApiServer {
             .filter(|_| t.subresource.is_none() && table::printed(&t.def));
         let body = req.into_body();
         let name = t.name.as_deref().unwrap_or_default();
-        // events.k8s.io/v1 Events live in the core Events' storage.
         // A namespace's `finalize` takes a PUT alone (`FinalizeREST` is an Updater only).
         if t.subresource.as_deref() == Some("finalize") && verb != "update" {
             return (verb.into(), error_response(&ApiError::method_not_allowed()));
@@ -212,6 +211,7 @@ impl ApiServer {
             let r = self.scale(&t.def, &ns, name, verb, &content_type, &body);
             return (verb.into(), r.unwrap_or_else(|e| error_response(&e)));
         }
+        // events.k8s.io/v1 Events live in the core Events' storage.
         let sdef = self.store.resources().storage_of(&t.def);
         let result = match verb {
             "list" => self.list(&t, query, table),

@@ -62,6 +62,18 @@ pub fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ser
     serde_json::from_value(serde_json::Value::from(value))
 }
 
+/// The strings of the array at `pointer` in `v` (members that are not strings skipped);
+/// empty when there is no array there.
+pub(crate) fn strings_at(v: &Value, pointer: &str) -> Vec<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
 static NULL: Value = Value::Null;
 
 impl Value {

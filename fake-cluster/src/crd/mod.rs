@@ -27,7 +27,7 @@ pub use validation::{validate_definition, validate_definition_update};
 
 use std::sync::Arc;
 
-use crate::json::Value;
+use crate::json::{Value, strings_at};
 
 use crate::resources::{Propagation, ResourceDef, ResourceRef};
 use crate::status::FieldError;
@@ -101,18 +101,6 @@ pub fn is_crd(def: &ResourceDef) -> bool {
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
-}
-
-fn strings_at(v: &Value, pointer: &str) -> Vec<String> {
-    v.pointer(pointer)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn versions(crd: &Value) -> &[Value] {

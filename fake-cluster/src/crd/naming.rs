@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::json::{Value, json};
+use crate::json::{Value, json, strings_at};
 
-use super::{is_crd, str_at, strings_at, versions};
+use super::{is_crd, str_at, versions};
 use crate::resources::ResourceDef;
 
 fn condition(kind: &str, status: &str, reason: &str, message: &str, now: &str) -> Value {

@@ -139,10 +139,7 @@ impl Store {
                 Some(prefix) => {
                     let mut name = String::with_capacity(prefix.len() + 5);
                     name.push_str(prefix);
-                    for _ in 0..5 {
-                        let i = inner.rng.random_range(0..GENERATE_NAME_ALPHABET.len());
-                        name.push(GENERATE_NAME_ALPHABET[i] as char);
-                    }
+                    name.push_str(&Self::suffix(inner));
                     name
                 }
                 None => {
@@ -193,7 +190,12 @@ impl Store {
     /// Five characters from the generateName alphabet, drawn from the store's seeded
     /// generator (for names the server makes up, such as `kube-api-access-xxxxx`).
     pub fn random_suffix(&self) -> String {
-        let mut inner = self.lock();
+        Self::suffix(&mut self.lock())
+    }
+
+    /// Five characters from the generateName alphabet (the server's
+    /// `SimpleNameGenerator`), drawn from `inner`'s seeded generator.
+    fn suffix(inner: &mut Inner) -> String {
         (0..5)
             .map(|_| {
                 let i = inner.rng.random_range(0..GENERATE_NAME_ALPHABET.len());

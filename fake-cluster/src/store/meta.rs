@@ -28,14 +28,5 @@ pub(super) fn meta_mut(obj: &mut Value) -> &mut Map {
 }
 
 pub(super) fn finalizers(obj: &Value) -> Vec<String> {
-    meta(obj)
-        .and_then(|m| m.get("finalizers"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::json::strings_at(obj, "/metadata/finalizers")
 }

@@ -18,7 +18,9 @@
 //! and removing the last one of a terminating object deletes it, as the store does for any
 //! update. A namespace's phase must match its deletionTimestamp ([`validate`]).
 
-use crate::json::{Map, Value};
+use std::collections::BTreeSet;
+
+use crate::json::{Map, Value, strings_at};
 use crate::resources::{ResourceDef, well_known};
 use crate::status::{ApiError, FieldError};
 
@@ -145,18 +147,10 @@ pub(crate) fn validate(def: &ResourceDef, next: &Value) -> Vec<FieldError> {
     }
 }
 
-fn finalizers(obj: &Value) -> Vec<&str> {
-    obj.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect()
-}
-
 /// 422 for an update (of the object or its status) that adds finalizers to an object being
 /// deleted, as `ValidateObjectMetaUpdate` (apimachinery `ValidateNoNewFinalizers`) refuses
-/// it.
+/// it: the new ones named once each, in sorted order (`sets.NewString(...).Difference`,
+/// then `List()`).
 pub(crate) fn forbid_new_finalizers(
     def: &ResourceDef,
     name: &str,
@@ -166,10 +160,12 @@ pub(crate) fn forbid_new_finalizers(
     if current.pointer("/metadata/deletionTimestamp").is_none() {
         return Ok(());
     }
-    let old = finalizers(current);
-    let added: Vec<String> = finalizers(next)
+    let old = strings_at(current, "/metadata/finalizers");
+    let added: Vec<String> = strings_at(next, "/metadata/finalizers")
         .into_iter()
         .filter(|f| !old.contains(f))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .map(|f| format!("{f:?}"))
         .collect();
     if added.is_empty() {
@@ -247,5 +243,25 @@ mod tests {
         assert_eq!(cm["metadata"]["labels"], json!({"a": "1"}));
         assert_eq!(cm["metadata"].get("finalizers"), None);
         assert_eq!(cm["status"], json!({"phase": "Failed"}));
+    }
+
+    #[test]
+    fn new_finalizers_on_a_deleted_object_are_named_once_each_in_sorted_order() {
+        let current = json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z",
+            "finalizers": ["example.com/kept"]}});
+        let next = json!({"metadata": {"name": "p", "finalizers":
+            ["example.com/kept", "z.example.com/b", "a.example.com/c", "z.example.com/b"]}});
+        let Err(e) = forbid_new_finalizers(well_known::pods(), "p", &current, &next) else {
+            panic!("new finalizers on a deleted object pass");
+        };
+        let status = e.to_status();
+        let message = status["message"].as_str().unwrap_or_default();
+        assert!(
+            message.ends_with(
+                r#"found new finalizers []string{"a.example.com/c", "z.example.com/b"}"#
+            ),
+            "{message}"
+        );
+        assert!(forbid_new_finalizers(well_known::pods(), "p", &current, &current).is_ok());
     }
 }

@@ -170,6 +170,18 @@ fn set_default(obj: &mut Value, key: &str, value: impl FnOnce() -> Value) {
     }
 }
 
+/// Sets the string field `key` to `value` where it is missing, `null` or empty, as the
+/// real defaulters test a string field (`if obj.SchedulerName == ""`): a client that sends
+/// `""` gets the default.
+fn set_default_string(obj: &mut Value, key: &str, value: &str) {
+    if let Some(m) = obj.as_object_mut()
+        && m.get(key)
+            .is_none_or(|v| v.is_null() || v.as_str() == Some(""))
+    {
+        m.insert(key.into(), Value::from(value));
+    }
+}
+
 fn image_pull_policy(image: &str) -> &'static str {
     let name = image.rsplit('/').next().unwrap_or(image);
     if image.contains('@') {
@@ -207,15 +219,16 @@ fn default_containers(list: Option<&mut Value>) {
     }
 }
 
-/// Applies the API server's pod spec defaults.
+/// Applies the API server's pod spec defaults (`SetDefaults_PodSpec` and its kin in
+/// pkg/apis/core/v1/defaults.go).
 pub fn default_pod_spec(spec: &mut Value) {
     if !spec.is_object() {
         return;
     }
-    set_default(spec, "restartPolicy", || Value::from("Always"));
+    set_default_string(spec, "restartPolicy", "Always");
     set_default(spec, "terminationGracePeriodSeconds", || Value::from(30));
-    set_default(spec, "dnsPolicy", || Value::from("ClusterFirst"));
-    set_default(spec, "schedulerName", || Value::from("default-scheduler"));
+    set_default_string(spec, "dnsPolicy", "ClusterFirst");
+    set_default_string(spec, "schedulerName", "default-scheduler");
     set_default(spec, "securityContext", || Value::Object(Map::new()));
     set_default(spec, "enableServiceLinks", || Value::Bool(true));
     set_default(spec, "priority", || Value::from(0));

@@ -323,3 +323,28 @@ async fn a_pod_for_another_scheduler_is_left_unbound_without_conditions() {
     );
     assert!(events_of(&cluster, "other").await.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_scheduler_name_is_defaulted_and_the_pod_is_scheduled() {
+    let rt = ScriptedRuntime::new();
+    rt.image("app:1", app_image());
+    let cluster = cluster_on(rt).await;
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client());
+    // `SetDefaults_PodSpec` tests `SchedulerName == ""`: an empty name is the default one
+    // (k8s-openapi sends `Some("")` as `""`), and so are an empty dnsPolicy and restartPolicy.
+    let created = pods
+        .create(
+            &PostParams::default(),
+            &pod(
+                "empty",
+                json!({"schedulerName": "", "dnsPolicy": "", "restartPolicy": ""}),
+            ),
+        )
+        .await
+        .unwrap();
+    let spec = created.spec.unwrap();
+    assert_eq!(spec.scheduler_name.as_deref(), Some("default-scheduler"));
+    assert_eq!(spec.dns_policy.as_deref(), Some("ClusterFirst"));
+    assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
+    wait_until(&cluster, LIMIT, || node_of(&cluster, "empty").is_some()).await;
+}

@@ -705,3 +705,39 @@ async fn unknown_fields_warn_by_default_and_fail_when_strict() {
         "299 - \"unknown field \\\"datta\\\"\""
     );
 }
+
+#[tokio::test]
+async fn an_update_with_another_objects_uid_is_invalid() {
+    let cluster = cluster().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(cluster.client());
+    let mut old = cms.create(&PostParams::default(), &cm("c")).await.unwrap();
+    cms.delete("c", &DeleteParams::default()).await.unwrap();
+    let successor = cms.create(&PostParams::default(), &cm("c")).await.unwrap();
+    // The earlier object, without a resourceVersion (an unconditional update), replaces
+    // nothing: its uid is not the stored one (`ValidateObjectMetaUpdate`).
+    old.metadata.resource_version = None;
+    old.data = Some([("k".to_owned(), "old".to_owned())].into());
+    let uid = old.metadata.uid.clone().unwrap();
+    let status = api_error(
+        cms.replace("c", &PostParams::default(), &old)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        status.message,
+        format!(
+            r#"ConfigMap "c" is invalid: metadata.uid: Invalid value: "{uid}": field is immutable"#
+        )
+    );
+    let stored = cms.get("c").await.unwrap();
+    assert_eq!(stored.metadata.uid, successor.metadata.uid);
+    assert_eq!(stored.data.unwrap()["k"], "v");
+    // An empty uid takes the stored one (`rest.BeforeUpdate`).
+    old.metadata.uid = Some(String::new());
+    let replaced = cms
+        .replace("c", &PostParams::default(), &old)
+        .await
+        .unwrap();
+    assert_eq!(replaced.metadata.uid, successor.metadata.uid);
+}

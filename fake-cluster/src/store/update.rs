@@ -9,7 +9,7 @@ use crate::json::Value;
 
 use super::{Result, Store, meta, meta_mut, meta_str, namespace};
 use crate::resources::{ResourceRef, well_known};
-use crate::status::ApiError;
+use crate::status::{ApiError, FieldError};
 use crate::{crd, defaults};
 
 impl Store {
@@ -55,6 +55,10 @@ impl Store {
                 return Err(ApiError::stale(def, name));
             }
             let mut next = new;
+            // A custom resource's status write takes nothing of the request's metadata.
+            if !(subresource == Some("status") && def.custom.is_some()) {
+                check_uid(def, name, current, &next)?;
+            }
             match subresource {
                 Some("status") => {
                     // The field manager's bookkeeping of this write (see `managed_fields`).
@@ -156,6 +160,25 @@ impl Store {
             f(&mut next)?;
             Ok(next)
         })
+    }
+}
+
+/// 422 for an update whose `metadata.uid` is not the stored one, as
+/// `ValidateObjectMetaUpdate` (`ValidateImmutableField`) refuses it after
+/// `rest.BeforeUpdate` has given an empty uid the stored one: a replacement built from an
+/// earlier object of the same name does not overwrite its successor.
+fn check_uid(def: &ResourceRef, name: &str, current: &Value, next: &Value) -> Result<()> {
+    match meta_str(next, "uid").filter(|u| !u.is_empty()) {
+        Some(uid) if Some(uid) != meta_str(current, "uid") => Err(ApiError::invalid(
+            def,
+            name,
+            vec![FieldError::invalid(
+                "metadata.uid",
+                uid,
+                "field is immutable",
+            )],
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -203,17 +203,15 @@ fn default_containers(list: Option<&mut Value>) {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        set_default(c, "terminationMessagePath", || {
-            Value::from("/dev/termination-log")
-        });
-        set_default(c, "terminationMessagePolicy", || Value::from("File"));
-        set_default(c, "imagePullPolicy", || {
-            Value::from(image_pull_policy(&image))
-        });
+        // `SetDefaults_Container` and `SetDefaults_ContainerPort` test these strings
+        // against "", as `SetDefaults_PodSpec` does its own: an empty one is defaulted too.
+        set_default_string(c, "terminationMessagePath", "/dev/termination-log");
+        set_default_string(c, "terminationMessagePolicy", "File");
+        set_default_string(c, "imagePullPolicy", image_pull_policy(&image));
         set_default(c, "resources", || Value::Object(Map::new()));
         if let Some(Value::Array(ports)) = c.get_mut("ports") {
             for port in ports {
-                set_default(port, "protocol", || Value::from("TCP"));
+                set_default_string(port, "protocol", "TCP");
             }
         }
     }

@@ -348,3 +348,30 @@ async fn an_empty_scheduler_name_is_defaulted_and_the_pod_is_scheduled() {
     assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
     wait_until(&cluster, LIMIT, || node_of(&cluster, "empty").is_some()).await;
 }
+
+#[tokio::test]
+async fn empty_container_strings_get_their_defaults() {
+    let cluster = cluster_on(ScriptedRuntime::new()).await;
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client());
+    // `SetDefaults_Container` and `SetDefaults_ContainerPort` test `== ""`, as
+    // `SetDefaults_PodSpec` does: what k8s-openapi sends for `Some("")` gets the default.
+    let container = json!({"name": "main", "image": "app:latest", "imagePullPolicy": "",
+        "terminationMessagePath": "", "terminationMessagePolicy": "",
+        "ports": [{"containerPort": 80, "protocol": ""}]});
+    let created = pods
+        .create(
+            &PostParams::default(),
+            &pod("empty-strings", json!({"containers": [container]})),
+        )
+        .await
+        .unwrap();
+    let c = &created.spec.unwrap().containers[0];
+    assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
+    assert_eq!(
+        c.termination_message_path.as_deref(),
+        Some("/dev/termination-log")
+    );
+    assert_eq!(c.termination_message_policy.as_deref(), Some("File"));
+    let ports = c.ports.as_deref().unwrap_or_default();
+    assert_eq!(ports[0].protocol.as_deref(), Some("TCP"));
+}

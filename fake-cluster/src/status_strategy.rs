@@ -34,6 +34,17 @@ pub(crate) const KEPT_BY_EVERY_UPDATE: [&str; 5] = [
     "generation",
 ];
 
+/// Sets each of `keys` in the new metadata `meta` as the stored metadata `old` has it
+/// (removed where `old` has none).
+pub(crate) fn keep_stored(old: Option<&Map>, meta: &mut Map, keys: &[&str]) {
+    for key in keys {
+        match old.and_then(|m| m.get(key)) {
+            Some(v) => meta.insert((*key).into(), v.clone()),
+            None => meta.remove(key),
+        };
+    }
+}
+
 /// What `metav1.ResetObjectMetaForStatus` takes from the stored object.
 const RESET_FOR_STATUS: [&str; 6] = [
     "deletionTimestamp",
@@ -93,12 +104,8 @@ pub(crate) fn prepare(def: &ResourceDef, current: &Value, request: &Value) -> Va
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        for key in kept.iter().chain(KEPT_BY_EVERY_UPDATE.iter()) {
-            match old.and_then(|m| m.get(key)) {
-                Some(v) => meta.insert((*key).into(), v.clone()),
-                None => meta.remove(key),
-            };
-        }
+        keep_stored(old, &mut meta, kept);
+        keep_stored(old, &mut meta, &KEPT_BY_EVERY_UPDATE);
         // Name, namespace and resourceVersion are the stored ones here: the URL names the
         // object and the caller has checked the precondition.
         for key in ["name", "namespace", "resourceVersion"] {

@@ -3,7 +3,7 @@
 //! and, for `restricted`, also allowPrivilegeEscalation, capabilities, volume types,
 //! runAsNonRoot, runAsUser=0 and the seccomp profile; each violation with the real message.
 
-use crate::json::{Value, json};
+use crate::json::{Value, json, strings_at};
 
 use crate::selector::at;
 
@@ -63,14 +63,31 @@ pub fn violations(spec: &Value, restricted: bool) -> Vec<(String, String)> {
     let select = |f: &dyn Fn(&Value) -> bool| -> Vec<String> {
         list.iter().filter(|c| f(c)).map(|c| name(c)).collect()
     };
-    let added = |c: &Value| -> Vec<String> {
-        at(c, "/securityContext/capabilities/add")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect()
+    // The containers that add capabilities beyond those `allowed` lets through, in one
+    // detail with every such capability once, sorted, as `CheckCapabilitiesBaseline` and
+    // `CheckCapabilitiesRestricted` word it (`joinQuote(badContainers)`,
+    // `joinQuote(forbiddenCapabilities.List())`).
+    let added_beyond = |allowed: &dyn Fn(&str) -> bool| -> Option<String> {
+        let mut bad = Vec::new();
+        let mut caps = std::collections::BTreeSet::new();
+        for c in &list {
+            let extra: Vec<String> = strings_at(c, "/securityContext/capabilities/add")
+                .into_iter()
+                .filter(|a| !allowed(a))
+                .collect();
+            if !extra.is_empty() {
+                bad.push(name(c));
+                caps.extend(extra);
+            }
+        }
+        let quoted: Vec<String> = caps.iter().map(|a| format!("\"{a}\"")).collect();
+        (!bad.is_empty()).then(|| {
+            format!(
+                "{} must not include {} in securityContext.capabilities.add",
+                containers("", &bad),
+                quoted.join(", ")
+            )
+        })
     };
     let volumes: Vec<&Value> = spec
         .get("volumes")
@@ -104,22 +121,12 @@ pub fn violations(spec: &Value, restricted: bool) -> Vec<(String, String)> {
     }
     // capabilities_baseline (overridden by capabilities_restricted)
     if !restricted {
-        let mut details = Vec::new();
-        for c in &list {
-            let extra: Vec<String> = added(c)
+        push(
+            "non-default capabilities",
+            added_beyond(&|a| BASELINE_CAPABILITIES.contains(&a))
                 .into_iter()
-                .filter(|a| !BASELINE_CAPABILITIES.contains(&a.as_str()))
-                .map(|a| format!("\"{a}\""))
-                .collect();
-            if !extra.is_empty() {
-                details.push(format!(
-                    "{} must not include {} in securityContext.capabilities.add",
-                    containers("", &[name(c)]),
-                    extra.join(", ")
-                ));
-            }
-        }
-        push("non-default capabilities", details);
+                .collect(),
+        );
     } else {
         // capabilities_restricted
         let mut details = Vec::new();
@@ -134,20 +141,7 @@ pub fn violations(spec: &Value, restricted: bool) -> Vec<(String, String)> {
                 containers("", &no_drop)
             ));
         }
-        for c in &list {
-            let extra: Vec<String> = added(c)
-                .into_iter()
-                .filter(|a| a != "NET_BIND_SERVICE")
-                .map(|a| format!("\"{a}\""))
-                .collect();
-            if !extra.is_empty() {
-                details.push(format!(
-                    "{} must not include {} in securityContext.capabilities.add",
-                    containers("", &[name(c)]),
-                    extra.join(", ")
-                ));
-            }
-        }
+        details.extend(added_beyond(&|a| a == "NET_BIND_SERVICE"));
         push("unrestricted capabilities", details);
     }
     // hostNamespaces
@@ -353,5 +347,34 @@ mod tests {
             "initContainers": [{"name": "i", "securityContext": sc}],
             "containers": [{"name": "c", "securityContext": sc}]});
         assert_eq!(violations(&spec, true), Vec::<(String, String)>::new());
+    }
+
+    #[test]
+    fn added_capabilities_are_one_detail_naming_the_containers_and_each_capability_once() {
+        // `CheckCapabilitiesBaseline` / `CheckCapabilitiesRestricted`: one detail, the bad
+        // containers in order, the capabilities as a sorted set.
+        let spec = json!({"containers": [
+            {"name": "a", "securityContext": {"capabilities": {"add": ["SYS_TIME", "CHOWN", "NET_ADMIN"]}}},
+            {"name": "b", "securityContext": {"capabilities":
+                {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}}},
+            {"name": "c", "securityContext": {"capabilities": {"add": ["SYS_TIME"]}}}]});
+        let of = |restricted: bool, reason: &str| {
+            violations(&spec, restricted)
+                .into_iter()
+                .find(|(r, _)| r == reason)
+                .map(|(_, d)| d)
+        };
+        assert_eq!(
+            of(false, "non-default capabilities").as_deref(),
+            Some(
+                "containers \"a\", \"c\" must not include \"NET_ADMIN\", \"SYS_TIME\" in securityContext.capabilities.add"
+            )
+        );
+        assert_eq!(
+            of(true, "unrestricted capabilities").as_deref(),
+            Some(
+                "containers \"a\", \"c\" must set securityContext.capabilities.drop=[\"ALL\"]; containers \"a\", \"c\" must not include \"CHOWN\", \"NET_ADMIN\", \"SYS_TIME\" in securityContext.capabilities.add"
+            )
+        );
     }
 }

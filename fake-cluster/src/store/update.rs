@@ -184,12 +184,6 @@ fn check_uid(def: &ResourceRef, name: &str, current: &Value, next: &Value) -> Re
 
 /// What every update keeps from the stored object (`rest.BeforeUpdate`).
 fn keep_identity(current: &Value, next: &mut Value) {
-    let cur_meta = meta(current);
-    let m = meta_mut(next);
-    for k in crate::status_strategy::KEPT_BY_EVERY_UPDATE {
-        match cur_meta.and_then(|c| c.get(k)) {
-            Some(v) => m.insert(k.into(), v.clone()),
-            None => m.remove(k),
-        };
-    }
+    use crate::status_strategy::{KEPT_BY_EVERY_UPDATE, keep_stored};
+    keep_stored(meta(current), meta_mut(next), &KEPT_BY_EVERY_UPDATE);
 }
